@@ -1,0 +1,84 @@
+"""runai_model_streamer: stream safetensors weights into torch tensors with concurrent reads.
+
+Importing the package is cheap and never needs the native library; the public classes are
+imported on first access, and libstreamer is loaded when a streamer is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from typing import TYPE_CHECKING, Any
+
+from runai_model_streamer._config import apply_log_level
+
+try:
+    __version__: str = importlib.metadata.version("runai-model-streamer")
+except importlib.metadata.PackageNotFoundError:
+    __version__ = "0.0.0+unknown"
+
+_logger = logging.getLogger(__name__)
+apply_log_level(_logger)
+
+if TYPE_CHECKING:
+    from runai_model_streamer._errors import (
+        BackendError,
+        BackendNotInstalledError,
+        RunaiStreamerError,
+        SafetensorsFormatError,
+        StreamerConfigError,
+        StreamerLibraryError,
+    )
+    from runai_model_streamer.file_streamer import FileChunks, FileStreamer
+    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+    from runai_model_streamer.safetensors_streamer import SafetensorsStreamer, TensorMetadata
+    from runai_model_streamer.storage import ObjectStorageModel, list_safetensors, pull_files
+
+_LAZY = {
+    "SafetensorsStreamer": "runai_model_streamer.safetensors_streamer",
+    "TensorMetadata": "runai_model_streamer.safetensors_streamer",
+    "FileStreamer": "runai_model_streamer.file_streamer",
+    "FileChunks": "runai_model_streamer.file_streamer",
+    "ObjectStorageModel": "runai_model_streamer.storage",
+    "list_safetensors": "runai_model_streamer.storage",
+    "pull_files": "runai_model_streamer.storage",
+    "S3Credentials": "runai_model_streamer.s3_utils.s3_utils",
+    "RunaiStreamerError": "runai_model_streamer._errors",
+    "StreamerLibraryError": "runai_model_streamer._errors",
+    "StreamerConfigError": "runai_model_streamer._errors",
+    "SafetensorsFormatError": "runai_model_streamer._errors",
+    "BackendNotInstalledError": "runai_model_streamer._errors",
+    "BackendError": "runai_model_streamer._errors",
+}
+
+__all__ = [
+    "BackendError",
+    "BackendNotInstalledError",
+    "FileChunks",
+    "FileStreamer",
+    "ObjectStorageModel",
+    "RunaiStreamerError",
+    "S3Credentials",
+    "SafetensorsFormatError",
+    "SafetensorsStreamer",
+    "StreamerConfigError",
+    "StreamerLibraryError",
+    "TensorMetadata",
+    "__version__",
+    "list_safetensors",
+    "pull_files",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runai_model_streamer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

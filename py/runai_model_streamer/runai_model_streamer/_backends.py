@@ -1,0 +1,158 @@
+"""Object-storage backend plugins, found through entry points.
+
+A plugin distribution (``runai-model-streamer-s3``...) declares an entry point in the group
+``runai_model_streamer.backends`` whose name is the URI scheme it serves (``s3``, ``gs``, ``az``;
+``testfs`` for the test plugin) and whose value is a module with:
+
+``library_path() -> str``
+    Absolute path of the plugin's native library, inside the plugin's own package.
+``backend_options(credentials: S3Credentials | None) -> dict[str, str]``
+    Options handed to ``runai_streamer_register_backend`` (credentials, endpoint, region...).
+
+The core registers the backend with its engine, by absolute path, the first time a URI with that
+scheme is streamed (and again when the options change).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from runai_model_streamer._errors import BackendError, BackendNotInstalledError
+
+if TYPE_CHECKING:
+    from runai_model_streamer._native import Engine
+    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+
+ENTRY_POINT_GROUP = "runai_model_streamer.backends"
+
+#: scheme -> (distribution to install, extra of runai-model-streamer that pulls it)
+PLUGIN_DISTRIBUTIONS: dict[str, tuple[str, str]] = {
+    "s3": ("runai-model-streamer-s3", "s3"),
+    "gs": ("runai-model-streamer-gcs", "gcs"),
+    "az": ("runai-model-streamer-azure", "azure"),
+}
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def uri_scheme(path: str) -> str | None:
+    """``"s3://bucket/key"`` -> ``"s3"``; a local path (or ``file://`` URI) -> None."""
+    match = _SCHEME_RE.match(path)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    return None if scheme == "file" else scheme
+
+
+def to_engine_path(path: str | os.PathLike[str]) -> str:
+    """The string handed to the engine: local paths as given, ``file://`` URIs as local paths."""
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise TypeError(f"paths must be str or os.PathLike[str], got {type(path).__name__}")
+    if text.lower().startswith("file://"):
+        return text[len("file://") :]
+    return text
+
+
+def install_hint(scheme: str) -> str:
+    known = PLUGIN_DISTRIBUTIONS.get(scheme)
+    if known is None:
+        return f"no installed package declares a '{ENTRY_POINT_GROUP}' entry point named '{scheme}'"
+    distribution, extra = known
+    return f"install {distribution}: pip install runai-model-streamer[{extra}]"
+
+
+@dataclass(frozen=True)
+class BackendPlugin:
+    scheme: str
+    entry_point: importlib.metadata.EntryPoint
+
+    @property
+    def module_name(self) -> str:
+        return self.entry_point.value
+
+    @property
+    def distribution(self) -> str | None:
+        dist = getattr(self.entry_point, "dist", None)
+        return None if dist is None else f"{dist.metadata['Name']} {dist.version}"
+
+    def load(self) -> ModuleType:
+        try:
+            module = self.entry_point.load()
+        except Exception as error:
+            raise BackendError(
+                f"the backend plugin for {self.scheme}:// ({self.module_name}) failed to import: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        for attribute in ("library_path", "backend_options"):
+            if not callable(getattr(module, attribute, None)):
+                raise BackendError(
+                    f"the backend plugin for {self.scheme}:// ({self.module_name}) has no "
+                    f"{attribute}() function"
+                )
+        return module
+
+    def library_path(self) -> str:
+        path = str(self.load().library_path())
+        if not os.path.isabs(path):
+            raise BackendError(
+                f"the backend plugin for {self.scheme}:// ({self.module_name}) returned a "
+                f"relative library path {path!r}; it must be absolute"
+            )
+        return path
+
+
+def find_backends() -> dict[str, BackendPlugin]:
+    """Installed plugins by scheme (the first one found wins for a duplicated scheme)."""
+    found: dict[str, BackendPlugin] = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        scheme = entry_point.name.lower()
+        found.setdefault(scheme, BackendPlugin(scheme, entry_point))
+    return found
+
+
+def find_backend(scheme: str, uri: str) -> BackendPlugin:
+    plugin = find_backends().get(scheme)
+    if plugin is None:
+        raise BackendNotInstalledError(
+            f"cannot read {uri}: no backend for {scheme}:// URIs is installed; "
+            f"{install_hint(scheme)}"
+        )
+    return plugin
+
+
+def _options(module: ModuleType, credentials: Any, scheme: str) -> Mapping[str, str]:
+    options = module.backend_options(credentials)
+    if not isinstance(options, Mapping):
+        raise BackendError(
+            f"backend_options() of the {scheme}:// plugin returned "
+            f"{type(options).__name__}, not a dict"
+        )
+    return {str(key): str(value) for key, value in options.items() if value is not None}
+
+
+def register_backends(
+    engine: Engine, paths: Iterable[str], credentials: S3Credentials | None = None
+) -> None:
+    """Registers with ``engine`` the backend of every URI scheme among ``paths``."""
+    first_uri: dict[str, str] = {}
+    for path in paths:
+        scheme = uri_scheme(path)
+        if scheme is not None:
+            first_uri.setdefault(scheme, path)
+    for scheme, uri in first_uri.items():
+        plugin = find_backend(scheme, uri)
+        module = plugin.load()
+        library_path = str(module.library_path())
+        if not os.path.isabs(library_path):
+            raise BackendError(
+                f"the backend plugin for {scheme}:// ({plugin.module_name}) returned a relative "
+                f"library path {library_path!r}; it must be absolute"
+            )
+        engine.register_backend(scheme, library_path, _options(module, credentials, scheme))

@@ -1,0 +1,116 @@
+"""Settings read from the environment (validated, with errors naming the variable and value).
+
+``RUNAI_STREAMER_CONCURRENCY``, ``RUNAI_STREAMER_CHUNK_BYTESIZE`` and ``RUNAI_STREAMER_TIMEOUT_MS``
+are read and validated by the native library when a streamer is created. The Python side reads:
+
+``RUNAI_STREAMER_MEMORY_LIMIT``
+    Bytes of destination memory in flight: ``-1`` (default) unlimited, ``0`` the largest tensor,
+    ``N`` at most N bytes (plus one tensor when a single tensor is larger than N).
+``RUNAI_STREAMER_LOG_LEVEL``
+    Level of the ``runai_model_streamer`` logger (``DEBUG``, ``INFO``, ``WARNING``... or a number).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from collections.abc import Mapping
+
+from runai_model_streamer._errors import StreamerConfigError
+
+MEMORY_LIMIT_ENV_VAR = "RUNAI_STREAMER_MEMORY_LIMIT"
+LOG_LEVEL_ENV_VAR = "RUNAI_STREAMER_LOG_LEVEL"
+UNLIMITED = -1
+LARGEST_TENSOR = 0
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ki": 1024,
+    "kib": 1024,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "gi": 1024**3,
+    "gib": 1024**3,
+    "ti": 1024**4,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str) -> int:
+    """Parses ``"256MB"``, ``"1.5GiB"``, ``"4096"``... into bytes; raises ValueError."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (examples: 4096, 256MB, 1GiB)")
+    number, unit = match.group(1), (match.group(2) or "").lower()
+    return int(float(number) * _UNITS[unit]) if "." in number else int(number) * _UNITS[unit]
+
+
+def parse_memory_limit(value: object, source: str = MEMORY_LIMIT_ENV_VAR) -> int:
+    """Validates a memory limit: -1 (unlimited), 0 (largest tensor) or a positive byte count."""
+    if value is None:
+        return UNLIMITED
+    if isinstance(value, bool):
+        raise StreamerConfigError(f"{source}={value!r} is not a number of bytes")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if text == "":
+            return UNLIMITED
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = parse_size(text)
+            except ValueError:
+                raise StreamerConfigError(
+                    f"{source}={value!r} is not a number of bytes "
+                    "(-1: unlimited, 0: the largest tensor, N: at most N bytes in flight)"
+                ) from None
+    if number < UNLIMITED:
+        raise StreamerConfigError(
+            f"{source}={value!r} is negative; use -1 for unlimited, 0 for the largest tensor, "
+            "or a positive number of bytes"
+        )
+    return number
+
+
+def memory_limit_from_env(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    return parse_memory_limit(env.get(MEMORY_LIMIT_ENV_VAR), MEMORY_LIMIT_ENV_VAR)
+
+
+def parse_log_level(value: str) -> int:
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    level = logging.getLevelName(text.upper())
+    if isinstance(level, int):
+        return level
+    raise StreamerConfigError(
+        f"{LOG_LEVEL_ENV_VAR}={value!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)"
+    )
+
+
+def apply_log_level(logger: logging.Logger, env: Mapping[str, str] | None = None) -> None:
+    """Sets the package logger's level from RUNAI_STREAMER_LOG_LEVEL (warns when invalid)."""
+    env = os.environ if env is None else env
+    value = env.get(LOG_LEVEL_ENV_VAR)
+    if not value:
+        return
+    try:
+        logger.setLevel(parse_log_level(value))
+    except StreamerConfigError as error:
+        warnings.warn(str(error), RuntimeWarning, stacklevel=3)

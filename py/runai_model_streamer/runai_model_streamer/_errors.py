@@ -1,0 +1,53 @@
+"""Exceptions raised by runai_model_streamer.
+
+Every error derives from :class:`RunaiStreamerError` and also from the builtin exception a
+caller would expect (``FileNotFoundError`` for a missing file, ``ValueError`` for a malformed
+file or a bad setting...), so both ``except RunaiStreamerError`` and the usual builtin
+``except`` clauses work. Messages name the file or URI and the cause.
+"""
+
+from __future__ import annotations
+
+
+class RunaiStreamerError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class StreamerLibraryError(RunaiStreamerError, OSError):
+    """The native library could not be found, loaded, or has an incompatible API version."""
+
+
+class StreamerConfigError(RunaiStreamerError, ValueError):
+    """A configuration value (environment variable or argument) is invalid."""
+
+
+class SafetensorsFormatError(RunaiStreamerError, ValueError):
+    """A file is not a valid safetensors file (the message names the file and the problem)."""
+
+
+class StreamerFileNotFoundError(RunaiStreamerError, FileNotFoundError):
+    """A file or object does not exist."""
+
+
+class StreamerPermissionError(RunaiStreamerError, PermissionError):
+    """Access to a file or object was denied."""
+
+
+class StreamerIsADirectoryError(RunaiStreamerError, IsADirectoryError):
+    """A directory was given where a file was expected."""
+
+
+class StreamerIOError(RunaiStreamerError, OSError):
+    """Reading a file or object failed (I/O error, short file, object-storage error)."""
+
+
+class BackendNotInstalledError(RunaiStreamerError, ImportError):
+    """No installed plugin serves the URI scheme; the message says what to install."""
+
+
+class BackendError(RunaiStreamerError, OSError):
+    """A backend plugin could not be loaded or configured."""
+
+
+class StreamCancelledError(RunaiStreamerError):
+    """A read was cancelled before it completed."""

@@ -1,0 +1,298 @@
+"""The streaming core shared by SafetensorsStreamer and FileStreamer.
+
+Input: for each file, byte ranges ("items"). The planner groups each file's items into
+*windows*; a window is one destination buffer (``runai_streamer_alloc``: huge pages, prefaulted
+by several threads) and one engine request whose ranges are the window's items. Items adjacent
+in the file get adjacent destinations, so the engine can merge their reads; every other item
+starts at a 64-byte aligned destination.
+
+Without a memory limit a window is a whole file: one buffer and one request per file. With a
+limit L, a window holds at most L bytes (one item larger than L gets a window of its own), and
+windows are submitted only while the bytes of windows not yet fully handed out stay within L.
+Without a limit, windows are submitted ahead up to :data:`PREFETCH_BYTES`.
+
+Items are yielded file by file in the given order, and within a window in completion order.
+
+Buffers: with ``owned=True`` every window gets a fresh buffer, freed by ``runai_streamer_free``
+when the last tensor viewing it is garbage-collected. With ``owned=False`` buffers return to a
+small pool once the consumer has moved past their window, and are overwritten by later windows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from runai_model_streamer._native import (
+    COMPLETION_DTYPE,
+    RANGE_DTYPE,
+    Engine,
+    NativeBuffer,
+    completion_message,
+    error_for_status,
+)
+
+ALIGNMENT = 64
+PREFETCH_BYTES = 1 << 30
+MAX_REQUESTS_IN_FLIGHT = 64
+MAX_COMPLETIONS_PER_WAIT = 4096
+WAIT_TIMEOUT_MS = 200
+#: buffers smaller than this are faulted in by the calling thread only
+SMALL_BUFFER = 32 << 20
+
+
+@dataclass
+class FileRanges:
+    """The byte ranges to read from one file (``offsets[i]``, ``sizes[i]`` is item i)."""
+
+    path: str
+    offsets: Sequence[int]
+    sizes: Sequence[int]
+
+
+@dataclass
+class WindowPlan:
+    file_position: int
+    items: list[int] = field(default_factory=list)  # items with size > 0, in file-offset order
+    dst: list[int] = field(default_factory=list)  # destination offset of each item in the buffer
+    nbytes: int = 0
+    empty_items: list[int] = field(default_factory=list)  # size-0 items (never sent to the engine)
+
+
+def effective_limit(limit: int, files: Sequence[FileRanges]) -> float:
+    """-1 -> unlimited (inf); 0 -> the largest item; N -> N."""
+    if limit < 0:
+        return float("inf")
+    if limit == 0:
+        return float(max((max(f.sizes, default=0) for f in files), default=0))
+    return float(limit)
+
+
+def plan_windows(files: Sequence[FileRanges], limit: int) -> list[WindowPlan]:
+    """Groups every file's items into windows of at most ``limit`` bytes (see module doc)."""
+    cap = effective_limit(limit, files)
+    plans: list[WindowPlan] = []
+    for position, file in enumerate(files):
+        offsets, sizes = file.offsets, file.sizes
+        if len(offsets) != len(sizes):
+            raise ValueError(f"{file.path}: {len(offsets)} offsets but {len(sizes)} sizes")
+        order = sorted(range(len(offsets)), key=lambda i: (offsets[i], sizes[i], i))
+        window = WindowPlan(position)
+        file_windows = [window]
+        previous_end = -1
+        cursor = 0
+        for item in order:
+            size = sizes[item]
+            if size == 0:
+                file_windows[0].empty_items.append(item)
+                continue
+            offset = offsets[item]
+            dst = cursor if offset == previous_end else -(-cursor // ALIGNMENT) * ALIGNMENT
+            if window.items and dst + size > cap:
+                window = WindowPlan(position)
+                file_windows.append(window)
+                dst = 0
+            window.items.append(item)
+            window.dst.append(dst)
+            window.nbytes = cursor = dst + size
+            previous_end = offset + size
+        plans.extend(file_windows)
+    return plans
+
+
+class BufferPool:
+    """Reusable destination buffers for ``owned=False`` streams (keeps the ``keep`` largest)."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self._keep = keep
+        self._free: list[NativeBuffer] = []
+
+    def take(self, size: int) -> NativeBuffer:
+        fitting = [b for b in self._free if b.size >= size]
+        if fitting:
+            best = min(fitting, key=lambda b: b.size)
+            self._free.remove(best)
+            return best
+        return allocate(size)
+
+    def give(self, buffer: NativeBuffer) -> None:
+        self._free.append(buffer)
+        if len(self._free) > self._keep:
+            self._free.remove(min(self._free, key=lambda b: b.size))
+
+    def clear(self) -> None:
+        self._free.clear()
+
+
+def allocate(size: int) -> NativeBuffer:
+    return NativeBuffer(size, 1 if size < SMALL_BUFFER else 0)
+
+
+class _ActiveWindow:
+    __slots__ = ("base", "buffer", "plan", "ranges", "request_id")
+
+    def __init__(
+        self,
+        plan: WindowPlan,
+        buffer: NativeBuffer | None,
+        base: torch.Tensor | None,
+        ranges: np.ndarray | None,
+        request_id: int | None,
+    ) -> None:
+        self.plan = plan
+        self.buffer = buffer
+        self.base = base
+        self.ranges = ranges
+        self.request_id = request_id
+
+
+Describe = Callable[[int, int], str]
+_EMPTY = torch.empty(0, dtype=torch.uint8)
+
+
+class RangeStream:
+    """Streams the items of ``files`` through ``engine``; iterate for
+    ``(file_position, item_index, uint8 tensor)``. Not thread-safe (one consumer)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        files: Sequence[FileRanges],
+        memory_limit: int,
+        owned: bool = True,
+        describe: Describe | None = None,
+    ) -> None:
+        self._engine = engine
+        self._files = list(files)
+        self._sizes = [list(f.sizes) for f in self._files]
+        self._offsets = [np.asarray(f.offsets, dtype=np.uint64) for f in self._files]
+        self._size_arrays = [np.asarray(f.sizes, dtype=np.uint64) for f in self._files]
+        self._pending: deque[WindowPlan] = deque(plan_windows(self._files, memory_limit))
+        budget = effective_limit(memory_limit, self._files)
+        self._budget = PREFETCH_BYTES if budget == float("inf") else budget
+        self._active: deque[_ActiveWindow] = deque()
+        self._in_flight = 0
+        self._pool = None if owned else BufferPool()
+        self._describe = describe
+        largest = max((len(w.items) for w in self._pending), default=1)
+        self._completions = np.zeros(
+            max(1, min(largest, MAX_COMPLETIONS_PER_WAIT)), dtype=COMPLETION_DTYPE
+        )
+        self.total_bytes = sum(sum(s) for s in self._sizes)
+        self._started = False
+
+    def start(self) -> None:
+        """Submits the first windows (so reading starts before iteration)."""
+        self._started = True
+        self._fill()
+
+    def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        return self._run()
+
+    def _run(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        try:
+            if not self._started:
+                self.start()
+            while self._active or self._pending:
+                self._fill()
+                window = self._active[0]
+                position = window.plan.file_position
+                for item in window.plan.empty_items:
+                    yield position, item, _EMPTY
+                if window.request_id is not None:
+                    yield from self._drain(window)
+                self._active.popleft()
+                self._finish(window)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cancels and forgets every request in flight; safe to call more than once."""
+        while self._active:
+            window = self._active.popleft()
+            self._finish(window, cancel=True)
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.clear()
+
+    def _finish(self, window: _ActiveWindow, cancel: bool = False) -> None:
+        if window.request_id is not None:
+            if cancel:
+                self._engine.cancel(window.request_id)
+            self._engine.release(window.request_id)
+            window.request_id = None
+        self._in_flight -= window.plan.nbytes
+        if self._pool is not None and window.buffer is not None and not cancel:
+            self._pool.give(window.buffer)
+        window.buffer = None
+        window.base = None
+        window.ranges = None
+
+    def _fill(self) -> None:
+        while self._pending:
+            plan = self._pending[0]
+            if self._active and (
+                self._in_flight + plan.nbytes > self._budget
+                or len(self._active) >= MAX_REQUESTS_IN_FLIGHT
+            ):
+                return
+            self._pending.popleft()
+            self._submit(plan)
+
+    def _submit(self, plan: WindowPlan) -> None:
+        if not plan.items:
+            self._active.append(_ActiveWindow(plan, None, None, None, None))
+            return
+        buffer = self._pool.take(plan.nbytes) if self._pool is not None else allocate(plan.nbytes)
+        base = torch.from_numpy(np.asarray(buffer))
+        items = np.asarray(plan.items, dtype=np.intp)
+        ranges = np.empty(len(items), dtype=RANGE_DTYPE)
+        ranges["offset"] = self._offsets[plan.file_position][items]
+        ranges["size"] = self._size_arrays[plan.file_position][items]
+        ranges["dst"] = np.asarray(plan.dst, dtype=np.uint64) + np.uint64(buffer.address)
+        path = self._files[plan.file_position].path
+        window = _ActiveWindow(plan, buffer, base, ranges, None)
+        window.request_id = self._engine.submit([(path, ranges)])
+        self._active.append(window)
+        self._in_flight += plan.nbytes
+
+    def _drain(self, window: _ActiveWindow) -> Iterator[tuple[int, int, torch.Tensor]]:
+        plan = window.plan
+        position = plan.file_position
+        sizes = self._sizes[position]
+        base = window.base
+        assert base is not None and window.request_id is not None
+        completions = self._completions
+        remaining = len(plan.items)
+        while remaining:
+            batch = completions[: min(remaining, len(completions))]
+            count = self._engine.wait(window.request_id, batch, WAIT_TIMEOUT_MS)
+            if count == 0:
+                continue
+            done = batch[:count]
+            statuses = done["status"]
+            if statuses.any():
+                self._raise_failure(window, done)
+            remaining -= count
+            for index in done["range_index"].tolist():
+                item = plan.items[index]
+                start = plan.dst[index]
+                yield position, item, base[start : start + sizes[item]]
+
+    def _raise_failure(self, window: _ActiveWindow, done: np.ndarray) -> None:
+        failed = done[done["status"] != 0][0]
+        status = int(failed["status"])
+        index = int(failed["range_index"])
+        item = window.plan.items[index]
+        path = self._files[window.plan.file_position].path
+        message = completion_message(int(failed["message"]))
+        if self._describe is not None:
+            what = self._describe(window.plan.file_position, item)
+        else:
+            what = f"range {item}"
+        prefix = f"{path}: reading {what} failed"
+        raise error_for_status(status, f"{prefix}: {message}" if message else prefix)

@@ -1,0 +1,247 @@
+"""SafetensorsStreamer: stream the tensors of safetensors files into torch tensors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import torch
+
+from runai_model_streamer._common import (
+    EngineOwner,
+    PathLike,
+    check_device,
+    check_paths,
+    format_bytes,
+    logger,
+    read_headers,
+)
+from runai_model_streamer._config import memory_limit_from_env
+from runai_model_streamer._errors import SafetensorsFormatError
+from runai_model_streamer._safetensors import DTYPES, TensorMetadata
+from runai_model_streamer._stream import FileRanges, RangeStream
+
+if TYPE_CHECKING:
+    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+
+__all__ = ["SafetensorsStreamer", "TensorMetadata", "torch_dtype"]
+
+
+def torch_dtype(dtype: str, path: str = "", tensor: str = "") -> torch.dtype:
+    """The torch dtype of a safetensors dtype string; a clear error when torch lacks it."""
+    attribute, _ = DTYPES[dtype]
+    resolved = getattr(torch, attribute, None)
+    if not isinstance(resolved, torch.dtype):
+        where = f"{path}: tensor {tensor!r} has " if path else ""
+        raise SafetensorsFormatError(
+            f"{where}dtype {dtype}, which the installed torch {torch.__version__} does not "
+            f"support (it has no torch.{attribute})"
+        )
+    return resolved
+
+
+def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:
+    if tensor_names is None:
+        return None
+    if isinstance(tensor_names, str | bytes):
+        raise TypeError(
+            f"tensor_names must be a collection of names, not a single string ({tensor_names!r})"
+        )
+    names = list(tensor_names)
+    if not names:
+        raise ValueError("tensor_names is empty; pass None to stream every tensor")
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"tensor_names must hold strings, got {name!r}")
+    return set(names)
+
+
+def _as_tensor(
+    u8: torch.Tensor, meta: TensorMetadata, dtype: torch.dtype, itemsize: int
+) -> torch.Tensor:
+    if meta.size == 0:
+        return torch.empty(meta.shape, dtype=dtype)
+    if itemsize > 1 and u8.data_ptr() % itemsize:
+        # Misaligned for its dtype (the file places it so): copy into aligned memory.
+        out = torch.empty(meta.shape, dtype=dtype)
+        out.view(-1).view(torch.uint8).copy_(u8)
+        return out
+    return u8.view(dtype).view(meta.shape)
+
+
+class SafetensorsStreamer(EngineOwner):
+    """Streams tensors of safetensors files (local paths or object-storage URIs).
+
+    Use as a context manager::
+
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_files(paths)
+            for name, tensor in streamer.get_tensors():
+                ...
+
+    ``get_tensors()`` yields ``(name, tensor)`` as soon as each tensor's bytes have arrived:
+    files in the given order; within a file in completion order (which follows file order
+    closely, but is not guaranteed). Reading starts in ``stream_files``.
+
+    ``files_to_tensors_metadata`` maps each file's index in ``paths`` to the metadata of the
+    tensors that will be streamed from it, sorted by offset in the file. ``total_size`` is the
+    number of bytes of those tensors.
+
+    Ownership: with ``owned=True`` (default) every tensor is the caller's: it views memory that
+    nothing writes to again and that is freed when the last tensor using it is collected.
+    With ``owned=False`` destination buffers are reused: a tensor stays valid only until the
+    iteration moves past its window (its file, or its memory-limit window when
+    RUNAI_STREAMER_MEMORY_LIMIT is set); copy what you need to keep before that.
+
+    Tensors whose offset in the file is misaligned for their dtype are copied into aligned
+    memory. ``device`` other than CPU: each tensor is moved there with ``Tensor.to``.
+    ``is_distributed`` is accepted for compatibility; for now each process streams every
+    requested tensor itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
+        self.total_size = 0
+        self.device_str: str | None = None
+        self._stream: RangeStream | None = None
+        self._dtypes: list[list[tuple[torch.dtype, int]]] = []
+        self._device = torch.device("cpu")
+        self._start_time = 0.0
+        self._paths: list[str] = []
+
+    def __enter__(self) -> SafetensorsStreamer:
+        self._get_engine()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancels any stream in flight and frees the native streamer."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+        self._close_engine()
+
+    def stream_file(
+        self,
+        path: PathLike,
+        s3_credentials: S3Credentials | None = None,
+        device: str | torch.device | None = "cpu",
+        is_distributed: bool = False,
+        tensor_names: Iterable[str] | None = None,
+        owned: bool = True,
+    ) -> None:
+        """Starts streaming one file; see :meth:`stream_files`."""
+        self.stream_files(
+            [path],
+            s3_credentials=s3_credentials,
+            device=device,
+            is_distributed=is_distributed,
+            tensor_names=tensor_names,
+            owned=owned,
+        )
+
+    def stream_files(
+        self,
+        paths: Sequence[PathLike],
+        s3_credentials: S3Credentials | None = None,
+        device: str | torch.device | None = "cpu",
+        is_distributed: bool = False,
+        tensor_names: Iterable[str] | None = None,
+        owned: bool = True,
+    ) -> None:
+        """Validates every file's header, then starts reading; collect with get_tensors().
+
+        ``tensor_names`` restricts the stream to those tensors (a name missing from every file
+        raises KeyError). Any stream still in flight on this streamer is cancelled first.
+        """
+        engine_paths = check_paths(paths)
+        names = _check_tensor_names(tensor_names)
+        resolved_device = check_device(device)
+        memory_limit = memory_limit_from_env()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._start_time = time.perf_counter()
+        engine = self._register(engine_paths, s3_credentials)
+        headers = read_headers(self, engine_paths)
+
+        selected: list[list[TensorMetadata]] = []
+        for header in headers:
+            if names is None:
+                selected.append(list(header.tensors))
+            else:
+                selected.append([t for t in header.tensors if t.name in names])
+        if names is not None:
+            found = {t.name for tensors in selected for t in tensors}
+            missing = sorted(names - found)
+            if missing:
+                raise KeyError(
+                    f"tensors not found in {', '.join(engine_paths) or 'no files'}: "
+                    + ", ".join(repr(n) for n in missing)
+                )
+        dtypes = [
+            [(dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize) for t in tensors]
+            for tensors in selected
+        ]
+
+        self.files_to_tensors_metadata = dict(enumerate(selected))
+        self.total_size = sum(t.size for tensors in selected for t in tensors)
+        self.device_str = str(resolved_device)
+        self._device = resolved_device
+        self._dtypes = dtypes
+        self._paths = engine_paths
+        if is_distributed:
+            logger.debug("is_distributed=True: this process streams every requested tensor itself")
+        files = [
+            FileRanges(path, [t.offset for t in tensors], [t.size for t in tensors])
+            for path, tensors in zip(engine_paths, selected, strict=True)
+        ]
+        self._stream = RangeStream(
+            engine, files, memory_limit, owned=owned, describe=self._describe
+        )
+        self._stream.start()
+
+    def _describe(self, position: int, item: int) -> str:
+        meta = self.files_to_tensors_metadata[position][item]
+        return f"tensor {meta.name!r} (bytes {meta.offset}..{meta.offset + meta.size})"
+
+    def get_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yields ``(name, tensor)`` for every streamed tensor (see the class docstring)."""
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("get_tensors() called before stream_file()/stream_files()")
+        metadata = self.files_to_tensors_metadata
+        dtypes = self._dtypes
+        device = self._device
+        to_device = device.type != "cpu"
+        count = 0
+        for position, item, u8 in stream:
+            meta = metadata[position][item]
+            dtype, itemsize = dtypes[position][item]
+            tensor = _as_tensor(u8, meta, dtype, itemsize)
+            if to_device:
+                tensor = tensor.to(device)
+            count += 1
+            yield meta.name, tensor
+        if self._stream is stream:
+            self._stream = None
+        elapsed = max(time.perf_counter() - self._start_time, 1e-9)
+        logger.info(
+            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s",
+            count,
+            len(self._paths),
+            format_bytes(self.total_size),
+            elapsed,
+            self.total_size / elapsed / 1e9,
+            self.device_str,
+        )

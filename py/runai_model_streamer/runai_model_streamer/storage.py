@@ -1,0 +1,285 @@
+"""Listing and downloading model files: list_safetensors, pull_files, ObjectStorageModel."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import shutil
+from collections.abc import Sequence
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
+from runai_model_streamer._errors import StreamerFileNotFoundError
+from runai_model_streamer._native import Engine
+from runai_model_streamer._stream import FileRanges, RangeStream
+
+if TYPE_CHECKING:
+    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+
+__all__ = ["ObjectStorageModel", "list_files", "list_safetensors", "pull_files"]
+
+SAFETENSORS_SUFFIX = ".safetensors"
+#: object downloads: bytes per engine range and bytes of destination memory in flight
+DOWNLOAD_CHUNK = 64 << 20
+DOWNLOAD_MEMORY = 512 << 20
+
+
+def _engine_for(path: str, credentials: S3Credentials | None) -> Engine:
+    engine = Engine()
+    try:
+        register_backends(engine, [path], credentials)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def _as_prefix(uri: str) -> str:
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def list_files(
+    path: str | os.PathLike[str], s3_credentials: S3Credentials | None = None
+) -> list[tuple[str, int]]:
+    """``(path_or_uri, size)`` of the regular files directly under a directory or URI prefix,
+    sorted by name (non-recursive)."""
+    text = to_engine_path(path)
+    if uri_scheme(text) is None:
+        if not os.path.exists(text):
+            raise StreamerFileNotFoundError(f"{text}: no such directory")
+        if not os.path.isdir(text):
+            raise NotADirectoryError(f"{text}: not a directory")
+        entries = []
+        with os.scandir(text) as iterator:
+            for entry in iterator:
+                if entry.is_file():
+                    entries.append((os.path.join(text, entry.name), entry.stat().st_size))
+        return sorted(entries)
+    engine = _engine_for(text, s3_credentials)
+    try:
+        return sorted(engine.list(_as_prefix(text)))
+    finally:
+        engine.close()
+
+
+def list_safetensors(
+    path: str | os.PathLike[str], s3_credentials: S3Credentials | None = None
+) -> list[str]:
+    """The ``*.safetensors`` files directly under a directory or URI prefix, sorted."""
+    return [p for p, _ in list_files(path, s3_credentials) if p.endswith(SAFETENSORS_SUFFIX)]
+
+
+def _selected(relative: str, allow: Sequence[str] | None, ignore: Sequence[str] | None) -> bool:
+    if allow is not None and not any(fnmatch.fnmatch(relative, p) for p in allow):
+        return False
+    return not (ignore is not None and any(fnmatch.fnmatch(relative, p) for p in ignore))
+
+
+def _patterns(value: Sequence[str] | str | None, name: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    patterns = list(value)
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise TypeError(f"{name} must hold glob patterns (str), got {pattern!r}")
+    return patterns
+
+
+def pull_files(
+    model_path: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    allow_pattern: Sequence[str] | None = None,
+    ignore_pattern: Sequence[str] | None = None,
+    s3_credentials: S3Credentials | None = None,
+) -> None:
+    """Copies the files of a model into the directory ``dst``.
+
+    A local directory is copied recursively; an object-storage prefix is listed
+    non-recursively and each object is downloaded with concurrent ranged reads. Patterns are
+    fnmatch globs matched against the path relative to ``model_path``: only files matching an
+    ``allow_pattern`` (all when None) and no ``ignore_pattern`` are copied.
+    """
+    source = to_engine_path(model_path)
+    target = os.fspath(dst)
+    allow = _patterns(allow_pattern, "allow_pattern")
+    ignore = _patterns(ignore_pattern, "ignore_pattern")
+    os.makedirs(target, exist_ok=True)
+    if uri_scheme(source) is None:
+        _pull_local(source, target, allow, ignore)
+    else:
+        _pull_remote(source, target, allow, ignore, s3_credentials)
+
+
+def _pull_local(
+    source: str, target: str, allow: list[str] | None, ignore: list[str] | None
+) -> None:
+    if not os.path.isdir(source):
+        if not os.path.exists(source):
+            raise StreamerFileNotFoundError(f"{source}: no such directory")
+        raise NotADirectoryError(f"{source}: not a directory")
+    for root, dirs, files in os.walk(source):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            relative = os.path.relpath(full, source).replace(os.sep, "/")
+            if not _selected(relative, allow, ignore):
+                continue
+            destination = os.path.join(target, relative)
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            temporary = destination + ".partial"
+            shutil.copyfile(full, temporary)
+            os.replace(temporary, destination)
+
+
+def _pull_remote(
+    source: str,
+    target: str,
+    allow: list[str] | None,
+    ignore: list[str] | None,
+    credentials: S3Credentials | None,
+) -> None:
+    prefix = _as_prefix(source)
+    engine = _engine_for(source, credentials)
+    try:
+        objects = []
+        for uri, size in sorted(engine.list(prefix)):
+            relative = uri[len(prefix) :] if uri.startswith(prefix) else uri.rsplit("/", 1)[-1]
+            if relative and _selected(relative, allow, ignore):
+                objects.append((uri, relative, size))
+        files = []
+        for uri, _, size in objects:
+            offsets = list(range(0, size, DOWNLOAD_CHUNK))
+            sizes = [min(DOWNLOAD_CHUNK, size - o) for o in offsets]
+            files.append(FileRanges(uri, offsets, sizes))
+        handles: list[IO[bytes]] = []
+        temporaries: list[str] = []
+        try:
+            for _, relative, _ in objects:
+                destination = os.path.join(target, relative)
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+                temporaries.append(destination + ".partial")
+                handles.append(open(temporaries[-1], "wb"))  # noqa: SIM115 - closed below
+            stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False)
+            for position, item, chunk in stream:
+                os.pwrite(handles[position].fileno(), chunk.numpy(), files[position].offsets[item])
+            for handle in handles:
+                handle.close()
+            for (_, relative, _), temporary in zip(objects, temporaries, strict=True):
+                os.replace(temporary, os.path.join(target, relative))
+        finally:
+            for handle in handles:
+                handle.close()
+            for temporary in temporaries:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+    finally:
+        engine.close()
+
+
+class ObjectStorageModel:
+    """Downloads a model once into ``dst``, even when several processes ask at the same time.
+
+    The constructor takes a lock (``fcntl.flock`` on ``dst + ".lock"``): processes wait while
+    one downloads. If ``dst`` holds the completion marker ``.runai_complete``, ``pull_files``
+    does nothing. On a clean exit from the ``with`` block the marker is written and the lock
+    released; after an exception only the lock is released, so the next process retries.
+    Locks are reliable between processes of one machine (not across machines over NFS).
+
+    Example::
+
+        with ObjectStorageModel(model_path="s3://bucket/model/", dst=cache_dir) as model:
+            model.pull_files(ignore_pattern=["*.safetensors"])
+        # model.dir holds the files
+    """
+
+    SENTINEL_NAME = ".runai_complete"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        s3_credentials: S3Credentials | None = None,
+    ) -> None:
+        import fcntl
+
+        self._model_path = to_engine_path(model_path)
+        self.dir = os.fspath(dst).rstrip("/") or "/"
+        self._credentials = s3_credentials
+        self._lock_path = self.dir + ".lock"
+        self._sentinel = os.path.join(self.dir, self.SENTINEL_NAME)
+        self._pulled = False
+        parent = os.path.dirname(os.path.abspath(self.dir))
+        os.makedirs(parent, exist_ok=True)
+        self._lock_file: IO[str] | None = open(self._lock_path, "a")  # noqa: SIM115
+        try:
+            # Shared first: the common case (already downloaded) lets every process through.
+            fcntl.flock(self._lock_file, fcntl.LOCK_SH)
+            if os.path.exists(self._sentinel):
+                self.skip = True
+                return
+            # Re-take exclusively (never upgrade in place: two upgraders would deadlock), then
+            # check again: another process may have finished in between.
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            if os.path.exists(self._sentinel):
+                self.skip = True
+                fcntl.flock(self._lock_file, fcntl.LOCK_SH)
+                return
+            self.skip = False
+            if os.path.isdir(self.dir):
+                shutil.rmtree(self.dir)  # a partial download from a failed attempt
+            os.makedirs(self.dir, exist_ok=True)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def pull_files(
+        self,
+        allow_pattern: Sequence[str] | None = None,
+        ignore_pattern: Sequence[str] | None = None,
+    ) -> None:
+        """Pulls matching files into ``dir`` unless a previous process completed the model."""
+        if self.skip:
+            return
+        pull_files(self._model_path, self.dir, allow_pattern, ignore_pattern, self._credentials)
+        self._pulled = True
+
+    def _unlock(self) -> None:
+        import fcntl
+
+        lock_file, self._lock_file = self._lock_file, None
+        if lock_file is not None:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+            finally:
+                lock_file.close()
+
+    def __enter__(self) -> ObjectStorageModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None and not self.skip:
+                downloaded = [n for n in os.listdir(self.dir) if n != self.SENTINEL_NAME]
+                if not downloaded:
+                    raise RuntimeError(
+                        f"no files were pulled from {self._model_path} into {self.dir}; "
+                        "check the model path and patterns"
+                    )
+                with open(self._sentinel, "w"):
+                    pass
+        finally:
+            self._unlock()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self._unlock()
