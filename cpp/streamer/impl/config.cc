@@ -1,0 +1,61 @@
+#include "streamer/impl/config.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "common/parse.h"
+
+namespace runai::streamer {
+namespace {
+
+// Reads one variable if set; a set but invalid value is an error.
+common::Status ReadEnv(const char* name, int64_t min, int64_t max, int64_t* value) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return common::Status::Ok();
+  std::string why;
+  if (!common::ParseInt64InRange(text, min, max, value, &why)) {
+    return {RUNAI_E_CONFIG, std::string("environment variable ") + name + "='" + text + "' " + why};
+  }
+  return common::Status::Ok();
+}
+
+common::Status CheckField(const char* field, int64_t value, int64_t min, int64_t max) {
+  if (value >= min && value <= max) return common::Status::Ok();
+  return {RUNAI_E_CONFIG, std::string("config.") + field + "=" + std::to_string(value) +
+                              " is out of range " + std::to_string(min) + ".." +
+                              std::to_string(max)};
+}
+
+}  // namespace
+
+common::Status ConfigFromEnvironment(runai_streamer_config_t* config) {
+  int64_t concurrency = kDefaultConcurrency;
+  int64_t chunk = kDefaultChunkBytesize;
+  int64_t timeout = kDefaultBackendTimeoutMs;
+  common::Status status = ReadEnv(kEnvConcurrency, kMinConcurrency, kMaxConcurrency, &concurrency);
+  if (status.ok()) status = ReadEnv(kEnvChunkBytesize, kMinChunkBytesize, kMaxChunkBytesize, &chunk);
+  if (status.ok()) {
+    status = ReadEnv(kEnvBackendTimeoutMs, kMinBackendTimeoutMs, kMaxBackendTimeoutMs, &timeout);
+  }
+  if (!status.ok()) return status;
+  config->concurrency = static_cast<int32_t>(concurrency);
+  config->chunk_bytesize = chunk;
+  config->backend_timeout_ms = timeout;
+  return status;
+}
+
+common::Status ValidateConfig(const runai_streamer_config_t& config) {
+  common::Status status =
+      CheckField("concurrency", config.concurrency, kMinConcurrency, kMaxConcurrency);
+  if (status.ok()) {
+    status = CheckField("chunk_bytesize", config.chunk_bytesize, kMinChunkBytesize,
+                        kMaxChunkBytesize);
+  }
+  if (status.ok()) {
+    status = CheckField("backend_timeout_ms", config.backend_timeout_ms, kMinBackendTimeoutMs,
+                        kMaxBackendTimeoutMs);
+  }
+  return status;
+}
+
+}  // namespace runai::streamer

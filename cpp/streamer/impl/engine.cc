@@ -1,0 +1,457 @@
+#include "streamer/impl/engine.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <limits>
+#include <system_error>
+
+#include "streamer/impl/local_file.h"
+
+namespace runai::streamer {
+namespace {
+
+// Caps how many small ranges one task batches, so a request of many tiny
+// ranges still spreads over the workers.
+constexpr size_t kMaxPiecesPerTask = 256;
+
+bool IsSchemeChar(char c, bool first) {
+  if (std::isalpha(static_cast<unsigned char>(c))) return true;
+  if (first) return false;
+  return std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+}
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+bool IsValidScheme(const std::string& scheme) {
+  if (scheme.empty()) return false;
+  for (size_t i = 0; i < scheme.size(); ++i) {
+    if (!IsSchemeChar(scheme[i], i == 0)) return false;
+  }
+  return true;
+}
+
+common::Status InvalidArgument(const std::string& message) {
+  return {RUNAI_E_INVALID_ARGUMENT, message};
+}
+
+}  // namespace
+
+std::string UriScheme(const std::string& path) {
+  size_t separator = path.find("://");
+  if (separator == std::string::npos) return "";
+  std::string scheme = path.substr(0, separator);
+  return IsValidScheme(scheme) ? Lower(scheme) : "";
+}
+
+Engine::Engine(const runai_streamer_config_t& config) : config_(config) {}
+
+common::Status Engine::Create(const runai_streamer_config_t& config,
+                              std::unique_ptr<Engine>* out) {
+  std::unique_ptr<Engine> engine(new Engine(config));
+  try {
+    for (int32_t i = 0; i < config.concurrency; ++i) {
+      engine->workers_.emplace_back(&Engine::WorkerLoop, engine.get());
+    }
+  } catch (const std::system_error& error) {
+    // The destructor stops the workers already started.
+    return {RUNAI_E_INTERNAL, std::string("cannot start worker threads: ") + error.what()};
+  }
+  *out = std::move(engine);
+  return common::Status::Ok();
+}
+
+Engine::~Engine() {
+  std::vector<Task> dropped;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    shutting_down_ = true;
+    for (auto& entry : requests_) entry.second->cancelled = true;
+    dropped.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    work_cv_.notify_all();
+    done_cv_.notify_all();
+    done_cv_.wait(lock, [&] { return waiters_ == 0; });
+  }
+  for (std::thread& worker : workers_) worker.join();
+  FinishTasks(dropped);
+  requests_.clear();
+}
+
+common::Status Engine::ResolveBackend(const std::string& path,
+                                      std::shared_ptr<BackendPlugin>* backend) {
+  std::string scheme = UriScheme(path);
+  backend->reset();
+  if (scheme.empty()) return common::Status::Ok();
+  std::lock_guard<std::mutex> lock(backends_mutex_);
+  auto found = backends_.find(scheme);
+  if (found == backends_.end()) {
+    return {RUNAI_E_UNSUPPORTED_SCHEME,
+            "no backend registered for scheme '" + scheme + "' of '" + path + "'"};
+  }
+  *backend = found->second;
+  return common::Status::Ok();
+}
+
+common::Status Engine::RegisterBackend(const std::string& scheme, const std::string& library_path,
+                                       BackendPlugin::Options options) {
+  if (!IsValidScheme(scheme)) {
+    return InvalidArgument("invalid URI scheme '" + scheme +
+                           "' (expected a letter followed by letters, digits, '+', '-', '.')");
+  }
+  bool has_timeout = false;
+  for (const auto& option : options) {
+    if (option.first == RUNAI_BACKEND_OPTION_TIMEOUT_MS) has_timeout = true;
+  }
+  if (!has_timeout) {
+    options.emplace_back(RUNAI_BACKEND_OPTION_TIMEOUT_MS,
+                         std::to_string(config_.backend_timeout_ms));
+  }
+  std::shared_ptr<BackendPlugin> plugin;
+  common::Status status = BackendPlugin::Load(library_path, options, &plugin);
+  if (!status.ok()) return status;
+  std::lock_guard<std::mutex> lock(backends_mutex_);
+  // Requests already submitted keep the plugin they resolved.
+  backends_[Lower(scheme)] = std::move(plugin);
+  return common::Status::Ok();
+}
+
+common::Status Engine::FileSize(const std::string& path, uint64_t* size) {
+  std::shared_ptr<BackendPlugin> backend;
+  common::Status status = ResolveBackend(path, &backend);
+  if (!status.ok()) return status;
+  if (backend != nullptr) return backend->Size(path, size);
+  return LocalFileSize(path, size);
+}
+
+common::Status Engine::List(const std::string& path, const ListEntry& entry) {
+  std::shared_ptr<BackendPlugin> backend;
+  common::Status status = ResolveBackend(path, &backend);
+  if (!status.ok()) return status;
+  if (backend == nullptr) return ListLocalDirectory(path, entry);
+  std::string prefix = path;
+  if (prefix.back() != '/') prefix += '/';
+  return backend->List(prefix, entry);
+}
+
+common::Status Engine::Submit(const runai_file_request_t* files, size_t num_files,
+                              uint64_t* request_id) {
+  if (request_id == nullptr) return InvalidArgument("request_id is NULL");
+  if (files == nullptr && num_files > 0) return InvalidArgument("files is NULL");
+  if (num_files > std::numeric_limits<uint32_t>::max()) return InvalidArgument("too many files");
+  std::vector<std::unique_ptr<FileSource>> sources;
+  sources.reserve(num_files);
+  for (size_t f = 0; f < num_files; ++f) {
+    const runai_file_request_t& file = files[f];
+    const std::string where = "file " + std::to_string(f);
+    if (file.path == nullptr) return InvalidArgument(where + ": path is NULL");
+    const std::string path = file.path;
+    if (path.empty()) return InvalidArgument(where + ": path is empty");
+    if (file.ranges == nullptr && file.num_ranges > 0) {
+      return InvalidArgument("'" + path + "': ranges is NULL");
+    }
+    if (file.num_ranges > std::numeric_limits<uint32_t>::max()) {
+      return InvalidArgument("'" + path + "': too many ranges");
+    }
+    for (size_t r = 0; r < file.num_ranges; ++r) {
+      const runai_range_t& range = file.ranges[r];
+      if (range.size > 0 && range.dst == nullptr) {
+        return InvalidArgument("'" + path + "' range " + std::to_string(r) + ": dst is NULL");
+      }
+      if (range.offset > std::numeric_limits<uint64_t>::max() - range.size ||
+          range.offset + range.size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return InvalidArgument("'" + path + "' range " + std::to_string(r) +
+                               ": offset + size overflows");
+      }
+    }
+    std::shared_ptr<BackendPlugin> backend;
+    common::Status status = ResolveBackend(path, &backend);
+    if (!status.ok()) return status;
+    sources.push_back(std::make_unique<FileSource>(
+        path, std::move(backend),
+        std::vector<runai_range_t>(file.ranges, file.ranges + file.num_ranges)));
+  }
+
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    id = next_request_id_++;
+  }
+  auto request = std::make_shared<Request>(id, std::move(sources));
+  // Empty ranges complete at once; nobody else sees the request yet.
+  for (uint32_t f = 0; f < request->files.size(); ++f) {
+    const auto& ranges = request->files[f]->ranges();
+    for (uint32_t r = 0; r < ranges.size(); ++r) {
+      if (ranges[r].size == 0) request->Complete(f, r, RUNAI_OK, "");
+    }
+  }
+  std::vector<Task> tasks = MakeTasks(request);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    requests_.emplace(id, request);
+    for (Task& task : tasks) queue_.push_back(std::move(task));
+  }
+  work_cv_.notify_all();
+  done_cv_.notify_all();
+  *request_id = id;
+  return common::Status::Ok();
+}
+
+std::vector<Task> Engine::MakeTasks(const std::shared_ptr<Request>& request) const {
+  const uint64_t chunk = static_cast<uint64_t>(config_.chunk_bytesize);
+  std::vector<Task> tasks;
+  for (uint32_t f = 0; f < request->files.size(); ++f) {
+    FileSource& file = *request->files[f];
+    const auto& ranges = file.ranges();
+    // File order lets the worker merge neighbours into one read.
+    std::vector<uint32_t> order;
+    for (uint32_t r = 0; r < ranges.size(); ++r) {
+      if (ranges[r].size > 0) order.push_back(r);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return ranges[a].offset < ranges[b].offset;
+    });
+    Task current{request, f, {}};
+    uint64_t current_bytes = 0;
+    auto flush = [&] {
+      if (current.pieces.empty()) return;
+      file.AddTask();
+      tasks.push_back(std::move(current));
+      current = Task{request, f, {}};
+      current_bytes = 0;
+    };
+    for (uint32_t r : order) {
+      const runai_range_t& range = ranges[r];
+      uint64_t done = 0;
+      while (done < range.size) {
+        uint64_t take = std::min(range.size - done, chunk - current_bytes);
+        current.pieces.push_back(
+            Piece{r, range.offset + done, take, static_cast<char*>(range.dst) + done});
+        done += take;
+        current_bytes += take;
+        if (current_bytes == chunk || current.pieces.size() == kMaxPiecesPerTask) flush();
+      }
+    }
+    flush();
+  }
+  return tasks;
+}
+
+void Engine::WorkerLoop() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_cv_.wait(lock, [&] { return shutting_down_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      ++task.request->running_tasks;
+    }
+    std::vector<PieceResult> results = Execute(task);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ApplyLocked(task, results);
+      --task.request->running_tasks;
+    }
+    done_cv_.notify_all();
+    task.request->files[task.file_index]->TaskDone();
+  }
+}
+
+std::vector<Engine::PieceResult> Engine::Execute(const Task& task) const {
+  Request& request = *task.request;
+  FileSource& file = *request.files[task.file_index];
+  const auto& ranges = file.ranges();
+  const std::vector<Piece>& pieces = task.pieces;
+  std::vector<PieceResult> results(pieces.size());
+
+  uint64_t file_size = 0;
+  common::Status opened = file.Open(&file_size);
+  if (!opened.ok()) {
+    for (PieceResult& result : results) result = PieceResult{true, opened};
+    return results;
+  }
+  auto past_eof = [&](const Piece& piece) {
+    const runai_range_t& range = ranges[piece.range_index];
+    return range.offset + range.size > file_size;
+  };
+  size_t i = 0;
+  while (i < pieces.size()) {
+    if (request.cancelled.load(std::memory_order_relaxed)) break;
+    if (past_eof(pieces[i])) {
+      results[i] = PieceResult{
+          true, {RUNAI_E_EOF, "ends past the end of the file (file size " +
+                                  std::to_string(file_size) + ")"}};
+      ++i;
+      continue;
+    }
+    // Pieces adjacent both in the file and in memory become one read.
+    size_t end = i + 1;
+    uint64_t size = pieces[i].size;
+    while (end < pieces.size() && pieces[end].file_offset == pieces[i].file_offset + size &&
+           pieces[end].dst == pieces[i].dst + size && !past_eof(pieces[end])) {
+      size += pieces[end].size;
+      ++end;
+    }
+    common::Status status = file.Read(pieces[i].file_offset, size, pieces[i].dst);
+    for (size_t k = i; k < end; ++k) results[k] = PieceResult{true, status};
+    i = end;
+  }
+  return results;
+}
+
+void Engine::ApplyLocked(const Task& task, const std::vector<PieceResult>& results) {
+  Request& request = *task.request;
+  for (size_t k = 0; k < task.pieces.size(); ++k) {
+    if (!results[k].ran) continue;
+    const Piece& piece = task.pieces[k];
+    Request::RangeState& state = request.ranges[task.file_index][piece.range_index];
+    if (!results[k].status.ok() && state.status == RUNAI_OK) {
+      state.status = results[k].status.code;
+      state.cause = results[k].status.message;
+    }
+    state.bytes_left -= piece.size;
+    if (state.bytes_left == 0) {
+      request.Complete(task.file_index, piece.range_index, state.status, state.cause);
+    }
+  }
+}
+
+void Engine::FinishTasks(std::vector<Task>& tasks) {
+  for (Task& task : tasks) task.request->files[task.file_index]->TaskDone();
+  tasks.clear();
+}
+
+std::vector<Task> Engine::CancelLocked(std::unique_lock<std::mutex>& lock, Request& request) {
+  request.cancelled = true;
+  std::vector<Task> dropped;
+  std::deque<Task> kept;
+  for (Task& task : queue_) {
+    if (task.request.get() == &request) {
+      dropped.push_back(std::move(task));
+    } else {
+      kept.push_back(std::move(task));
+    }
+  }
+  queue_.swap(kept);
+  // Running tasks stop at their next read and may still complete ranges.
+  done_cv_.wait(lock, [&] { return request.running_tasks == 0; });
+  for (uint32_t f = 0; f < request.files.size(); ++f) {
+    for (uint32_t r = 0; r < request.ranges[f].size(); ++r) {
+      request.Complete(f, r, RUNAI_E_CANCELLED, "request cancelled");
+    }
+  }
+  done_cv_.notify_all();
+  return dropped;
+}
+
+common::Status Engine::Cancel(uint64_t request_id) {
+  std::vector<Task> dropped;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto found = requests_.find(request_id);
+    if (found == requests_.end()) {
+      return {RUNAI_E_UNKNOWN_REQUEST, "unknown request id " + std::to_string(request_id)};
+    }
+    std::shared_ptr<Request> request = found->second;
+    dropped = CancelLocked(lock, *request);
+  }
+  FinishTasks(dropped);
+  return common::Status::Ok();
+}
+
+common::Status Engine::Release(uint64_t request_id) {
+  std::vector<Task> dropped;
+  std::shared_ptr<Request> request;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto found = requests_.find(request_id);
+    if (found == requests_.end()) {
+      return {RUNAI_E_UNKNOWN_REQUEST, "unknown request id " + std::to_string(request_id)};
+    }
+    request = found->second;
+    dropped = CancelLocked(lock, *request);
+    requests_.erase(request_id);
+    done_cv_.notify_all();
+  }
+  FinishTasks(dropped);
+  return common::Status::Ok();
+}
+
+size_t Engine::TakeLocked(Request& request, runai_completion_t* out, size_t max) {
+  size_t taken = 0;
+  while (taken < max && !request.ready.empty()) {
+    const Completion& completion = request.ready.front();
+    out[taken++] = runai_completion_t{request.id, completion.file_index, completion.range_index,
+                                      completion.status, completion.message};
+    request.ready.pop_front();
+    --request.unreported;
+  }
+  return taken;
+}
+
+common::Status Engine::Wait(uint64_t request_id, runai_completion_t* completions,
+                            size_t max_completions, int64_t timeout_ms,
+                            size_t* num_completions) {
+  if (num_completions == nullptr) return InvalidArgument("num_completions is NULL");
+  *num_completions = 0;
+  if (completions == nullptr || max_completions == 0) {
+    return InvalidArgument("completions must hold at least one entry");
+  }
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  std::unique_lock<std::mutex> lock(mutex_);
+  ++waiters_;
+  common::Status result;
+  bool expired = false;
+  for (;;) {
+    if (shutting_down_) {
+      result = {RUNAI_E_CANCELLED, "the streamer is being destroyed"};
+      break;
+    }
+    size_t taken = 0;
+    bool anything_left = false;
+    if (request_id != 0) {
+      auto found = requests_.find(request_id);
+      if (found == requests_.end()) {
+        result = {RUNAI_E_UNKNOWN_REQUEST, "unknown request id " + std::to_string(request_id)};
+        break;
+      }
+      taken = TakeLocked(*found->second, completions, max_completions);
+      anything_left = found->second->unreported > 0;
+    } else {
+      for (auto& entry : requests_) {
+        taken += TakeLocked(*entry.second, completions + taken, max_completions - taken);
+        anything_left = anything_left || entry.second->unreported > 0;
+      }
+    }
+    if (taken > 0) {
+      *num_completions = taken;
+      break;
+    }
+    if (!anything_left) {
+      result = {RUNAI_E_IDLE, request_id == 0 ? "no request has ranges left to report"
+                                              : "request " + std::to_string(request_id) +
+                                                    " has no ranges left to report"};
+      break;
+    }
+    if (expired) {
+      result = {RUNAI_E_TIMEOUT, "nothing completed within " + std::to_string(timeout_ms) + " ms"};
+      break;
+    }
+    if (timeout_ms < 0) {
+      done_cv_.wait(lock);
+    } else if (done_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      expired = true;  // one more look, then give up
+    }
+  }
+  --waiters_;
+  if (shutting_down_) done_cv_.notify_all();
+  return result;
+}
+
+}  // namespace runai::streamer

@@ -1,0 +1,73 @@
+#include "streamer/impl/request.h"
+
+#include <unistd.h>
+
+#include "streamer/impl/local_file.h"
+
+namespace runai::streamer {
+
+FileSource::FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
+                       std::vector<runai_range_t> ranges)
+    : path_(std::move(path)), backend_(std::move(backend)), ranges_(std::move(ranges)) {}
+
+FileSource::~FileSource() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+common::Status FileSource::Open(uint64_t* size) {
+  std::lock_guard<std::mutex> lock(open_mutex_);
+  if (!opened_) {
+    opened_ = true;
+    if (backend_ != nullptr) {
+      open_status_ = backend_->Size(path_, &size_);
+    } else {
+      open_status_ = OpenLocalFile(path_, &fd_, &size_);
+    }
+  }
+  *size = size_;
+  return open_status_;
+}
+
+common::Status FileSource::Read(uint64_t offset, uint64_t size, char* dst) const {
+  if (backend_ != nullptr) return backend_->Read(path_, offset, size, dst);
+  return ReadFully(fd_, offset, size, dst);
+}
+
+void FileSource::TaskDone() {
+  if (tasks_left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // No task of this file is queued or running any more.
+  std::lock_guard<std::mutex> lock(open_mutex_);
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+Request::Request(uint64_t id, std::vector<std::unique_ptr<FileSource>> files)
+    : id(id), files(std::move(files)) {
+  ranges.resize(this->files.size());
+  for (size_t f = 0; f < this->files.size(); ++f) {
+    const auto& file_ranges = this->files[f]->ranges();
+    ranges[f].resize(file_ranges.size());
+    for (size_t r = 0; r < file_ranges.size(); ++r) ranges[f][r].bytes_left = file_ranges[r].size;
+    unreported += file_ranges.size();
+  }
+}
+
+void Request::Complete(uint32_t file_index, uint32_t range_index, int32_t status,
+                       const std::string& cause) {
+  RangeState& state = ranges[file_index][range_index];
+  if (state.completed) return;
+  state.completed = true;
+  const char* message = nullptr;
+  if (status != RUNAI_OK) {
+    const FileSource& file = *files[file_index];
+    const runai_range_t& range = file.ranges()[range_index];
+    messages_.push_back(file.path() + " range [" + std::to_string(range.offset) + ", " +
+                        std::to_string(range.offset + range.size) + "): " + cause);
+    message = messages_.back().c_str();
+  }
+  ready.push_back(Completion{file_index, range_index, status, message});
+}
+
+}  // namespace runai::streamer

@@ -1,0 +1,112 @@
+// The bookkeeping of one submitted request: its files, ranges, and the
+// read tasks the workers execute.
+#ifndef RUNAI_STREAMER_STREAMER_IMPL_REQUEST_H_
+#define RUNAI_STREAMER_STREAMER_IMPL_REQUEST_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "streamer/impl/backend_plugin.h"
+#include "streamer/streamer.h"
+
+namespace runai::streamer {
+
+// One file of a request. The source (fd or backend size) is opened lazily by
+// the first task that needs it and closed by the last task that finishes.
+class FileSource {
+ public:
+  FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
+             std::vector<runai_range_t> ranges);
+  ~FileSource();
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::vector<runai_range_t>& ranges() const { return ranges_; }
+
+  // Opens on first use; later calls return the same result.
+  common::Status Open(uint64_t* size);
+
+  // Reads [offset, offset+size) into dst; the message is the cause only.
+  common::Status Read(uint64_t offset, uint64_t size, char* dst) const;
+
+  void AddTask() { tasks_left_.fetch_add(1, std::memory_order_relaxed); }
+  // Called once per task when it will not run again: the last one closes.
+  void TaskDone();
+
+ private:
+  const std::string path_;
+  const std::shared_ptr<BackendPlugin> backend_;  // null for local files
+  const std::vector<runai_range_t> ranges_;
+
+  std::mutex open_mutex_;
+  bool opened_ = false;
+  common::Status open_status_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::atomic<int64_t> tasks_left_{0};
+};
+
+// Part of one range that a task reads.
+struct Piece {
+  uint32_t range_index;
+  uint64_t file_offset;
+  uint64_t size;
+  char* dst;
+};
+
+class Request;
+
+// Work for one worker: pieces of one file, at most chunk_bytesize in total.
+struct Task {
+  std::shared_ptr<Request> request;
+  uint32_t file_index;
+  std::vector<Piece> pieces;
+};
+
+struct Completion {
+  uint32_t file_index;
+  uint32_t range_index;
+  int32_t status;
+  const char* message;  // owned by Request::messages_
+};
+
+// State of a request. Everything not const is guarded by the owning
+// streamer's mutex, except `cancelled` (read by workers between reads).
+class Request {
+ public:
+  struct RangeState {
+    uint64_t bytes_left = 0;
+    int32_t status = RUNAI_OK;  // first failure of any piece
+    std::string cause;
+    bool completed = false;
+  };
+
+  Request(uint64_t id, std::vector<std::unique_ptr<FileSource>> files);
+
+  const uint64_t id;
+  const std::vector<std::unique_ptr<FileSource>> files;
+
+  std::vector<std::vector<RangeState>> ranges;  // [file][range]
+  std::deque<Completion> ready;                 // completed, not yet handed to wait()
+  uint64_t unreported = 0;                      // ranges not yet handed to wait()
+  int64_t running_tasks = 0;
+  std::atomic<bool> cancelled{false};
+
+  // Marks a range complete (exactly once) and queues its completion.
+  void Complete(uint32_t file_index, uint32_t range_index, int32_t status,
+                const std::string& cause);
+
+ private:
+  std::deque<std::string> messages_;  // deque: pointers stay valid as it grows
+};
+
+}  // namespace runai::streamer
+
+#endif  // RUNAI_STREAMER_STREAMER_IMPL_REQUEST_H_

@@ -1,0 +1,192 @@
+// Randomised reads: many files, thousands of ranges of random offsets and
+// sizes in random order, several requests and streamers at once; every byte
+// is checked against the file, and bytes outside the ranges must stay as
+// they were.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace runai::testing {
+namespace {
+
+constexpr uint8_t kUntouched = 0xAA;
+
+struct Corpus {
+  TempDir dir;
+  std::vector<std::string> paths;
+  std::vector<std::vector<uint8_t>> contents;
+};
+
+void MakeCorpus(Corpus* corpus, size_t files, uint64_t seed, const std::string& prefix = "") {
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i < files; ++i) {
+    // Sizes from empty to several chunks of 4 KiB, not page multiples.
+    size_t size = i == 0 ? 0 : std::uniform_int_distribution<size_t>(1, 200000)(rng);
+    corpus->contents.push_back(RandomBytes(size, rng));
+    std::string name = "file" + std::to_string(i) + ".bin";
+    corpus->dir.Write(name, corpus->contents.back());
+    corpus->paths.push_back(prefix.empty() ? corpus->dir.path() + "/" + name : prefix + name);
+  }
+}
+
+// One random request over the corpus and the buffer its ranges land in.
+class RandomRequest {
+ public:
+  RandomRequest(const Corpus& corpus, size_t num_ranges, uint64_t seed) : corpus_(corpus) {
+    std::mt19937_64 rng(seed);
+    struct Planned {
+      size_t file;
+      uint64_t offset, size, dst_offset;
+    };
+    std::vector<Planned> planned;
+    uint64_t buffer_size = 0;
+    for (size_t i = 0; i < num_ranges; ++i) {
+      int kind = std::uniform_int_distribution<int>(0, 9)(rng);
+      Planned p{};
+      if (kind < 3 && !planned.empty() &&
+          planned.back().offset + planned.back().size < corpus.contents[planned.back().file].size()) {
+        // Continues the previous range in the file and in memory: mergeable.
+        const Planned& prev = planned.back();
+        p.file = prev.file;
+        p.offset = prev.offset + prev.size;
+        uint64_t left = corpus.contents[p.file].size() - p.offset;
+        p.size = std::uniform_int_distribution<uint64_t>(1, std::min<uint64_t>(left, 9000))(rng);
+        p.dst_offset = buffer_size;
+      } else {
+        p.file = std::uniform_int_distribution<size_t>(0, corpus.contents.size() - 1)(rng);
+        uint64_t file_size = corpus.contents[p.file].size();
+        p.offset = std::uniform_int_distribution<uint64_t>(0, file_size)(rng);
+        uint64_t left = file_size - p.offset;
+        if (kind == 3 || left == 0) {
+          p.size = 0;
+        } else if (kind == 4) {
+          p.size = left;  // to the end of the file, often several chunks
+        } else {
+          p.size = std::uniform_int_distribution<uint64_t>(1, std::min<uint64_t>(left, 20000))(rng);
+        }
+        buffer_size += std::uniform_int_distribution<uint64_t>(0, 7)(rng);  // a gap
+        p.dst_offset = buffer_size;
+      }
+      buffer_size += p.size;
+      planned.push_back(p);
+    }
+    buffer_.assign(buffer_size + 1, kUntouched);
+    ranges_.resize(corpus.contents.size());
+    for (const Planned& p : planned) {
+      ranges_[p.file].push_back(runai_range_t{p.offset, p.size, buffer_.data() + p.dst_offset});
+    }
+    for (auto& file_ranges : ranges_) std::shuffle(file_ranges.begin(), file_ranges.end(), rng);
+    for (size_t f = 0; f < ranges_.size(); ++f) {
+      files_.push_back(runai_file_request_t{corpus.paths[f].c_str(), ranges_[f].data(),
+                                            ranges_[f].size()});
+    }
+    num_ranges_ = num_ranges;
+  }
+
+  void Submit(runai_streamer_t* streamer) {
+    ASSERT_EQ(runai_streamer_submit(streamer, files_.data(), files_.size(), &id_), RUNAI_OK)
+        << runai_streamer_last_error();
+    EXPECT_NE(id_, 0u);
+  }
+
+  void WaitAndCheck(runai_streamer_t* streamer) {
+    auto results = WaitAll(streamer, id_, num_ranges_);
+    std::vector<bool> covered(buffer_.size(), false);
+    for (size_t f = 0; f < ranges_.size(); ++f) {
+      for (size_t r = 0; r < ranges_[f].size(); ++r) {
+        const runai_range_t& range = ranges_[f][r];
+        auto found = results.find({static_cast<uint32_t>(f), static_cast<uint32_t>(r)});
+        ASSERT_NE(found, results.end()) << "file " << f << " range " << r << " not reported";
+        ASSERT_EQ(found->second.status, RUNAI_OK) << found->second.message;
+        const uint8_t* expected = corpus_.contents[f].data() + range.offset;
+        ASSERT_EQ(std::memcmp(range.dst, expected, range.size), 0)
+            << "wrong bytes in file " << f << " range [" << range.offset << ", "
+            << range.offset + range.size << ")";
+        size_t start = static_cast<uint8_t*>(range.dst) - buffer_.data();
+        std::fill(covered.begin() + start, covered.begin() + start + range.size, true);
+      }
+    }
+    for (size_t i = 0; i < buffer_.size(); ++i) {
+      if (!covered[i]) {
+        ASSERT_EQ(buffer_[i], kUntouched) << "byte " << i << " written outside ranges";
+      }
+    }
+    EXPECT_EQ(runai_streamer_release(streamer, id_), RUNAI_OK);
+  }
+
+ private:
+  const Corpus& corpus_;
+  std::vector<uint8_t> buffer_;
+  std::vector<std::vector<runai_range_t>> ranges_;
+  std::vector<runai_file_request_t> files_;
+  size_t num_ranges_ = 0;
+  uint64_t id_ = 0;
+};
+
+TEST(RandomReads, OneRequestThousandsOfRanges) {
+  Corpus corpus;
+  MakeCorpus(&corpus, 12, 1);
+  Streamer streamer(4, 4096);
+  RandomRequest request(corpus, 3000, 2);
+  request.Submit(streamer.get());
+  request.WaitAndCheck(streamer.get());
+}
+
+TEST(RandomReads, ConcurrentRequestsOnOneStreamer) {
+  Corpus corpus;
+  MakeCorpus(&corpus, 10, 3);
+  Streamer streamer(3, 8192);
+  std::vector<std::unique_ptr<RandomRequest>> requests;
+  for (int i = 0; i < 4; ++i) {
+    requests.push_back(std::make_unique<RandomRequest>(corpus, 1500, 10 + i));
+  }
+  // All in flight at once, submitted and collected from several threads.
+  std::vector<std::thread> threads;
+  for (auto& request : requests) {
+    threads.emplace_back([&streamer, &request] {
+      request->Submit(streamer.get());
+      request->WaitAndCheck(streamer.get());
+    });
+  }
+  for (auto& thread : threads) thread.join();
+}
+
+TEST(RandomReads, SeveralStreamersInThreads) {
+  Corpus corpus;
+  MakeCorpus(&corpus, 8, 4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&corpus, t] {
+      Streamer streamer(2 + t, 4096 << t);
+      for (int round = 0; round < 2; ++round) {
+        RandomRequest request(corpus, 1000, 100 + 10 * t + round);
+        request.Submit(streamer.get());
+        request.WaitAndCheck(streamer.get());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+}
+
+TEST(RandomReads, ThroughTestfsPlugin) {
+  Corpus corpus;
+  MakeCorpus(&corpus, 6, 5, "tfs://");
+  Streamer streamer(4, 4096);
+  const char* keys[] = {"root"};
+  const char* values[] = {corpus.dir.path().c_str()};
+  ASSERT_EQ(runai_streamer_register_backend(streamer.get(), "tfs", TESTFS_PLUGIN, keys, values, 1),
+            RUNAI_OK)
+      << runai_streamer_last_error();
+  RandomRequest request(corpus, 1000, 6);
+  request.Submit(streamer.get());
+  request.WaitAndCheck(streamer.get());
+}
+
+}  // namespace
+}  // namespace runai::testing
