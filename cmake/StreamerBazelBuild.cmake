@@ -13,7 +13,8 @@ set(startup "--max_idle_secs=60")
 # output went instead.
 set(common ${FLAGS} "--symlink_prefix=/")
 
-message(STATUS "Bazel: ${BAZEL} ${startup} build ${common} ${TARGET}  (in ${WORKSPACE})")
+string(REPLACE ";" " " common_text "${common}")
+message(STATUS "Bazel: ${BAZEL} ${startup} build ${common_text} ${TARGET}  (in ${WORKSPACE})")
 execute_process(
   COMMAND "${BAZEL}" ${startup} build ${common} "${TARGET}"
   WORKING_DIRECTORY "${WORKSPACE}"
