@@ -1,0 +1,167 @@
+"""Load benchmark: every loader in its own process, alternating, median GB/s and peak RSS."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WORKER = str(Path(__file__).with_name("_bench_worker.py"))
+DROP_CACHES = "/proc/sys/vm/drop_caches"
+
+
+@dataclass
+class Loader:
+    label: str
+    kind: str  # a key of _bench_worker.LOADERS
+    python: str = sys.executable
+    files: list[str] | None = None  # files this loader reads (default: the benchmark's)
+    env: dict[str, str] | None = None  # replaces the environment when set
+
+
+@dataclass
+class Result:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    rss_peak: list[int] = field(default_factory=list)
+    rss_base: list[int] = field(default_factory=list)
+    bytes: int = 0
+    tensors: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def gbps(self) -> float:
+        return self.bytes / statistics.median(self.seconds) / 1e9 if self.seconds else 0.0
+
+    @property
+    def peak(self) -> int:
+        return int(statistics.median(self.rss_peak)) if self.rss_peak else 0
+
+    @property
+    def base(self) -> int:
+        return int(statistics.median(self.rss_base)) if self.rss_base else 0
+
+
+def installed(module: str, python: str = sys.executable) -> bool:
+    if python == sys.executable:
+        return importlib.util.find_spec(module) is not None
+    probe = subprocess.run(
+        [python, "-c", f"import {module}"], capture_output=True, env=_clean_env(), check=False
+    )
+    return probe.returncode == 0
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without what points at this checkout (for other interpreters)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STREAMER_LIBRARY")}
+
+
+def default_loaders() -> list[Loader]:
+    loaders = [Loader("runai-model-streamer", "runai")]
+    if installed("safetensors"):
+        loaders.append(Loader("safetensors (mmap+copy)", "safetensors"))
+        loaders.append(Loader("safetensors (pread)", "safetensors-pread"))
+    if installed("fastsafetensors"):
+        loaders.append(Loader("fastsafetensors", "fastsafetensors"))
+    return loaders
+
+
+def can_drop_caches() -> bool:
+    return os.access(DROP_CACHES, os.W_OK)
+
+
+def drop_caches() -> None:
+    os.sync()
+    with open(DROP_CACHES, "w") as out:
+        out.write("3\n")
+
+
+def run_once(loader: Loader, files: Sequence[str], timeout: float = 600) -> dict[str, object]:
+    command = [loader.python, WORKER, loader.kind, *(loader.files or files)]
+    env = loader.env if loader.env is not None else dict(os.environ)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"{loader.label} failed (exit {done.returncode}): {' | '.join(tail)}")
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_benchmark(
+    loaders: Sequence[Loader],
+    files: Sequence[str],
+    rounds: int = 3,
+    cold: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[Result]:
+    """Runs every loader ``rounds`` times, alternating (the order rotates every round)."""
+    if cold and not can_drop_caches():
+        raise PermissionError(f"cold-cache runs need to write {DROP_CACHES} (run as root)")
+    results = {loader.label: Result(loader.label) for loader in loaders}
+    for round_index in range(rounds):
+        shift = round_index % max(len(loaders), 1)
+        for loader in list(loaders[shift:]) + list(loaders[:shift]):
+            result = results[loader.label]
+            if cold:
+                drop_caches()
+            try:
+                run = run_once(loader, files)
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                result.errors.append(str(error))
+                if progress:
+                    progress(f"round {round_index + 1}: {error}")
+                continue
+            result.seconds.append(float(run["seconds"]))  # type: ignore[arg-type]
+            result.rss_peak.append(int(run["rss_peak"]))  # type: ignore[call-overload]
+            result.rss_base.append(int(run["rss_base"]))  # type: ignore[call-overload]
+            result.bytes = int(run["bytes"])  # type: ignore[call-overload]
+            result.tensors = int(run["tensors"])  # type: ignore[call-overload]
+            if progress:
+                progress(
+                    f"round {round_index + 1}/{rounds} {loader.label}: "
+                    f"{result.bytes / float(run['seconds']) / 1e9:.2f} GB/s"  # type: ignore[arg-type]
+                )
+    return list(results.values())
+
+
+def format_table(results: Sequence[Result], title: str = "", model_bytes: int = 0) -> str:
+    """A markdown table: median GB/s, seconds, peak RSS, and ratios against every loader."""
+    ok = [r for r in results if r.seconds]
+    header = ["loader", "GB/s", "s (median)", "runs", "peak RSS", "RSS - base"]
+    header += [f"x vs {r.label}" for r in ok]
+    rows = [header, ["---"] * len(header)]
+    for result in results:
+        if not result.seconds:
+            reason = result.errors[-1] if result.errors else "no runs"
+            rows.append([result.label, "failed", reason[:60], "0", "", ""] + [""] * len(ok))
+            continue
+        row = [
+            result.label,
+            f"{result.gbps:.2f}",
+            f"{statistics.median(result.seconds):.3f}",
+            str(len(result.seconds)),
+            f"{result.peak / 2**20:.0f} MiB",
+            f"{(result.peak - result.base) / 2**20:.0f} MiB",
+        ]
+        for other in ok:
+            row.append(f"{result.gbps / other.gbps:.2f}" if other.gbps else "")
+        rows.append(row)
+    lines = [f"### {title}", ""] if title else []
+    if model_bytes:
+        lines += [f"model: {model_bytes / 1e9:.2f} GB", ""]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def loader_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides or {})
+    return env

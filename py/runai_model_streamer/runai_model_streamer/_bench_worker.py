@@ -1,0 +1,148 @@
+"""One benchmark run of one loader, in its own process (for a clean peak-RSS figure).
+
+Run as a script, possibly by another interpreter (for example a virtual environment holding
+the upstream package), so it imports nothing from this package at module level:
+
+    python _bench_worker.py LOADER FILE [FILE...]
+
+Prints one JSON line: loader, seconds (loading only, imports excluded), bytes, tensors,
+rss_base (peak RSS after imports, bytes) and rss_peak (peak RSS at the end, bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _runai(files: list[str]) -> tuple[int, int]:
+    from runai_model_streamer import SafetensorsStreamer
+
+    kept: dict[str, Any] = {}
+    total = 0
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files(files)
+        for name, tensor in streamer.get_tensors():
+            kept[name] = tensor
+            total += tensor.numel() * tensor.element_size()
+    return total, len(kept)
+
+
+def _safetensors(backend: str | None) -> Callable[[list[str]], tuple[int, int]]:
+    def load(files: list[str]) -> tuple[int, int]:
+        from safetensors.torch import load_file
+
+        kept: dict[str, Any] = {}
+        total = 0
+        for path in files:
+            tensors = load_file(path) if backend is None else load_file(path, backend=backend)
+            for name, tensor in tensors.items():
+                # mmap: copy once into process memory, as a weight loader copies into params
+                kept[name] = tensor.clone() if backend is None else tensor
+                total += tensor.numel() * tensor.element_size()
+        return total, len(kept)
+
+    return load
+
+
+def _fastsafetensors(files: list[str]) -> tuple[int, int]:
+    from fastsafetensors import SafeTensorsFileLoader, SingleGroup
+
+    loader = SafeTensorsFileLoader(SingleGroup(), "cpu", nogds=True)
+    loader.add_filenames({0: files})
+    buffer = loader.copy_files_to_device()
+    kept = {}
+    total = 0
+    for name in loader.get_keys():
+        tensor = buffer.get_tensor(name).clone()
+        kept[name] = tensor
+        total += tensor.numel() * tensor.element_size()
+    buffer.close()
+    loader.close()
+    return total, len(kept)
+
+
+def _tensorizer(files: list[str]) -> tuple[int, int]:
+    from tensorizer import TensorDeserializer
+
+    kept = {}
+    total = 0
+    for path in files:
+        deserializer = TensorDeserializer(path, device="cpu", num_readers=2)
+        for name, tensor in deserializer.items():
+            kept[name] = tensor
+            total += tensor.numel() * tensor.element_size()
+        deserializer.close()
+    return total, len(kept)
+
+
+def _dd(files: list[str]) -> tuple[int, int]:
+    total = 0
+    for path in files:
+        subprocess.run(
+            ["dd", f"if={path}", "of=/dev/null", "bs=16M"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        total += os.path.getsize(path)
+    return total, 0
+
+
+LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
+    "runai": _runai,
+    "safetensors": _safetensors(None),
+    "safetensors-pread": _safetensors("pread"),
+    "fastsafetensors": _fastsafetensors,
+    "tensorizer": _tensorizer,
+    "dd": _dd,
+}
+
+_IMPORTS = {
+    "runai": "runai_model_streamer",
+    "safetensors": "safetensors.torch",
+    "safetensors-pread": "safetensors.torch",
+    "fastsafetensors": "fastsafetensors",
+    "tensorizer": "tensorizer",
+    "dd": "os",
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in LOADERS:
+        print(f"usage: {sys.argv[0]} {{{','.join(LOADERS)}}} FILE...", file=sys.stderr)
+        return 2
+    loader, files = argv[0], argv[1:]
+    if loader != "dd":
+        import torch  # noqa: F401 - import cost is not part of loading
+
+        __import__(_IMPORTS[loader])
+    base = _peak_rss()
+    start = time.perf_counter()
+    total, tensors = LOADERS[loader](files)
+    seconds = time.perf_counter() - start
+    result = {
+        "loader": loader,
+        "seconds": seconds,
+        "bytes": total,
+        "tensors": tensors,
+        "rss_base": base,
+        "rss_peak": _peak_rss(),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
