@@ -1,0 +1,41 @@
+"""Test backend plugin of runai-model-streamer: ``testfs://<path>`` from a local directory.
+
+Found by the core through the ``runai_model_streamer.backends`` entry point named ``testfs``.
+The native library ``libstreamer_testfs`` lives in this package; the directory served is
+``$RUNAI_STREAMER_TESTFS_ROOT``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import sys
+from typing import Any
+
+ROOT_ENV_VAR = "RUNAI_STREAMER_TESTFS_ROOT"
+LIBRARY_NAME = "libstreamer_testfs.dylib" if sys.platform == "darwin" else "libstreamer_testfs.so"
+
+
+def library_path() -> str:
+    """Absolute path of libstreamer_testfs inside this package."""
+    path = os.path.abspath(str(importlib.resources.files(__name__) / LIBRARY_NAME))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: the runai-model-streamer-testfs installation is incomplete "
+            "(its native library is missing); reinstall the package"
+        )
+    return path
+
+
+def backend_options(credentials: Any = None) -> dict[str, str]:
+    """Options for the engine: the directory served, from $RUNAI_STREAMER_TESTFS_ROOT."""
+    del credentials  # a local directory needs none
+    root = os.environ.get(ROOT_ENV_VAR)
+    if not root:
+        raise RuntimeError(
+            f"{ROOT_ENV_VAR} is not set: the testfs backend serves testfs://<path> from the "
+            f"directory it names; set it to an existing directory"
+        )
+    if not os.path.isdir(root):
+        raise RuntimeError(f"{ROOT_ENV_VAR}={root} is not a directory")
+    return {"root": os.path.abspath(root)}
