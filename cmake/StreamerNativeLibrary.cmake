@@ -250,6 +250,12 @@ function(_streamer_check_binary path os archs tag)
   endforeach()
 endfunction()
 
+# Remembers how a library was obtained, for _build_info.json.
+function(_streamer_record_build path mode source)
+  set_property(GLOBAL PROPERTY "_STREAMER_MODE_${path}" "${mode}")
+  set_property(GLOBAL PROPERTY "_STREAMER_SOURCE_${path}" "${source}")
+endfunction()
+
 # Mode 1: the library from NATIVE_LIBS_PATH.
 function(_streamer_prebuilt name libs_path out_var)
   _streamer_target_platform(os archs tag osx_target)
@@ -292,6 +298,7 @@ function(_streamer_prebuilt name libs_path out_var)
   endif()
   _streamer_check_binary("${found}" "${os}" "${archs}" "${tag}")
   message(STATUS "runai-model-streamer: native library ${filename}: mode prebuilt (NATIVE_LIBS_PATH): ${found}")
+  _streamer_record_build("${found}" prebuilt "${found}")
   set(${out_var} "${found}" PARENT_SCOPE)
 endfunction()
 
@@ -299,9 +306,12 @@ endfunction()
 # projects inherit none of them). CMAKE_CACHE_ARGS form keeps lists intact.
 function(_streamer_forwarded_cmake_args out_var)
   set(args "")
-  foreach(var IN ITEMS CMAKE_BUILD_TYPE CMAKE_TOOLCHAIN_FILE CMAKE_C_COMPILER
-                       CMAKE_CXX_COMPILER CMAKE_C_COMPILER_LAUNCHER
-                       CMAKE_CXX_COMPILER_LAUNCHER CMAKE_MAKE_PROGRAM)
+  set(vars CMAKE_BUILD_TYPE CMAKE_TOOLCHAIN_FILE CMAKE_MAKE_PROGRAM
+           CMAKE_C_COMPILER_LAUNCHER CMAKE_CXX_COMPILER_LAUNCHER)
+  if(NOT CMAKE_TOOLCHAIN_FILE) # a toolchain file sets the compilers itself
+    list(APPEND vars CMAKE_C_COMPILER CMAKE_CXX_COMPILER)
+  endif()
+  foreach(var IN LISTS vars)
     if(DEFINED ${var} AND NOT "${${var}}" STREQUAL "")
       list(APPEND args "-D${var}:STRING=${${var}}")
     endif()
@@ -342,6 +352,7 @@ function(_streamer_cmake_build name out_var)
       USES_TERMINAL_INSTALL TRUE)
   endif()
   message(STATUS "runai-model-streamer: native library ${filename}: mode cmake (ExternalProject on ${STREAMER_SOURCE_ROOT}/cpp with ${CMAKE_COMMAND} and ${CMAKE_GENERATOR})")
+  _streamer_record_build("${lib}" cmake "${STREAMER_SOURCE_ROOT}/cpp/CMakeLists.txt")
   set(${out_var} "${lib}" PARENT_SCOPE)
 endfunction()
 
@@ -395,6 +406,7 @@ set(OUTPUT "@lib@")
     USES_TERMINAL_BUILD TRUE)
   string(REPLACE ";" " " flags_text "${flags}")
   message(STATUS "runai-model-streamer: native library ${filename}: mode bazel (${bazel} build ${flags_text} //cpp:lib${name}.so in ${STREAMER_SOURCE_ROOT})")
+  _streamer_record_build("${lib}" bazel "//cpp:lib${name}.so")
   set(${out_var} "${lib}" PARENT_SCOPE)
 endfunction()
 
@@ -445,9 +457,32 @@ function(streamer_install_native_library path)
   install(FILES "${path}" DESTINATION "${arg_DESTINATION}"
           PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE
                       GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+
+  # _build_info.json next to the library: how it was obtained (shown by
+  # `runai-model-streamer info`).
+  get_filename_component(filename "${path}" NAME)
+  get_property(mode GLOBAL PROPERTY "_STREAMER_MODE_${path}")
+  get_property(source GLOBAL PROPERTY "_STREAMER_SOURCE_${path}")
+  _streamer_target_platform(os archs tag osx_target)
+  set(version "${SKBUILD_PROJECT_VERSION_FULL}")
+  if(NOT version AND EXISTS "${STREAMER_SOURCE_ROOT}/VERSION")
+    file(STRINGS "${STREAMER_SOURCE_ROOT}/VERSION" version LIMIT_COUNT 1)
+  endif()
+  set(info "${CMAKE_CURRENT_BINARY_DIR}/streamer-native/${filename}.build_info.json")
+  file(CONFIGURE OUTPUT "${info}" CONTENT [[{
+  "library": "@filename@",
+  "mode": "@mode@",
+  "source": "@source@",
+  "target": "@tag@",
+  "build_type": "@CMAKE_BUILD_TYPE@",
+  "version": "@version@"
+}
+]] @ONLY)
+  install(FILES "${info}" DESTINATION "${arg_DESTINATION}" RENAME _build_info.json)
   if(NOT CMAKE_BUILD_TYPE MATCHES "^(Release|MinSizeRel)$")
     return()
   endif()
+
   # install(FILES) does not strip, even with `cmake --install --strip`.
   if(CMAKE_STRIP)
     set(strip "${CMAKE_STRIP}")
@@ -457,13 +492,11 @@ function(streamer_install_native_library path)
   if(NOT strip)
     message(FATAL_ERROR "runai-model-streamer: no `strip` program to strip ${path} in a ${CMAKE_BUILD_TYPE} build")
   endif()
-  _streamer_target_platform(os archs tag osx_target)
   if(os STREQUAL "macos")
     set(strip_flags "-x") # keep the exported symbols of a dylib
   else()
     set(strip_flags "--strip-unneeded")
   endif()
-  get_filename_component(filename "${path}" NAME)
   install(CODE "
     set(_lib \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${arg_DESTINATION}/${filename}\")
     message(STATUS \"Stripping: \${_lib}\")
