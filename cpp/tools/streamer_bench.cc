@@ -1,8 +1,10 @@
 // streamer_bench: read throughput of libstreamer against a plain read() loop.
 //
-//   streamer_bench [--make SIZE] [--concurrency N] [--chunk BYTES] FILE
+//   streamer_bench [--make SIZE] [--cold] [--concurrency N] [--chunk BYTES] FILE
 //
 // --make writes SIZE random bytes to FILE first (SIZE may end in K, M or G).
+// --cold evicts FILE from the page cache before each timed read (Linux
+// posix_fadvise DONTNEED; needs no root), so the disk is measured.
 // Modes, each reading the whole file:
 //   reused     streamer into a buffer allocated and touched once (second of two reads)
 //   alloc      streamer into new memory from runai_streamer_alloc (time includes the alloc)
@@ -66,6 +68,23 @@ void MakeFile(const std::string& path, uint64_t size) {
   ::close(fd);
 }
 
+bool cold = false;
+
+// Drops the file's pages from the page cache so the next read hits the disk.
+void EvictIfCold(const std::string& path) {
+  if (!cold) return;
+#ifdef POSIX_FADV_DONTNEED
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Die("cannot open " + path + ": " + std::strerror(errno));
+  ::fdatasync(fd);
+  int err = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  if (err != 0) Die("posix_fadvise: " + std::string(std::strerror(err)));
+#else
+  Die("--cold needs posix_fadvise(POSIX_FADV_DONTNEED), not available here");
+#endif
+}
+
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -79,6 +98,7 @@ void Check(int status, const char* what) {
 
 // Reads the whole file into dst with one request; returns seconds.
 double StreamInto(runai_streamer_t* streamer, const std::string& path, uint64_t size, void* dst) {
+  EvictIfCold(path);
   auto start = std::chrono::steady_clock::now();
   runai_range_t range{0, size, dst};
   runai_file_request_t file{path.c_str(), &range, 1};
@@ -94,6 +114,7 @@ double StreamInto(runai_streamer_t* streamer, const std::string& path, uint64_t 
 }
 
 double ReadLoop(const std::string& path, uint64_t size, char* dst) {
+  EvictIfCold(path);
   auto start = std::chrono::steady_clock::now();
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) Die("cannot open " + path + ": " + std::strerror(errno));
@@ -125,6 +146,8 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--make" && i + 1 < argc) {
       make_size = ParseSize(argv[++i]);
+    } else if (arg == "--cold") {
+      cold = true;
     } else if (arg == "--concurrency" && i + 1 < argc) {
       config.concurrency = static_cast<int32_t>(ParseSize(argv[++i]));
     } else if (arg == "--chunk" && i + 1 < argc) {
@@ -132,7 +155,7 @@ int main(int argc, char** argv) {
     } else if (!arg.empty() && arg[0] != '-' && path.empty()) {
       path = arg;
     } else {
-      Die("usage: streamer_bench [--make SIZE] [--concurrency N] [--chunk BYTES] FILE");
+      Die("usage: streamer_bench [--make SIZE] [--cold] [--concurrency N] [--chunk BYTES] FILE");
     }
   }
   if (path.empty()) Die("no FILE given");
@@ -144,9 +167,9 @@ int main(int argc, char** argv) {
 
   runai_streamer_t* streamer = nullptr;
   Check(runai_streamer_create(&config, &streamer), "create");
-  std::printf("file %s: %.2f GB, concurrency %d, chunk %lld bytes\n", path.c_str(),
+  std::printf("file %s: %.2f GB, concurrency %d, chunk %lld bytes, %s cache\n", path.c_str(),
               static_cast<double>(size) / 1e9, config.concurrency,
-              static_cast<long long>(config.chunk_bytesize));
+              static_cast<long long>(config.chunk_bytesize), cold ? "cold" : "warm");
 
   void* reused = runai_streamer_alloc(size, 0);
   if (reused == nullptr) Die(std::string("alloc: ") + runai_streamer_last_error());

@@ -1,6 +1,7 @@
 // The exported C functions: argument checks, exception barrier and the
 // per-thread last error around the engine.
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
 

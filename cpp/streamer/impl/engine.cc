@@ -402,8 +402,10 @@ common::Status Engine::Wait(uint64_t request_id, runai_completion_t* completions
   if (completions == nullptr || max_completions == 0) {
     return InvalidArgument("completions must hold at least one entry");
   }
+  // Capped so the deadline arithmetic cannot overflow; a year is "no limit" enough.
+  constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
   const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+                        std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kMaxTimeoutMs));
   std::unique_lock<std::mutex> lock(mutex_);
   ++waiters_;
   common::Status result;
