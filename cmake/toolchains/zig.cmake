@@ -76,6 +76,16 @@ endforeach()
 set(CMAKE_AR "${_zig_wrappers}/zig-ar" CACHE FILEPATH "" FORCE)
 set(CMAKE_RANLIB "${_zig_wrappers}/zig-ranlib" CACHE FILEPATH "" FORCE)
 
+# zig has no strip for every format; llvm-strip (Debian `llvm`) handles ELF and Mach-O alike.
+find_program(ZIG_TOOLCHAIN_STRIP NAMES llvm-strip llvm-strip-19 llvm-strip-18 llvm-strip-17
+             llvm-strip-16 llvm-strip-15 llvm-strip-14)
+if(ZIG_TOOLCHAIN_STRIP)
+  set(CMAKE_STRIP "${ZIG_TOOLCHAIN_STRIP}" CACHE FILEPATH "" FORCE)
+elseif(NOT CMAKE_SYSTEM_NAME STREQUAL CMAKE_HOST_SYSTEM_NAME OR NOT _zig_arch STREQUAL CMAKE_HOST_SYSTEM_PROCESSOR)
+  message(WARNING "zig toolchain: no llvm-strip found; the host's strip cannot strip ${ZIG_TARGET} binaries "
+                  "(apt-get install llvm)")
+endif()
+
 # Nothing from the build host: headers and libraries come from zig's bundled libc/libc++.
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
