@@ -241,7 +241,8 @@ def _os_error(path: str, error: OSError) -> Exception:
 def read_local_header(path: str) -> SafetensorsHeader:
     """Reads and validates the header of a local file with plain reads (no engine needed)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         raise _os_error(path, error) from None
     try:

@@ -184,6 +184,8 @@ class RangeStream:
         )
         self.total_bytes = sum(sum(s) for s in self._sizes)
         self._started = False
+        #: most destination bytes of windows submitted and not yet fully handed out at once
+        self.peak_in_flight = 0
 
     def start(self) -> None:
         """Submits the first windows (so reading starts before iteration)."""
@@ -259,6 +261,7 @@ class RangeStream:
         window.request_id = self._engine.submit([(path, ranges)])
         self._active.append(window)
         self._in_flight += plan.nbytes
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
 
     def _drain(self, window: _ActiveWindow) -> Iterator[tuple[int, int, torch.Tensor]]:
         plan = window.plan

@@ -1,0 +1,137 @@
+"""Finding and loading libstreamer: platform names, the override, the error text, laziness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runai_model_streamer import _native
+from runai_model_streamer._errors import RunaiStreamerError, StreamerLibraryError
+
+
+@pytest.mark.parametrize(
+    ("system", "name"),
+    [
+        ("Linux", "libstreamer.so"),
+        ("Darwin", "libstreamer.dylib"),
+        ("FreeBSD", "libstreamer.so"),
+    ],
+)
+def test_library_filename_per_platform(system: str, name: str) -> None:
+    assert _native.library_filename(system) == name
+
+
+@pytest.mark.parametrize(
+    ("system", "name"), [("Linux", "libstreamer.so"), ("Darwin", "libstreamer.dylib")]
+)
+def test_candidates_are_in_the_package_directory(tmp_path: Path, system: str, name: str) -> None:
+    paths = _native.candidate_paths(env={}, package_dir=tmp_path, system=system)
+    assert paths == [tmp_path / name, tmp_path / "lib" / name]
+
+
+def test_default_package_directory_is_the_installed_package() -> None:
+    import runai_model_streamer
+
+    assert _native.package_directory() == Path(runai_model_streamer.__file__).parent
+    paths = _native.candidate_paths(env={})
+    assert paths[0].parent == Path(runai_model_streamer.__file__).parent
+
+
+def test_override_with_a_file_is_the_only_candidate(tmp_path: Path) -> None:
+    target = tmp_path / "custom.so"
+    env = {_native.LIBRARY_ENV_VAR: str(target)}
+    assert _native.candidate_paths(env=env, package_dir=tmp_path / "pkg", system="Linux") == [
+        target
+    ]
+
+
+def test_override_with_a_directory_uses_the_platform_name(tmp_path: Path) -> None:
+    env = {_native.LIBRARY_ENV_VAR: str(tmp_path)}
+    assert _native.candidate_paths(env=env, system="Darwin") == [tmp_path / "libstreamer.dylib"]
+
+
+def test_failure_lists_every_path_and_reason(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "lib").mkdir(parents=True)
+    (package / "libstreamer.so").write_text("not an ELF file")
+    with pytest.raises(StreamerLibraryError) as raised:
+        _native.load_library(env={}, package_dir=package, system="Linux")
+    text = str(raised.value)
+    assert f"{package / 'libstreamer.so'}: the loader refused it:" in text
+    assert f"{package / 'lib' / 'libstreamer.so'}: no such file" in text
+    assert _native.LIBRARY_ENV_VAR in text
+    assert isinstance(raised.value, OSError) and isinstance(raised.value, RunaiStreamerError)
+
+
+def test_override_failure_says_only_the_override_was_tried(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "libstreamer.so"
+    with pytest.raises(StreamerLibraryError) as raised:
+        _native.load_library(env={_native.LIBRARY_ENV_VAR: str(missing)}, package_dir=tmp_path)
+    text = str(raised.value)
+    assert f"{missing}: no such file" in text
+    assert "only that path was tried" in text
+    assert str(tmp_path / "libstreamer.so") not in text.replace(str(missing), "")
+
+
+def test_a_library_without_the_api_is_rejected_with_the_missing_symbols(tmp_path: Path) -> None:
+    import ctypes.util
+
+    libc = ctypes.util.find_library("c")
+    if libc is None or not os.path.isabs(libc):
+        libc = "/lib/x86_64-linux-gnu/libc.so.6" if sys.platform == "linux" else None
+    assert libc is not None and os.path.exists(libc), "a libc to load is expected on POSIX"
+    with pytest.raises(StreamerLibraryError, match="missing symbols runai_streamer_version"):
+        _native.load_library(env={_native.LIBRARY_ENV_VAR: libc})
+
+
+def test_the_real_library_loads_with_api_version_1() -> None:
+    lib = _native.library()
+    assert lib.api_version == _native.API_VERSION == 1
+    assert lib.version.count(".") == 2
+    assert lib.path.is_file()
+
+
+def test_import_does_not_need_the_library(tmp_path: Path) -> None:
+    env = dict(os.environ, **{_native.LIBRARY_ENV_VAR: str(tmp_path / "missing.so")})
+    code = (
+        "import runai_model_streamer as r\n"
+        "from runai_model_streamer import SafetensorsStreamer, StreamerLibraryError\n"
+        "try:\n"
+        "    SafetensorsStreamer().stream_file('x.safetensors')\n"
+        "except StreamerLibraryError as e:\n"
+        "    print('LIBERR', e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LIBERR" in done.stdout and str(tmp_path / "missing.so") in done.stdout
+
+
+def test_version_comes_from_metadata_or_fallback() -> None:
+    import importlib.metadata
+
+    import runai_model_streamer
+
+    try:
+        expected = importlib.metadata.version("runai-model-streamer")
+    except importlib.metadata.PackageNotFoundError:
+        expected = "0.0.0+unknown"
+    assert runai_model_streamer.__version__ == expected
+
+
+def test_package_ships_py_typed() -> None:
+    import runai_model_streamer
+
+    assert (Path(runai_model_streamer.__file__).parent / "py.typed").is_file()
+
+
+def test_s3_credentials_import_path() -> None:
+    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+
+    credentials = S3Credentials(access_key_id="a", secret_access_key="hunter2", region_name="r")
+    assert credentials.endpoint is None and credentials.session_token is None
+    assert "hunter2" not in repr(credentials)
