@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -51,12 +53,14 @@ class RandomRequest {
       Planned p{};
       if (kind < 3 && !planned.empty() &&
           planned.back().offset + planned.back().size < corpus.contents[planned.back().file].size()) {
-        // Continues the previous range in the file and in memory: mergeable.
+        // Continues the previous range in the file, and (mergeable) in memory
+        // or (not mergeable) after a gap in memory.
         const Planned& prev = planned.back();
         p.file = prev.file;
         p.offset = prev.offset + prev.size;
         uint64_t left = corpus.contents[p.file].size() - p.offset;
         p.size = std::uniform_int_distribution<uint64_t>(1, std::min<uint64_t>(left, 9000))(rng);
+        if (kind == 0) buffer_size += std::uniform_int_distribution<uint64_t>(1, 5)(rng);
         p.dst_offset = buffer_size;
       } else {
         p.file = std::uniform_int_distribution<size_t>(0, corpus.contents.size() - 1)(rng);
@@ -95,6 +99,48 @@ class RandomRequest {
     EXPECT_NE(id_, 0u);
   }
 
+  // Collects some completions, cancels, and checks that nothing is written
+  // after cancel returns and that every range is reported exactly once:
+  // RUNAI_OK with the right bytes, or RUNAI_E_CANCELLED.
+  void CancelAndCheck(runai_streamer_t* streamer, size_t collect_first) {
+    std::map<std::pair<uint32_t, uint32_t>, Result> results;
+    runai_completion_t completions[16];
+    while (results.size() < collect_first) {
+      size_t count = 0;
+      int status = runai_streamer_wait(streamer, id_, completions, 16, 20000, &count);
+      if (status == RUNAI_E_IDLE) break;
+      ASSERT_EQ(status, RUNAI_OK) << runai_streamer_last_error();
+      for (size_t i = 0; i < count; ++i) {
+        results[{completions[i].file_index, completions[i].range_index}] =
+            Result{completions[i].status, ""};
+      }
+    }
+    ASSERT_EQ(runai_streamer_cancel(streamer, id_), RUNAI_OK);
+    std::vector<uint8_t> snapshot = buffer_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(snapshot, buffer_) << "written after cancel returned";
+    auto rest = WaitAll(streamer, id_, num_ranges_ - results.size());
+    for (const auto& [key, result] : rest) {
+      EXPECT_EQ(results.count(key), 0u) << "range reported twice";
+      results[key] = result;
+    }
+    ASSERT_EQ(results.size(), num_ranges_);
+    for (const auto& [key, result] : results) {
+      const runai_range_t& range = ranges_[key.first][key.second];
+      if (result.status == RUNAI_E_CANCELLED) {
+        ++cancelled_;
+        continue;
+      }
+      ASSERT_EQ(result.status, RUNAI_OK) << result.message;
+      if (range.size == 0) continue;
+      ASSERT_EQ(std::memcmp(range.dst, corpus_.contents[key.first].data() + range.offset,
+                            range.size), 0);
+    }
+    EXPECT_EQ(runai_streamer_release(streamer, id_), RUNAI_OK);
+  }
+
+  size_t cancelled() const { return cancelled_; }
+
   void WaitAndCheck(runai_streamer_t* streamer) {
     auto results = WaitAll(streamer, id_, num_ranges_);
     std::vector<bool> covered(buffer_.size(), false);
@@ -127,6 +173,7 @@ class RandomRequest {
   std::vector<std::vector<runai_range_t>> ranges_;
   std::vector<runai_file_request_t> files_;
   size_t num_ranges_ = 0;
+  size_t cancelled_ = 0;
   uint64_t id_ = 0;
 };
 
@@ -173,6 +220,33 @@ TEST(RandomReads, SeveralStreamersInThreads) {
     });
   }
   for (auto& thread : threads) thread.join();
+}
+
+TEST(RandomReads, CancelAtRandomPoints) {
+  Corpus corpus;
+  MakeCorpus(&corpus, 8, 7);
+  Streamer streamer(3, 4096);
+  std::mt19937_64 rng(8);
+  size_t cancelled = 0;
+  for (int round = 0; round < 6; ++round) {
+    std::vector<std::unique_ptr<RandomRequest>> requests;
+    std::vector<size_t> collect_first;
+    for (int i = 0; i < 3; ++i) {
+      requests.push_back(std::make_unique<RandomRequest>(corpus, 800, 1000 + 10 * round + i));
+      collect_first.push_back(std::uniform_int_distribution<size_t>(0, 400)(rng));
+    }
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      threads.emplace_back([&, i] {
+        requests[i]->Submit(streamer.get());
+        requests[i]->CancelAndCheck(streamer.get(), collect_first[i]);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (auto& request : requests) cancelled += request->cancelled();
+  }
+  // Thousands of ranges are in flight when cancel lands; some must be cut off.
+  EXPECT_GT(cancelled, 0u);
 }
 
 TEST(RandomReads, ThroughTestfsPlugin) {
