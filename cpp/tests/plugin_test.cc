@@ -207,7 +207,7 @@ TEST_F(TestfsTest, ServerFailureSurfacesAsFailedRanges) {
 
 TEST_F(TestfsTest, WaitTimesOut) {
   Streamer streamer(1, 4096);
-  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "400"}})), RUNAI_OK);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "1000"}})), RUNAI_OK);
   char byte;
   runai_range_t range{0, 1, &byte};
   runai_file_request_t file{"tfs://model.bin", &range, 1};
@@ -228,7 +228,7 @@ TEST_F(TestfsTest, WaitTimesOut) {
 
 TEST_F(TestfsTest, CancelMidRequestReportsEveryRangeOnceAndStopsWriting) {
   Streamer streamer(2, 4096);
-  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "30"}})), RUNAI_OK);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "50"}})), RUNAI_OK);
   const size_t kRanges = 16;
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));
   std::vector<runai_range_t> ranges;

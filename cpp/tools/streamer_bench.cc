@@ -81,6 +81,7 @@ void EvictIfCold(const std::string& path) {
   ::close(fd);
   if (err != 0) Die("posix_fadvise: " + std::string(std::strerror(err)));
 #else
+  (void)path;
   Die("--cold needs posix_fadvise(POSIX_FADV_DONTNEED), not available here");
 #endif
 }
