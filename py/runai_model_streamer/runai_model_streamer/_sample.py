@@ -69,7 +69,7 @@ def plan_model(size: int, layers: int | None = None) -> list[SampleTensor]:
     return tensors
 
 
-def _header(tensors: list[SampleTensor]) -> tuple[bytes, list[int]]:
+def _header(tensors: list[SampleTensor]) -> tuple[bytes, list[SampleTensor]]:
     # largest item size first, so every tensor is aligned for its dtype (as safetensors does)
     ordered = sorted(tensors, key=lambda t: (-_ITEMSIZE[t.dtype], t.name))
     document: dict[str, object] = {"__metadata__": {"format": "pt", "generator": "runai"}}
@@ -83,12 +83,12 @@ def _header(tensors: list[SampleTensor]) -> tuple[bytes, list[int]]:
         offset += tensor.nbytes
     raw = json.dumps(document, separators=(",", ":")).encode()
     raw += b" " * (-(8 + len(raw)) % 8)
-    return raw, [t.nbytes for t in ordered]
+    return raw, ordered
 
 
 def write_safetensors(path: str, tensors: list[SampleTensor], seed: int = 0) -> int:
     """Writes one file; returns its size."""
-    raw, sizes = _header(tensors)
+    raw, ordered = _header(tensors)
     block = np.random.default_rng(seed).integers(0, 256, size=_BLOCK, dtype=np.uint8).tobytes()
     view = memoryview(block)
     position = seed * 7919 % _BLOCK
@@ -98,7 +98,11 @@ def write_safetensors(path: str, tensors: list[SampleTensor], seed: int = 0) -> 
     with open(temporary, "wb") as out:
         out.write(len(raw).to_bytes(8, "little"))
         out.write(raw)
-        for size in sizes:
+        for tensor in ordered:
+            size = tensor.nbytes
+            if tensor.dtype == "BOOL":  # only 0 and 1 are valid booleans
+                out.write((np.frombuffer(view[:size], dtype=np.uint8) & 1).tobytes())
+                continue
             while size:
                 step = min(size, _BLOCK - position)
                 out.write(view[position : position + step])

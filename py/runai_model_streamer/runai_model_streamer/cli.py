@@ -144,14 +144,15 @@ def cmd_stream(args: argparse.Namespace) -> int:
             if keep:
                 for index in file_of_name[name]:
                     if (index, name) not in kept:
-                        kept[(index, name)] = tensor
+                        # not owned: the buffer is reused later, keep a copy
+                        kept[(index, name)] = tensor if not args.not_owned else tensor.clone()
                         break
             progress.update(done, count)
         progress.update(done, count, force=True)
         progress.finish()
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
-        f"streamed {count} tensors, {_human(total)} from {len(files)} file(s) in {elapsed:.2f} s: "
+        f"streamed {count} tensors, {_human(total)} from {len(files)} file(s) in {elapsed:.3f} s: "
         f"{total / elapsed / 1e9:.2f} GB/s, {count / elapsed:.0f} tensors/s"
     )
     if args.verify:

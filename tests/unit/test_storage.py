@@ -1,0 +1,202 @@
+"""list_safetensors, pull_files, ObjectStorageModel and URIs through a backend plugin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from runai_model_streamer import (
+    BackendNotInstalledError,
+    FileChunks,
+    FileStreamer,
+    ObjectStorageModel,
+    SafetensorsStreamer,
+    list_safetensors,
+    pull_files,
+)
+from runai_model_streamer._backends import PLUGIN_DISTRIBUTIONS, find_backends, uri_scheme
+from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+from safetensors.torch import load_file, save_file
+
+from .helpers import assert_same
+
+
+def _model_dir(directory: Path, shards: int = 3) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for shard in range(shards):
+        tensors = {f"s{shard}.w{i}": torch.randn(32, 8 + i) for i in range(5)}
+        save_file(tensors, str(directory / f"model-{shard:05d}-of-{shards:05d}.safetensors"))
+    (directory / "config.json").write_text('{"model_type": "test"}')
+    (directory / "tokenizer.json").write_text("{}")
+    (directory / "sub").mkdir(exist_ok=True)
+    (directory / "sub" / "nested.safetensors").write_bytes(b"not listed: not top level")
+    return directory
+
+
+def test_uri_scheme() -> None:
+    assert uri_scheme("s3://bucket/key") == "s3"
+    assert uri_scheme("GS://b/k") == "gs"
+    assert uri_scheme("/local/path") is None
+    assert uri_scheme("file:///local/path") is None
+    assert uri_scheme("relative/dir") is None
+
+
+def test_list_safetensors_local(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "model")
+    listed = list_safetensors(str(model))
+    assert listed == sorted(str(p) for p in model.glob("*.safetensors"))
+    assert len(listed) == 3
+    assert list_safetensors(tmp_path / "model") == listed
+    with pytest.raises(FileNotFoundError) as raised:
+        list_safetensors(str(tmp_path / "absent"))
+    assert str(tmp_path / "absent") in str(raised.value)
+    with pytest.raises(NotADirectoryError):
+        list_safetensors(listed[0])
+
+
+def test_pull_files_local_with_patterns(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "model")
+    dst = tmp_path / "copy"
+    pull_files(str(model), str(dst), ignore_pattern=["*.safetensors"])
+    assert sorted(p.name for p in dst.iterdir()) == ["config.json", "tokenizer.json"]
+    pull_files(str(model), str(dst), allow_pattern=["*.safetensors"], ignore_pattern=["sub/*"])
+    assert len(list(dst.glob("*.safetensors"))) == 3
+    assert not (dst / "sub").exists()
+    for path in model.glob("*.safetensors"):
+        assert (dst / path.name).read_bytes() == path.read_bytes()
+    pull_files(str(model), str(dst))
+    assert (dst / "sub" / "nested.safetensors").is_file()
+    with pytest.raises(FileNotFoundError):
+        pull_files(str(tmp_path / "absent"), str(dst))
+
+
+def test_missing_plugin_names_the_distribution_to_install(tmp_path: Path) -> None:
+    installed = find_backends()
+    scheme = next((s for s in PLUGIN_DISTRIBUTIONS if s not in installed), None)
+    uri = f"{scheme or 'nosuchscheme'}://bucket/model.safetensors"
+    with SafetensorsStreamer() as streamer, pytest.raises(BackendNotInstalledError) as raised:
+        streamer.stream_file(uri, s3_credentials=S3Credentials(region_name="x"))
+    message = str(raised.value)
+    assert uri in message
+    if scheme is not None:
+        distribution, extra = PLUGIN_DISTRIBUTIONS[scheme]
+        assert distribution in message and f"runai-model-streamer[{extra}]" in message
+    else:
+        assert "runai_model_streamer.backends" in message
+    with pytest.raises(ImportError):
+        list_safetensors("nosuchscheme://bucket/")
+
+
+def test_stream_uris_through_the_testfs_plugin(testfs_root: Path) -> None:
+    model = _model_dir(testfs_root / "models" / "m1")
+    listed = list_safetensors("testfs://models/m1")
+    assert listed == [f"testfs://models/m1/{p.name}" for p in sorted(model.glob("*.safetensors"))]
+    expected: dict[str, torch.Tensor] = {}
+    for path in sorted(model.glob("*.safetensors")):
+        expected.update(load_file(str(path)))
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files(listed)
+        assert sum(len(m) for m in streamer.files_to_tensors_metadata.values()) == 15
+        got = dict(streamer.get_tensors())
+    for name in expected:
+        assert_same(got[name], expected[name], name)
+    with FileStreamer() as streamer:
+        streamer.stream_files([FileChunks(1, listed[0], [0, 8], [8, 16])])
+        chunks = {index: bytes(t.numpy()) for _, index, t in streamer.get_chunks()}
+    raw = (model / Path(listed[0]).name).read_bytes()
+    assert chunks == {0: raw[:8], 1: raw[8:24]}
+
+
+def test_missing_object_is_file_not_found(testfs_root: Path) -> None:
+    with SafetensorsStreamer() as streamer, pytest.raises(FileNotFoundError) as raised:
+        streamer.stream_file("testfs://nothing/here.safetensors")
+    assert "testfs://nothing/here.safetensors" in str(raised.value)
+
+
+def test_bad_header_over_a_backend_names_the_uri(testfs_root: Path) -> None:
+    (testfs_root / "bad.safetensors").write_bytes((10**6).to_bytes(8, "little") + b"{}")
+    with SafetensorsStreamer() as streamer, pytest.raises(ValueError) as raised:
+        streamer.stream_file("testfs://bad.safetensors")
+    assert "testfs://bad.safetensors" in str(raised.value)
+
+
+def test_large_header_needs_a_second_read(testfs_root: Path) -> None:
+    # a header bigger than the first read of each object (256 KiB)
+    tensors = {f"tensor.with.a.rather.long.name.{i:06d}": torch.tensor([i]) for i in range(5000)}
+    save_file(tensors, str(testfs_root / "wide.safetensors"))
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file("testfs://wide.safetensors")
+        got = dict(streamer.get_tensors())
+    assert len(got) == 5000 and int(got["tensor.with.a.rather.long.name.004321"]) == 4321
+
+
+def test_pull_files_from_a_uri(testfs_root: Path, tmp_path: Path) -> None:
+    model = _model_dir(testfs_root / "m2")
+    dst = tmp_path / "pulled"
+    pull_files("testfs://m2", str(dst), allow_pattern=["*.safetensors", "*.json"])
+    names = sorted(p.name for p in dst.iterdir())
+    assert names == sorted(
+        [p.name for p in model.glob("*.safetensors")] + ["config.json", "tokenizer.json"]
+    )
+    for name in names:
+        assert (dst / name).read_bytes() == (model / name).read_bytes()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from runai_model_streamer import ObjectStorageModel
+    with ObjectStorageModel(model_path=sys.argv[1], dst=sys.argv[2]) as model:
+        downloaded = not model.skip
+        model.pull_files(allow_pattern=["*.safetensors"])
+        model.pull_files(ignore_pattern=["*.safetensors"])
+        time.sleep(0.2)
+    print("DOWNLOADED" if downloaded else "SKIPPED")
+    """
+)
+
+
+def test_object_storage_model_downloads_once_across_processes(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "source")
+    dst = tmp_path / "cache" / "model"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(model), str(dst)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert all(child.returncode == 0 for child in children), outputs
+    verdicts = sorted(out.strip() for out, _ in outputs)
+    assert verdicts == ["DOWNLOADED", "SKIPPED", "SKIPPED", "SKIPPED"], outputs
+    assert (dst / ObjectStorageModel.SENTINEL_NAME).is_file()
+    assert (dst / "config.json").is_file() and len(list(dst.glob("*.safetensors"))) == 3
+    with ObjectStorageModel(str(model), str(dst)) as again:
+        assert again.skip and again.dir == str(dst)
+
+
+def test_object_storage_model_retries_after_a_failure(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "source")
+    dst = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="boom"), ObjectStorageModel(str(model), str(dst)) as m:
+        m.pull_files(allow_pattern=["config.json"])
+        raise RuntimeError("boom")
+    assert not (dst / ObjectStorageModel.SENTINEL_NAME).exists()
+    with ObjectStorageModel(str(model), str(dst)) as m:
+        assert not m.skip
+        m.pull_files()
+    assert (dst / ObjectStorageModel.SENTINEL_NAME).exists()
+    with (
+        pytest.raises(RuntimeError, match="no files were pulled"),
+        ObjectStorageModel(str(model), str(tmp_path / "empty")) as m,
+    ):
+        m.pull_files(allow_pattern=["*.bin"])
+    assert os.path.exists(str(tmp_path / "empty") + ".lock")
