@@ -177,6 +177,17 @@ TEST(Read, DirectoryIsNotAFile) {
   EXPECT_THAT(result.message, HasSubstr("directory"));
 }
 
+TEST(Read, FifoIsNotAFileAndDoesNotHang) {
+  TempDir dir;
+  std::string path = dir.path() + "/pipe";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  Streamer streamer;
+  char byte;
+  Result result = ReadOne(streamer.get(), path, 0, 1, &byte);
+  EXPECT_EQ(result.status, RUNAI_E_NOT_A_FILE);
+  EXPECT_THAT(result.message, HasSubstr(path));
+}
+
 TEST(Read, PermissionDenied) {
   if (::geteuid() == 0) {
     // Root bypasses file modes; StatusCodeFromErrno.MapsErrnoToStatus (common_test)
