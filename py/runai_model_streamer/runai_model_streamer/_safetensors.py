@@ -10,11 +10,12 @@ the data. The whole header is validated before any tensor data is read; every pr
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -59,8 +60,7 @@ DTYPES: dict[str, tuple[str, int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class TensorMetadata:
+class TensorMetadata(NamedTuple):
     """One tensor of a safetensors file.
 
     ``offset`` is the absolute byte offset in the file, ``size`` its byte count,
@@ -77,10 +77,7 @@ class TensorMetadata:
 
     @property
     def numel(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +116,61 @@ def check_header_length(path: str, file_size: int, header_size: int) -> None:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+_ITEMSIZES = {name: size for name, (_, size) in DTYPES.items()}
+_KEYS = {"dtype", "shape", "data_offsets"}
+
+
+def _entry_problem(name: str, entry: Any, data_size: int) -> str:
+    """What is wrong with one header entry (the slow, precise check), or "" when valid."""
+    where = f"tensor {name!r}"
+    if not isinstance(entry, dict):
+        return f"{where}: entry is not a JSON object"
+    missing = _KEYS - set(entry)
+    if missing:
+        return f"{where}: missing {', '.join(sorted(missing))}"
+    unknown = set(entry) - _KEYS
+    if unknown:
+        return f"{where}: unexpected keys {', '.join(sorted(unknown))}"
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        return f"{where}: unknown dtype {dtype!r} (known: {', '.join(DTYPES)})"
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        return f"{where}: shape {shape!r} is not a list of non-negative integers"
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_int(o) and o >= 0 for o in offsets)
+    ):
+        return f"{where}: data_offsets {offsets!r} is not [begin, end]"
+    begin, end = offsets
+    if end < begin:
+        return f"{where}: data_offsets {offsets!r} end before they begin"
+    expected = math.prod(shape) * _ITEMSIZES[dtype]
+    if end - begin != expected:
+        return (
+            f"{where}: shape {shape} of {dtype} needs {expected} bytes but data_offsets "
+            f"{offsets} span {end - begin}"
+        )
+    if end > data_size:
+        return (
+            f"{where}: data_offsets {offsets} end past the end of the data "
+            f"({data_size} bytes after the header; file truncated?)"
+        )
+    return ""
 
 
 def parse_header(path: str, file_size: int, header_size: int, raw: bytes) -> SafetensorsHeader:
@@ -152,60 +194,44 @@ def parse_header(path: str, file_size: int, header_size: int, raw: bytes) -> Saf
     metadata = document.pop("__metadata__", None)
     if metadata is not None and not isinstance(metadata, dict):
         raise _error(path, "__metadata__ is not a JSON object")
+    itemsizes = _ITEMSIZES
     tensors: list[TensorMetadata] = []
+    append = tensors.append
     for name, entry in document.items():
-        where = f"tensor {name!r}"
-        if not isinstance(entry, dict):
-            raise _error(path, f"{where}: entry is not a JSON object")
-        unknown = set(entry) - {"dtype", "shape", "data_offsets"}
-        missing = {"dtype", "shape", "data_offsets"} - set(entry)
-        if missing:
-            raise _error(path, f"{where}: missing {', '.join(sorted(missing))}")
-        if unknown:
-            raise _error(path, f"{where}: unexpected keys {', '.join(sorted(unknown))}")
-        dtype = entry["dtype"]
-        if not isinstance(dtype, str) or dtype not in DTYPES:
-            raise _error(path, f"{where}: unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
-        shape = entry["shape"]
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise _error(path, f"{where}: shape {shape!r} is not a list of non-negative integers")
-        offsets = entry["data_offsets"]
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(_is_int(o) and o >= 0 for o in offsets)
-        ):
-            raise _error(path, f"{where}: data_offsets {offsets!r} is not [begin, end]")
-        begin, end = offsets
-        if end < begin:
-            raise _error(path, f"{where}: data_offsets {offsets!r} end before they begin")
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        expected = numel * DTYPES[dtype][1]
-        if end - begin != expected:
-            raise _error(
-                path,
-                f"{where}: shape {shape} of {dtype} needs {expected} bytes but data_offsets "
-                f"{offsets} span {end - begin}",
-            )
-        if end > data_size:
-            raise _error(
-                path,
-                f"{where}: data_offsets {offsets} end past the end of the data "
-                f"({data_size} bytes after the header; file truncated?)",
-            )
-        tensors.append(
-            TensorMetadata(
-                name=name,
-                dtype=dtype,
-                shape=tuple(shape),
-                offset=data_offset + begin,
-                size=end - begin,
-                data_offsets=(begin, end),
-                path=path,
-            )
-        )
+        # fast path for well-formed entries; anything unusual goes to _entry_problem
+        if type(entry) is dict and len(entry) == 3:
+            dtype = entry.get("dtype")
+            shape = entry.get("shape")
+            offsets = entry.get("data_offsets")
+            if (
+                type(dtype) is str
+                and type(shape) is list
+                and type(offsets) is list
+                and len(offsets) == 2
+                and dtype in itemsizes
+            ):
+                begin, end = offsets
+                if (
+                    type(begin) is int
+                    and type(end) is int
+                    and 0 <= begin <= end <= data_size
+                    and all(type(d) is int and d >= 0 for d in shape)
+                    and end - begin == math.prod(shape) * itemsizes[dtype]
+                ):
+                    append(
+                        TensorMetadata(
+                            name,
+                            dtype,
+                            tuple(shape),
+                            data_offset + begin,
+                            end - begin,
+                            (begin, end),
+                            path,
+                        )
+                    )
+                    continue
+        problem = _entry_problem(name, entry, data_size)
+        raise _error(path, problem or f"tensor {name!r}: invalid entry {entry!r}")
     tensors.sort(key=lambda t: (t.offset, t.size, t.name))
     previous: TensorMetadata | None = None
     for tensor in tensors:

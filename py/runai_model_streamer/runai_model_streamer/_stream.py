@@ -38,6 +38,9 @@ from runai_model_streamer._native import (
 
 ALIGNMENT = 64
 PREFETCH_BYTES = 1 << 30
+#: windows are at most this big (one larger item gets its own), so that allocating (and
+#: faulting in) the next window overlaps with reading into the current one
+MAX_WINDOW_BYTES: float = float("inf")
 MAX_REQUESTS_IN_FLIGHT = 64
 MAX_COMPLETIONS_PER_WAIT = 4096
 WAIT_TIMEOUT_MS = 200
@@ -72,9 +75,11 @@ def effective_limit(limit: int, files: Sequence[FileRanges]) -> float:
     return float(limit)
 
 
-def plan_windows(files: Sequence[FileRanges], limit: int) -> list[WindowPlan]:
+def plan_windows(
+    files: Sequence[FileRanges], limit: int, max_window: float | None = None
+) -> list[WindowPlan]:
     """Groups every file's items into windows of at most ``limit`` bytes (see module doc)."""
-    cap = effective_limit(limit, files)
+    cap = min(effective_limit(limit, files), MAX_WINDOW_BYTES if max_window is None else max_window)
     plans: list[WindowPlan] = []
     for position, file in enumerate(files):
         offsets, sizes = file.offsets, file.sizes
