@@ -288,6 +288,26 @@ TEST(Submit, UnsupportedSchemeFailsAtSubmit) {
   EXPECT_EQ(runai_streamer_file_size(streamer.get(), "gs://b/o", &size), RUNAI_E_UNSUPPORTED_SCHEME);
 }
 
+TEST(Submit, OnlyRealSchemesAreUris) {
+  Streamer streamer;
+  char byte;
+  uint64_t id = 0;
+  // Upper case schemes are schemes too.
+  runai_range_t range{0, 1, &byte};
+  runai_file_request_t upper{"S3://bucket/key", &range, 1};
+  EXPECT_EQ(runai_streamer_submit(streamer.get(), &upper, 1, &id), RUNAI_E_UNSUPPORTED_SCHEME);
+  EXPECT_THAT(runai_streamer_last_error(), HasSubstr("'s3'"));
+  // Paths that merely contain "://" are local files.
+  for (const char* path : {"/nonexistent/odd://name", "./s3://bucket", "1s3://bucket", "://x"}) {
+    runai_file_request_t file{path, &range, 1};
+    ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK) << path;
+    auto results = WaitAll(streamer.get(), id, 1);
+    const Result& result = results[{0, 0}];
+    EXPECT_EQ(result.status, RUNAI_E_NOT_FOUND) << path << ": " << result.message;
+    EXPECT_THAT(result.message, HasSubstr(path));
+  }
+}
+
 TEST(Wait, IdleUnknownAndBadArguments) {
   Streamer streamer;
   runai_completion_t completion;
