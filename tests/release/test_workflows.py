@@ -88,7 +88,7 @@ def test_release_phases():
     assert download["with"]["merge-multiple"] is True
     build = next(s for s in wheels["steps"] if "cibuildwheel" in s.get("run", "") and "env" in s)
     assert "/project/build/native-libs" in build["env"]["NATIVE_LIBS_PATH"]
-    assert "build/native-libs" == download["with"]["path"]
+    assert download["with"]["path"] == "build/native-libs"
     # The packages: the core now, the plugins ready (built once their directories exist).
     packages = release["env"]["PACKAGES"].split()
     assert packages[0] == "."
