@@ -427,7 +427,8 @@ function(streamer_obtain_native_library name out_var)
     return()
   endif()
 
-  find_program(bazel NAMES bazel bazelisk NO_CACHE)
+  # Only PATH counts: a Bazel elsewhere is not the one the user chose.
+  find_program(bazel NAMES bazel bazelisk NO_CACHE NO_DEFAULT_PATH PATHS ENV PATH)
   if(mode STREQUAL "auto")
     if(bazel)
       set(mode bazel)

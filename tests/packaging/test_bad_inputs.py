@@ -1,0 +1,110 @@
+"""Wrong inputs to the native-library step fail the build at configure time, with a message that
+names the path (or setting) and what was found."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from packaging_helpers import REPO, build_env, pip_wheel, run
+
+pytestmark = pytest.mark.slow
+
+TARGET = f"linux-{platform.machine()}"
+
+
+def failing_build(tmp_path: Path, env: dict[str, str], extra: list[str] = ()) -> str:
+    """Builds the core wheel, expecting failure; returns the output with whitespace collapsed."""
+    result, wheel = pip_wheel(REPO, tmp_path / "out", env, check=False, extra=list(extra))
+    assert result.returncode != 0 and wheel is None, f"the build should fail:\n{result.stdout}"
+    return " ".join(result.stdout.split())
+
+
+def test_native_libs_path_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    out = failing_build(tmp_path, build_env(NATIVE_LIBS_PATH=str(missing)))
+    assert f"NATIVE_LIBS_PATH={missing}: {missing} does not exist." in out
+
+
+def test_native_libs_path_that_is_empty(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = failing_build(tmp_path, build_env(NATIVE_LIBS_PATH=str(empty)))
+    assert (
+        f"NATIVE_LIBS_PATH={empty}: no libstreamer.so for {TARGET}; looked at "
+        f"{empty}/{TARGET}/libstreamer.so and {empty}/libstreamer.so; the directory is empty."
+    ) in out
+
+
+def test_native_libs_path_as_a_cmake_define(tmp_path: Path) -> None:
+    """The CMake variable works like the environment variable (and names what is there)."""
+    libs = tmp_path / "libs"
+    (libs / "linux-riscv64").mkdir(parents=True)
+    (libs / "linux-riscv64" / "libstreamer.so").write_bytes(b"\x7fELF")
+    out = failing_build(
+        tmp_path, build_env(), extra=[f"--config-settings=cmake.define.NATIVE_LIBS_PATH={libs}"]
+    )
+    assert f"NATIVE_LIBS_PATH={libs}: no libstreamer.so for {TARGET}" in out
+    assert "it contains: linux-riscv64/libstreamer.so." in out
+
+
+def test_native_libs_path_with_a_library_for_another_architecture(tmp_path: Path) -> None:
+    host = platform.machine()
+    foreign = "x86_64" if host == "aarch64" else "aarch64"
+    libs = tmp_path / "libs"
+    (libs / TARGET).mkdir(parents=True)
+    source = tmp_path / "lib.c"
+    source.write_text("int runai_streamer_api_version(void) { return 1; }\n")
+    library = libs / TARGET / "libstreamer.so"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "ziglang",
+            "cc",
+            "-target",
+            f"{foreign}-linux-gnu",
+            "-shared",
+            "-o",
+            library,
+            source,
+        ],
+        env=build_env(ZIG_GLOBAL_CACHE_DIR=str(tmp_path / "zig-cache")),
+    )
+    out = failing_build(tmp_path, build_env(NATIVE_LIBS_PATH=str(libs)))
+    assert (
+        f"NATIVE_LIBS_PATH: {library} is an ELF shared library for {foreign}, "
+        f"but this build targets {TARGET} (needs {host})."
+    ) in out
+
+
+def test_native_libs_path_with_a_file_that_is_not_a_library(tmp_path: Path) -> None:
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    (libs / "libstreamer.so").write_text("this is text, not a shared library\n" * 4)
+    out = failing_build(tmp_path, build_env(NATIVE_LIBS_PATH=str(libs)))
+    assert f"NATIVE_LIBS_PATH: {libs}/libstreamer.so is neither ELF nor Mach-O" in out
+    assert f"this build targets {TARGET}" in out
+
+
+def test_bazel_mode_without_bazel(tmp_path: Path) -> None:
+    """PATH with cmake and ninja but no bazel/bazelisk."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cmake", "ninja"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed on PATH"
+        (bin_dir / tool).symlink_to(found)
+    env = build_env(STREAMER_NATIVE_BUILD="bazel", PATH=str(bin_dir))
+    out = failing_build(tmp_path, env)
+    assert (
+        f"STREAMER_NATIVE_BUILD=bazel, but neither `bazel` nor `bazelisk` is on PATH ({bin_dir})."
+    ) in out
+
+
+def test_unknown_build_mode(tmp_path: Path) -> None:
+    out = failing_build(tmp_path, build_env(STREAMER_NATIVE_BUILD="make"))
+    assert "STREAMER_NATIVE_BUILD=make is not one of auto, bazel, cmake." in out

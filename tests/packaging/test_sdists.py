@@ -1,0 +1,85 @@
+"""Every distribution's sdist carries what it needs and builds a wheel alone and offline, from
+an unpacked copy in an empty directory (no access to the repository)."""
+
+from __future__ import annotations
+
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from packaging_helpers import (
+    REPO,
+    TESTFS_PROJECT,
+    VERSION,
+    build_env,
+    build_wheel,
+    run,
+    unpack_sdist,
+)
+
+pytestmark = pytest.mark.slow
+
+PROJECTS = {
+    "runai_model_streamer": (REPO, "runai_model_streamer/libstreamer.so"),
+    "runai_model_streamer_testfs": (
+        TESTFS_PROJECT,
+        "runai_model_streamer_testfs/libstreamer_testfs.so",
+    ),
+}
+#: Files every sdist must carry to build alone (relative to its top directory).
+NEEDED = [
+    "pyproject.toml",
+    "PKG-INFO",
+    "VERSION",
+    "CMakeLists.txt",
+    "cmake/StreamerNativeLibrary.cmake",
+    "cmake/StreamerBazelBuild.cmake",
+    "cpp/CMakeLists.txt",
+    "cpp/BUILD.bazel",
+    "cpp/streamer/streamer.h",
+    "MODULE.bazel",
+    "WORKSPACE.bazel",
+    "BUILD.bazel",
+    "bazel/rules_cc/cc/defs.bzl",
+]
+
+
+@pytest.fixture(scope="session", params=sorted(PROJECTS))
+def sdist(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = PROJECTS[request.param][0]
+    out = tmp_path_factory.mktemp(f"sdist-{request.param}")
+    run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", out, project])
+    (archive,) = out.glob("*.tar.gz")
+    assert archive.name == f"{request.param}-{VERSION}.tar.gz"
+    return archive
+
+
+def test_sdist_carries_the_native_sources(sdist: Path) -> None:
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+        top = names[0].split("/")[0]
+        members = {name.removeprefix(f"{top}/") for name in names}
+        missing = [n for n in NEEDED if n not in members]
+        assert not missing, f"{sdist.name} lacks {missing}"
+        version = archive.extractfile(f"{top}/VERSION")
+        assert version is not None, "VERSION must be a regular file in the sdist"
+        assert version.read().decode().strip() == VERSION
+    unwanted = [
+        m
+        for m in members
+        if m.startswith(("cpp/build", "build/", "tests/", ".git/", "bazel-"))
+        or m.endswith((".so", ".o", ".pyc"))
+    ]
+    assert not unwanted, f"{sdist.name} carries build outputs or tests: {unwanted[:20]}"
+
+
+def test_sdist_builds_a_wheel_offline_in_an_empty_directory(sdist: Path, tmp_path: Path) -> None:
+    source = unpack_sdist(sdist, tmp_path / "src")
+    name = sdist.name.removesuffix(f"-{VERSION}.tar.gz")
+    library = PROJECTS[name][1]
+    # --no-build-isolation --no-index (build_env): nothing is downloaded.
+    wheel = build_wheel(source, tmp_path / "out", build_env(STREAMER_NATIVE_BUILD="cmake"))
+    assert wheel.path.name.startswith(f"{name}-{VERSION}-py3-none-linux_")
+    assert library in wheel.names()
+    assert f"ExternalProject on {source}/cpp" in wheel.log  # its own copy of cpp/
