@@ -269,3 +269,37 @@ def test_misaligned_tensor_is_copied_to_aligned_memory(tmp_path: Path) -> None:
     assert got["f"].data_ptr() % 4 == 0
     assert got["f"].tolist() == values.tolist()
     assert bytes(got["odd"].numpy()) == b"abc"
+
+
+def test_mapped_buffer_lives_exactly_as_long_as_its_last_view() -> None:
+    from runai_model_streamer._stream import MappedBuffer
+
+    buffer = MappedBuffer(4 << 20)
+    ref = weakref.ref(buffer)
+    assert buffer.address % 4096 == 0
+    view = torch.from_numpy(np.asarray(buffer))[4096:8192].view(torch.int32)
+    view.fill_(7)
+    del buffer
+    gc.collect()
+    assert ref() is not None and int(view.sum()) == 7 * 1024
+    del view
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize("prefault", ["0", "1"])
+@pytest.mark.parametrize("owned", [True, False])
+def test_both_allocators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefault: str, owned: bool
+) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_PREFAULT", prefault)
+    monkeypatch.setattr("runai_model_streamer._stream.MAX_WINDOW_BYTES", 2000)
+    paths = _shards(tmp_path, count=3)
+    expected: dict[str, torch.Tensor] = {}
+    for path in paths:
+        expected.update(load_file(str(path)))
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files(paths, owned=owned)
+        got = {name: tensor.clone() for name, tensor in streamer.get_tensors()}
+    for name in expected:
+        assert_same(got[name], expected[name], name)

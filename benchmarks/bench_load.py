@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Load throughput and peak memory of runai-model-streamer against other loaders.
+
+Generates (in a temporary directory) a model of --size bytes with ~300 tensors of mixed dtypes
+as one file and as a 4-shard set, then loads each with every available loader, each run in its
+own process (so peak RSS is per run), alternating loaders round by round, with a warm page
+cache and (as root) a cold one (``echo 3 > /proc/sys/vm/drop_caches`` before every run).
+Prints markdown tables: median GB/s, median seconds, peak RSS (and RSS above the interpreter
+with its imports), and the ratio of every loader against every other.
+
+Loaders (those not installed are listed as skipped):
+
+* ``runai-model-streamer``: this package (``SafetensorsStreamer``, owned CPU tensors).
+* ``safetensors (mmap+copy)``: ``safetensors.torch.load_file`` then ``clone()`` of every
+  tensor, the one copy a weight loader makes into its parameters (mmap alone reads nothing).
+* ``safetensors (pread)``: ``load_file(..., backend="pread")``, owned tensors directly.
+* ``upstream 0.17``: the PyPI ``runai-model-streamer==0.17.0`` in a side virtual environment
+  (``--upstream-python``; default ``/tmp/upstream/bin/python`` when it exists). Create it with::
+
+      python -m venv /tmp/upstream
+      /tmp/upstream/bin/pip install runai-model-streamer==0.17.0 torch==2.13.0
+
+* ``fastsafetensors`` and ``tensorizer`` (``num_readers=2``; the model is first serialized
+  to tensorizer's own format) when importable.
+* ``dd``: ``dd bs=16M`` of the files to /dev/null, the storage reference (cold runs).
+
+Usage::
+
+    python benchmarks/bench_load.py                     # 2 GB, 3 rounds, warm (+ cold as root)
+    python benchmarks/bench_load.py --size 512MB --rounds 5 --output results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from runai_model_streamer._bench import (
+    Loader,
+    can_drop_caches,
+    format_table,
+    installed,
+    run_benchmark,
+)
+from runai_model_streamer._config import parse_size
+from runai_model_streamer._sample import write_sample
+
+DEFAULT_UPSTREAM = "/tmp/upstream/bin/python"
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STREAMER_LIBRARY")}
+
+
+def _upstream_ok(python: str) -> str:
+    """'' when the interpreter has the upstream package, else why not."""
+    if not os.path.exists(python):
+        return f"{python} not found"
+    probe = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata as m, runai_model_streamer;"
+            "print(m.version('runai-model-streamer'))",
+        ],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        check=False,
+    )
+    if probe.returncode != 0:
+        return probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "import failed"
+    return ""
+
+
+def _tensorizer_files(files: list[str], directory: Path) -> list[str]:
+    """Serializes the model to tensorizer's format (its loader cannot read safetensors)."""
+    from safetensors.torch import load_file
+    from tensorizer import TensorSerializer
+
+    out = []
+    for path in files:
+        target = directory / (Path(path).stem + ".tensors")
+        serializer = TensorSerializer(str(target))
+        serializer.write_state_dict(load_file(path))
+        serializer.close()
+        out.append(str(target))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="2GB", help="model size (default 2GB)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", help="where to create the temporary model (default $TMPDIR)")
+    parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
+    parser.add_argument("--no-cold", action="store_true", help="skip cold-cache runs")
+    parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
+    parser.add_argument("--output", help="also write the tables to this markdown file")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+
+    loaders = [Loader("runai-model-streamer", "runai")]
+    skipped: list[str] = []
+    if installed("safetensors"):
+        loaders.append(Loader("safetensors (mmap+copy)", "safetensors"))
+        loaders.append(Loader("safetensors (pread)", "safetensors-pread"))
+    else:
+        skipped.append("safetensors: not installed")
+    why = _upstream_ok(args.upstream_python)
+    if why:
+        skipped.append(f"upstream 0.17: {why}")
+    else:
+        loaders.append(Loader("upstream 0.17", "runai", args.upstream_python, env=_clean_env()))
+    if installed("fastsafetensors"):
+        loaders.append(Loader("fastsafetensors", "fastsafetensors"))
+    else:
+        skipped.append("fastsafetensors: not installed")
+    use_tensorizer = installed("tensorizer")
+    if not use_tensorizer:
+        skipped.append("tensorizer: not installed")
+    cold = not args.no_cold and can_drop_caches()
+    if not args.no_cold and not cold:
+        skipped.append("cold cache: needs root (writes /proc/sys/vm/drop_caches)")
+
+    sections: list[str] = []
+
+    def report(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="runai-bench-", dir=args.dir) as tmp:
+        directory = Path(tmp)
+        sets = [("1 file", write_sample(str(directory / "model.safetensors"), size))]
+        if not args.no_shards:
+            sets.append(("4 shards", write_sample(str(directory / "sharded"), size, shards=4)))
+        for label, files in sets:
+            model_bytes = sum(os.path.getsize(f) for f in files)
+            these = list(loaders)
+            if use_tensorizer:
+                tdir = directory / f"tensorizer-{len(files)}"
+                tdir.mkdir()
+                these.append(
+                    Loader(
+                        "tensorizer (2 readers)", "tensorizer", files=_tensorizer_files(files, tdir)
+                    )
+                )
+            caches = ["warm", "cold"] if cold else ["warm"]
+            for cache in caches:
+                run_loaders = these + ([Loader("dd", "dd")] if cache == "cold" else [])
+                report(f"== {label}, {cache} cache, {len(run_loaders)} loaders")
+                if cache == "warm":  # read once so every loader starts from a warm cache
+                    for f in files:
+                        with open(f, "rb") as handle:
+                            while handle.read(64 << 20):
+                                pass
+                results = run_benchmark(
+                    run_loaders, files, rounds=args.rounds, cold=cache == "cold", progress=report
+                )
+                title = f"{label}, {cache} cache, {args.rounds} rounds (median)"
+                sections.append(format_table(results, title=title, model_bytes=model_bytes))
+                print(sections[-1] + "\n", flush=True)
+            if use_tensorizer:
+                shutil.rmtree(directory / f"tensorizer-{len(files)}", ignore_errors=True)
+    if skipped:
+        sections.append("Skipped: " + "; ".join(skipped))
+        print(sections[-1])
+    if args.output:
+        Path(args.output).write_text("\n\n".join(sections) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
