@@ -114,3 +114,8 @@ def test_pr_wheels_for_the_runners_platform():
     env = load("on-pr.yaml")["jobs"]["wheels"]["env"]
     assert re.fullmatch(r"cp3\d+-\*", env["CIBW_BUILD"])
     assert env["CIBW_ARCHS_LINUX"] == env["CIBW_ARCHS_MACOS"] == "native"
+
+
+def test_pr_runs_the_ci_test_suite():
+    steps = load("on-pr.yaml")["jobs"]["test-suite"]["steps"]
+    assert any(step.get("run") == "bash .ci/run" for step in steps)
