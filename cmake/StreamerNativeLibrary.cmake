@@ -241,11 +241,16 @@ function(_streamer_check_binary path os archs tag)
       "NATIVE_LIBS_PATH: ${path} is ${format}, but this build targets ${tag} "
       "and needs an ${expected_format} shared library.")
   endif()
+  if(format STREQUAL "ELF")
+    set(described "an ELF shared library")
+  else()
+    set(described "a ${format} shared library")
+  endif()
   foreach(a IN LISTS archs)
     if(NOT a IN_LIST found_archs)
       message(FATAL_ERROR
-        "NATIVE_LIBS_PATH: ${path} is an ${format} shared library for "
-        "${found_text}, but this build targets ${tag} (needs ${a}).")
+        "NATIVE_LIBS_PATH: ${path} is ${described} for ${found_text}, "
+        "but this build targets ${tag} (needs ${a}).")
     endif()
   endforeach()
 endfunction()

@@ -71,14 +71,16 @@ def native_bazel_libs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ---- wheels ----------------------------------------------------------------------------------
 
-MODES = ("prebuilt", "cmake", "bazel")
+#: How the core wheel is built. "cmake-zig": the CMake mode with the zig cross toolchain of
+#: cmake/toolchains (glibc 2.17 target), forwarded to the inner build: a manylinux2014 library.
+MODES = ("prebuilt", "cmake", "bazel", "cmake-zig")
 
 
 @pytest.fixture(scope="session", params=MODES)
 def core_wheel(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, BuiltWheel]:
-    """The core wheel built in each mode: prebuilt (NATIVE_LIBS_PATH), cmake, bazel."""
+    """(mode, wheel) for the core wheel built in each of MODES."""
     mode = request.param
     if mode == "prebuilt":
         # The release layout: <dir>/linux-<arch>/lib*.so (the plugin wheel uses a flat dir).
@@ -86,6 +88,9 @@ def core_wheel(
         artifacts = tmp_path_factory.mktemp("native-libs")
         shutil.copytree(libs, artifacts / f"linux-{platform.machine()}")
         env = build_env(NATIVE_LIBS_PATH=str(artifacts))
+    elif mode == "cmake-zig":
+        toolchain = REPO / "cmake" / "toolchains" / f"zig-linux-{platform.machine()}.cmake"
+        env = build_env(STREAMER_NATIVE_BUILD="cmake", CMAKE_TOOLCHAIN_FILE=str(toolchain))
     else:
         env = build_env(STREAMER_NATIVE_BUILD=mode)
     wheel = build_wheel(REPO, tmp_path_factory.mktemp(f"wheel-{mode}"), env)

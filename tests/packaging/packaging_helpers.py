@@ -56,7 +56,14 @@ def run(
 def build_env(**overrides: str | None) -> dict[str, str]:
     """The environment for a wheel build: ours, minus build-mode variables, plus overrides."""
     env = dict(os.environ)
-    for name in ("NATIVE_LIBS_PATH", "STREAMER_NATIVE_BUILD", "STREAMER_LIBRARY"):
+    for name in (
+        "NATIVE_LIBS_PATH",
+        "STREAMER_NATIVE_BUILD",
+        "STREAMER_LIBRARY",
+        "CMAKE_TOOLCHAIN_FILE",
+        "ARCHFLAGS",
+        "MACOSX_DEPLOYMENT_TARGET",
+    ):
         env.pop(name, None)
     env["CMAKE_BUILD_PARALLEL_LEVEL"] = JOBS
     env["PIP_NO_INDEX"] = "1"  # a wheel build needs nothing from an index

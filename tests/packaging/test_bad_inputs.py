@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_native_libs_path_with_a_library_for_another_architecture(tmp_path: Path
             library,
             source,
         ],
-        env=build_env(ZIG_GLOBAL_CACHE_DIR=str(tmp_path / "zig-cache")),
+        env=build_env(),
     )
     out = failing_build(tmp_path, build_env(NATIVE_LIBS_PATH=str(libs)))
     assert (
@@ -108,3 +109,65 @@ def test_bazel_mode_without_bazel(tmp_path: Path) -> None:
 def test_unknown_build_mode(tmp_path: Path) -> None:
     out = failing_build(tmp_path, build_env(STREAMER_NATIVE_BUILD="make"))
     assert "STREAMER_NATIVE_BUILD=make is not one of auto, bazel, cmake." in out
+
+
+def zig_shared_library(tmp_path: Path, target: str, output: Path) -> Path:
+    source = tmp_path / "lib.c"
+    source.write_text("int runai_streamer_api_version(void) { return 1; }\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-m", "ziglang", "cc", "-target", target, "-shared", "-o", output, source])
+    return output
+
+
+def configure(tmp_path: Path, *defines: str) -> subprocess.CompletedProcess[str]:
+    """Configures the core package's CMake project alone (no wheel), as scikit-build-core would."""
+    return run(
+        ["cmake", "-S", REPO, "-B", tmp_path / "build", "-G", "Ninja", *defines],
+        env=build_env(),
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("toolchain", "built_for", "accepted"),
+    [
+        ("zig-macos-arm64", "aarch64-macos.11.0", True),
+        ("zig-macos-arm64", "x86_64-macos.11.0", False),
+        ("zig-macos-x86_64", "x86_64-macos.11.0", True),
+    ],
+)
+def test_macos_targets_check_the_mach_o_header(
+    tmp_path: Path, toolchain: str, built_for: str, accepted: bool
+) -> None:
+    """A macOS target (here through the zig toolchain files) wants a Mach-O dylib of its CPU,
+    under macos-<arch>/; the configure step reads the Mach-O header like it reads ELF."""
+    tag = toolchain.removeprefix("zig-")
+    libs = tmp_path / "libs"
+    library = zig_shared_library(tmp_path, built_for, libs / tag / "libstreamer.dylib")
+    result = configure(
+        tmp_path,
+        f"-DCMAKE_TOOLCHAIN_FILE={REPO / 'cmake' / 'toolchains' / toolchain}.cmake",
+        f"-DNATIVE_LIBS_PATH={libs}",
+    )
+    out = " ".join(result.stdout.split())
+    if accepted:
+        assert result.returncode == 0, result.stdout
+        assert f"mode prebuilt (NATIVE_LIBS_PATH): {library}" in out
+    else:
+        assert result.returncode != 0, result.stdout
+        assert (
+            f"NATIVE_LIBS_PATH: {library} is a Mach-O shared library for x86_64, "
+            f"but this build targets {tag} (needs arm64)."
+        ) in out
+
+
+def test_linux_target_rejects_a_mach_o_library(tmp_path: Path) -> None:
+    libs = tmp_path / "libs"
+    library = zig_shared_library(tmp_path, "aarch64-macos.11.0", libs / "libstreamer.so")
+    result = configure(tmp_path, f"-DNATIVE_LIBS_PATH={libs}")
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0, result.stdout
+    assert (
+        f"NATIVE_LIBS_PATH: {library} is Mach-O for arm64, but this build targets {TARGET} "
+        "and needs an ELF shared library."
+    ) in out
