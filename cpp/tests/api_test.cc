@@ -1,5 +1,6 @@
 // The C API on local files: configuration, reads, errors, requests,
 // cancellation, listing and the allocator.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -361,6 +362,48 @@ TEST(Wait, ReleasedRequestIsUnknownAndAnyRequestFilterWorks) {
   EXPECT_EQ(runai_streamer_release(streamer.get(), id_a), RUNAI_E_UNKNOWN_REQUEST);
   EXPECT_EQ(runai_streamer_cancel(streamer.get(), id_b), RUNAI_OK);  // already done: no-op
   EXPECT_EQ(runai_streamer_wait(streamer.get(), id_b, completions, 4, 0, &count), RUNAI_E_IDLE);
+}
+
+// Open descriptors of this process (/dev/fd exists on Linux and macOS).
+size_t OpenFdCount() {
+  size_t count = 0;
+  if (DIR* dir = ::opendir("/dev/fd")) {
+    while (::readdir(dir) != nullptr) ++count;
+    ::closedir(dir);
+  }
+  return count;
+}
+
+TEST(Read, EachFileIsClosedOnceItsRangesAreReported) {
+  TempDir dir;
+  std::mt19937_64 rng(11);
+  std::vector<std::string> paths;
+  std::vector<std::vector<uint8_t>> contents;
+  for (int i = 0; i < 40; ++i) {
+    contents.push_back(RandomBytes(20000 + i, rng));
+    paths.push_back(dir.Write("f" + std::to_string(i), contents.back()));
+  }
+  Streamer streamer(4, 4096);
+  const size_t fds_before = OpenFdCount();
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<std::vector<runai_range_t>> ranges;
+  std::vector<runai_file_request_t> files;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    buffers.emplace_back(contents[i].size());
+    // Two ranges per file, each split over several tasks.
+    ranges.push_back({{0, 10000, buffers[i].data()},
+                      {10000, contents[i].size() - 10000, buffers[i].data() + 10000}});
+  }
+  for (size_t i = 0; i < paths.size(); ++i) {
+    files.push_back({paths[i].c_str(), ranges[i].data(), ranges[i].size()});
+  }
+  uint64_t id = 0;
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), files.data(), files.size(), &id), RUNAI_OK);
+  auto results = WaitAll(streamer.get(), id, 2 * paths.size());
+  for (const auto& entry : results) EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  for (size_t i = 0; i < paths.size(); ++i) EXPECT_EQ(buffers[i], contents[i]) << paths[i];
+  EXPECT_EQ(OpenFdCount(), fds_before) << "a file descriptor outlived its request's ranges";
+  EXPECT_EQ(runai_streamer_release(streamer.get(), id), RUNAI_OK);
 }
 
 TEST(Streamer, DestroyWithLocalReadsInFlight) {

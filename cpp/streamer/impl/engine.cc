@@ -252,13 +252,14 @@ void Engine::WorkerLoop() {
       ++task.request->running_tasks;
     }
     std::vector<PieceResult> results = Execute(task);
+    // Before reporting: once a file's last range is reported, its fd is closed.
+    task.request->files[task.file_index]->TaskDone();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       ApplyLocked(task, results);
       --task.request->running_tasks;
     }
     done_cv_.notify_all();
-    task.request->files[task.file_index]->TaskDone();
   }
 }
 
