@@ -303,3 +303,24 @@ def test_both_allocators(
         got = {name: tensor.clone() for name, tensor in streamer.get_tensors()}
     for name in expected:
         assert_same(got[name], expected[name], name)
+
+
+def test_dropping_streamers_mid_stream_is_safe(tmp_path: Path) -> None:
+    path = tmp_path / "big.safetensors"
+    save_file({f"t{i}": torch.full((1 << 18,), float(i)) for i in range(16)}, str(path))
+    for _ in range(5):
+        streamer = SafetensorsStreamer()
+        streamer.stream_file(path)  # reads in flight, never consumed
+        del streamer
+        gc.collect()
+        other = SafetensorsStreamer().__enter__()
+        other.stream_file(path)
+        iterator = other.get_tensors()
+        next(iterator)
+        other.close()  # engine gone while the generator still exists
+        del iterator
+        gc.collect()
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(path)
+        got = dict(streamer.get_tensors())
+    assert all(float(got[f"t{i}"][-1]) == float(i) for i in range(16))

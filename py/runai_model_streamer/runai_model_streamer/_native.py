@@ -563,7 +563,8 @@ class Engine:
         return int(count.value)
 
     def cancel(self, request_id: int) -> None:
-        self._lib.cdll.runai_streamer_cancel(self.handle, request_id)
+        if self._handle is not None:  # destroy already cancelled everything
+            self._lib.cdll.runai_streamer_cancel(self._handle, request_id)
 
     def release(self, request_id: int) -> None:
         if self._handle is not None:

@@ -261,6 +261,11 @@ class RangeStream:
         finally:
             self.close()
 
+    def __del__(self) -> None:
+        # Before the buffers go: no worker may write into memory that is about to be freed.
+        with contextlib.suppress(Exception):
+            self.close()
+
     def close(self) -> None:
         """Cancels and forgets every request in flight; safe to call more than once."""
         while self._active:
