@@ -324,3 +324,14 @@ def test_dropping_streamers_mid_stream_is_safe(tmp_path: Path) -> None:
         streamer.stream_file(path)
         got = dict(streamer.get_tensors())
     assert all(float(got[f"t{i}"][-1]) == float(i) for i in range(16))
+
+
+def test_restreaming_inside_the_loop_ends_the_old_iteration(tmp_path: Path) -> None:
+    paths = _shards(tmp_path, count=3)
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files(paths)
+        old = streamer.get_tensors()
+        next(old)
+        streamer.stream_files(paths[:1], tensor_names=["layer0.bias"])
+        assert list(old) == []  # the old stream was cancelled; it never steals new results
+        assert [name for name, _ in streamer.get_tensors()] == ["layer0.bias"]

@@ -548,6 +548,8 @@ class Engine:
         Raises for any status other than OK and TIMEOUT (IDLE included: the caller tracks how
         many ranges it still expects, so nothing left to report is a bug).
         """
+        if request_id <= 0:
+            raise ValueError(f"invalid request id {request_id}")
         count = ctypes.c_size_t()
         status = self._lib.cdll.runai_streamer_wait(
             self.handle,

@@ -250,12 +250,16 @@ class RangeStream:
                 self.start()
             while self._active or self._pending:
                 self._fill()
+                if not self._active:  # closed while the consumer was away
+                    return
                 window = self._active[0]
                 position = window.plan.file_position
                 for item in window.plan.empty_items:
                     yield position, item, _EMPTY
                 if window.request_id is not None:
                     yield from self._drain(window)
+                if not self._active or self._active[0] is not window:
+                    return  # closed while the consumer was away
                 self._active.popleft()
                 self._finish(window)
         finally:
@@ -329,8 +333,11 @@ class RangeStream:
         completions = self._completions
         remaining = len(plan.items)
         while remaining:
+            request_id = window.request_id
+            if request_id is None:  # the stream was closed (or replaced) meanwhile
+                return
             batch = completions[: min(remaining, len(completions))]
-            count = self._engine.wait(window.request_id, batch, WAIT_TIMEOUT_MS)
+            count = self._engine.wait(request_id, batch, WAIT_TIMEOUT_MS)
             if count == 0:
                 continue
             done = batch[:count]
@@ -339,6 +346,8 @@ class RangeStream:
                 self._raise_failure(window, done)
             remaining -= count
             for index in done["range_index"].tolist():
+                if window.request_id is None:  # closed while the consumer was away
+                    return
                 item = plan.items[index]
                 start = plan.dst[index]
                 yield position, item, base[start : start + sizes[item]]

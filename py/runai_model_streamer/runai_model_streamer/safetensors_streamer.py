@@ -97,12 +97,13 @@ class SafetensorsStreamer(EngineOwner):
 
     Tensors whose offset in the file is misaligned for their dtype are copied into aligned
     memory. ``device`` other than CPU: each tensor is moved there with ``Tensor.to``.
-    ``is_distributed`` is accepted for compatibility; for now each process streams every
-    requested tensor itself.
+    ``is_distributed`` (and ``process_group``) are accepted for compatibility; for now each
+    process streams every requested tensor itself.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, process_group: object | None = None) -> None:
         super().__init__()
+        self.process_group = process_group
         self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
         self.total_size = 0
         self.device_str: str | None = None
