@@ -32,12 +32,17 @@ def test_candidates_are_in_the_package_directory(tmp_path: Path, system: str, na
     assert paths == [tmp_path / name, tmp_path / "lib" / name]
 
 
-def test_default_package_directory_is_the_installed_package() -> None:
+def test_default_candidates_are_the_package_directories() -> None:
     import runai_model_streamer
 
-    assert _native.package_directory() == Path(runai_model_streamer.__file__).parent
-    paths = _native.candidate_paths(env={})
-    assert paths[0].parent == Path(runai_model_streamer.__file__).parent
+    directories = _native.package_directories()
+    # regular install: the package directory; editable install: site-packages + the source
+    assert Path(runai_model_streamer.__file__).parent in directories
+    name = _native.library_filename()
+    expected = [p for d in directories for p in (d / name, d / "lib" / name)]
+    assert _native.candidate_paths(env={}) == expected
+    if not os.environ.get(_native.LIBRARY_ENV_VAR):
+        assert _native.library().path in expected  # found in the package, as installed
 
 
 def test_override_with_a_file_is_the_only_candidate(tmp_path: Path) -> None:

@@ -124,20 +124,28 @@ def library_filename(system: str | None = None) -> str:
     return "libstreamer.so"
 
 
-def package_directory() -> Path | None:
-    """Directory of the installed ``runai_model_streamer`` package, via importlib.resources."""
+def package_directories() -> list[Path]:
+    """Directories of the installed ``runai_model_streamer`` package (importlib.resources).
+
+    A regular install has one. An editable install (scikit-build-core) has two: the one in
+    site-packages holding the built library, and the source directory holding the modules.
+    """
     try:
         root = importlib.resources.files(_PACKAGE)
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - the package is importing us
-        return None
-    # A regular package gives a pathlib.Path; a namespace/editable layout may give a
-    # MultiplexedPath whose first entry holds our modules.
+        return []
     if isinstance(root, Path):
-        return root
-    paths = getattr(root, "_paths", None)
+        return [root]
+    paths = getattr(root, "_paths", None)  # MultiplexedPath (namespace or editable layouts)
     if paths:
-        return Path(str(paths[0]))
-    return Path(str(root))
+        return [Path(str(p)) for p in paths]
+    return [Path(str(root))]
+
+
+def package_directory() -> Path | None:
+    """The first of :func:`package_directories` (None when unknown)."""
+    directories = package_directories()
+    return directories[0] if directories else None
 
 
 def candidate_paths(
@@ -154,10 +162,8 @@ def candidate_paths(
         if path.is_dir():
             path = path / name
         return [path]
-    directory = package_directory() if package_dir is None else package_dir
-    if directory is None:
-        return []
-    return [directory / name, directory / "lib" / name]
+    directories = package_directories() if package_dir is None else [package_dir]
+    return [path for d in directories for path in (d / name, d / "lib" / name)]
 
 
 # ---- ctypes declarations of streamer.h ------------------------------------------------------

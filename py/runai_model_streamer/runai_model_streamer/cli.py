@@ -228,14 +228,14 @@ def info_lines() -> list[str]:
         StreamerLibraryError,
         candidate_paths,
         library,
-        package_directory,
+        package_directories,
     )
 
     lines = [
         f"runai-model-streamer {__version__}",
         f"python {platform.python_version()} ({sys.executable})",
         f"platform {platform.system()} {platform.machine()} ({platform.platform()})",
-        f"package directory {package_directory()}",
+        "package directory " + ", ".join(str(d) for d in package_directories()),
     ]
     try:
         import torch
@@ -253,9 +253,15 @@ def info_lines() -> list[str]:
     except StreamerLibraryError as error:
         lines.append(f"libstreamer: NOT LOADED: {error}")
         status = 1
-    directory = package_directory()
-    build_info = directory / "_build_info.json" if directory else None
-    if build_info is not None and build_info.is_file():
+    build_info = next(
+        (
+            d / "_build_info.json"
+            for d in package_directories()
+            if (d / "_build_info.json").is_file()
+        ),
+        None,
+    )
+    if build_info is not None:
         try:
             data = json.loads(build_info.read_text())
             lines.append("build: " + ", ".join(f"{k}={v}" for k, v in sorted(data.items())))
