@@ -1,17 +1,22 @@
-"""The CMake and Bazel builds of cpp/ produce the same libraries: same exported symbols (the C
-API of the headers, nothing else), same version, only glibc needed."""
+"""The CMake and Bazel builds of cpp/ compile the same sources and produce the same libraries:
+same exported symbols (the C API of the headers, nothing else), same version."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 from packaging_helpers import (
     BACKEND_ABI,
+    BAZEL_STARTUP,
+    REPO,
     STREAMER_API,
     VERSION,
     exported_symbols,
     library_version,
+    run,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,3 +43,32 @@ def test_cmake_and_bazel_libraries_report_the_version(
 ) -> None:
     assert library_version(native_cmake_libs / "libstreamer.so") == VERSION
     assert library_version(native_bazel_libs / "libstreamer.so") == VERSION
+
+
+def cmake_sources() -> set[str]:
+    """The .cc files the CMake build names (cpp/CMakeLists.txt and its subdirectories)."""
+    cpp = REPO / "cpp"
+    found = set()
+    for lists in cpp.rglob("CMakeLists.txt"):
+        if lists.relative_to(cpp).parts[0].startswith("build"):
+            continue
+        for name in re.findall(r"[\w./-]+\.cc\b", lists.read_text()):
+            found.add((lists.parent / name).relative_to(cpp).as_posix())
+    return found
+
+
+def test_bazel_and_cmake_compile_the_same_sources() -> None:
+    """The Bazel globs and the CMake source lists stay in step as cpp/ changes."""
+    bazel = shutil.which("bazel") or shutil.which("bazelisk")
+    assert bazel, "Bazel is needed: install bazel-bootstrap (Debian) or bazelisk"
+    out = run(
+        [bazel, *BAZEL_STARTUP, "query", 'kind("source file", deps(//cpp/...))'], cwd=REPO
+    ).stdout
+    from_bazel = {
+        line.removeprefix("//cpp:") for line in out.split() if re.fullmatch(r"//cpp:\S+\.cc", line)
+    }
+    from_cmake = cmake_sources()
+    assert from_bazel == from_cmake, (
+        f"only in cpp/BUILD.bazel: {sorted(from_bazel - from_cmake)}; "
+        f"only in CMake: {sorted(from_cmake - from_bazel)}"
+    )
