@@ -121,9 +121,9 @@ class BufferPool:
     def __init__(self, keep: int = 2, prefault: bool = False) -> None:
         self._keep = keep
         self.prefault = prefault
-        self._free: list[NativeBuffer] = []
+        self._free: list[Buffer] = []
 
-    def take(self, size: int) -> NativeBuffer:
+    def take(self, size: int) -> Buffer:
         fitting = [b for b in self._free if b.size >= size]
         if fitting:
             best = min(fitting, key=lambda b: b.size)
@@ -131,7 +131,7 @@ class BufferPool:
             return best
         return allocate(size, self.prefault)
 
-    def give(self, buffer: NativeBuffer) -> None:
+    def give(self, buffer: Buffer) -> None:
         self._free.append(buffer)
         if len(self._free) > self._keep:
             self._free.remove(min(self._free, key=lambda b: b.size))
@@ -167,7 +167,10 @@ class MappedBuffer:
         }
 
 
-def allocate(size: int, prefault: bool = False) -> NativeBuffer | MappedBuffer:
+Buffer = NativeBuffer | MappedBuffer
+
+
+def allocate(size: int, prefault: bool = False) -> Buffer:
     """A destination buffer: by default a lazily faulted MappedBuffer; with ``prefault`` one
     from runai_streamer_alloc, faulted in by helper threads before any read starts.
 
@@ -186,7 +189,7 @@ class _ActiveWindow:
     def __init__(
         self,
         plan: WindowPlan,
-        buffer: NativeBuffer | None,
+        buffer: Buffer | None,
         base: torch.Tensor | None,
         ranges: np.ndarray | None,
         request_id: int | None,
