@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+_KEEP_ALIVE: list[object] = []
+
 
 def _peak_rss() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -65,11 +67,11 @@ def _fastsafetensors(files: list[str]) -> tuple[int, int]:
     kept = {}
     total = 0
     for name in loader.get_keys():
-        tensor = buffer.get_tensor(name).clone()
+        # views into the loader's buffer, valid while it is open (kept open: no extra copy)
+        tensor = buffer.get_tensor(name)
         kept[name] = tensor
         total += tensor.numel() * tensor.element_size()
-    buffer.close()
-    loader.close()
+    _KEEP_ALIVE.append((loader, buffer))
     return total, len(kept)
 
 
