@@ -3,12 +3,14 @@ an unpacked copy in an empty directory (no access to the repository)."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from packaging_helpers import (
+    BAZEL_STARTUP,
     REPO,
     TESTFS_PROJECT,
     VERSION,
@@ -74,12 +76,21 @@ def test_sdist_carries_the_native_sources(sdist: Path) -> None:
     assert not unwanted, f"{sdist.name} carries build outputs or tests: {unwanted[:20]}"
 
 
-def test_sdist_builds_a_wheel_offline_in_an_empty_directory(sdist: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["cmake", "bazel"])
+def test_sdist_builds_a_wheel_offline_in_an_empty_directory(
+    sdist: Path, mode: str, tmp_path: Path
+) -> None:
     source = unpack_sdist(sdist, tmp_path / "src")
     name = sdist.name.removesuffix(f"-{VERSION}.tar.gz")
     library = PROJECTS[name][1]
-    # --no-build-isolation --no-index (build_env): nothing is downloaded.
-    wheel = build_wheel(source, tmp_path / "out", build_env(STREAMER_NATIVE_BUILD="cmake"))
+    try:
+        # --no-build-isolation --no-index (build_env): nothing is downloaded.
+        wheel = build_wheel(source, tmp_path / "out", build_env(STREAMER_NATIVE_BUILD=mode))
+    finally:
+        if mode == "bazel":  # drop the output base Bazel made for this temporary workspace
+            bazel = shutil.which("bazel") or shutil.which("bazelisk")
+            run([bazel, *BAZEL_STARTUP, "clean", "--expunge"], cwd=source, check=False)
     assert wheel.path.name.startswith(f"{name}-{VERSION}-py3-none-linux_")
     assert library in wheel.names()
-    assert f"ExternalProject on {source}/cpp" in wheel.log  # its own copy of cpp/
+    assert f"mode {mode}" in wheel.log
+    assert str(source) in wheel.log  # built from its own copy of the sources
