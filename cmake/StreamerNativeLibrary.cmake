@@ -303,8 +303,14 @@ function(_streamer_prebuilt name libs_path out_var)
   endif()
   _streamer_check_binary("${found}" "${os}" "${archs}" "${tag}")
   message(STATUS "runai-model-streamer: native library ${filename}: mode prebuilt (NATIVE_LIBS_PATH): ${found}")
-  _streamer_record_build("${found}" prebuilt "${found}")
-  set(${out_var} "${found}" PARENT_SCOPE)
+  # Staged as a plain file under its own name: a symlink (lib.so -> lib.so.1) would be
+  # installed as a symlink.
+  get_filename_component(real "${found}" REALPATH)
+  set(staged "${CMAKE_BINARY_DIR}/streamer-native/prebuilt/${filename}")
+  file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/streamer-native/prebuilt")
+  file(COPY_FILE "${real}" "${staged}")
+  _streamer_record_build("${staged}" prebuilt "${found}")
+  set(${out_var} "${staged}" PARENT_SCOPE)
 endfunction()
 
 # Cache entries for the inner CMake build that describe the target (inner

@@ -99,6 +99,10 @@ def core_wheel(
 
 @pytest.fixture(scope="session")
 def testfs_wheel(tmp_path_factory: pytest.TempPathFactory, native_cmake_libs: Path) -> BuiltWheel:
-    """The testfs plugin wheel, from the prebuilt libraries (the same cmake/ function)."""
-    env = build_env(NATIVE_LIBS_PATH=str(native_cmake_libs))
+    """The testfs plugin wheel, from prebuilt libraries (the same cmake/ function), laid out
+    flat and as a symlink to a versioned file (the wheel must carry the file itself)."""
+    libs = tmp_path_factory.mktemp("native-libs-flat")
+    shutil.copy(native_cmake_libs / "libstreamer_testfs.so", libs / "libstreamer_testfs.so.1")
+    (libs / "libstreamer_testfs.so").symlink_to("libstreamer_testfs.so.1")
+    env = build_env(NATIVE_LIBS_PATH=str(libs))
     return build_wheel(TESTFS_PROJECT, tmp_path_factory.mktemp("wheel-testfs"), env)

@@ -108,6 +108,8 @@ def test_testfs_wheel(testfs_wheel: BuiltWheel, tmp_path: Path) -> None:
     entry_points = next(root.glob("*.dist-info/entry_points.txt")).read_text()
     assert "[runai_model_streamer.backends]\ntestfs = runai_model_streamer_testfs" in entry_points
     library = root / "runai_model_streamer_testfs" / "libstreamer_testfs.so"
+    assert library.is_file() and not library.is_symlink()
+    assert not [n for n in testfs_wheel.names() if ".so." in n], testfs_wheel.names()
     assert exported_symbols(library) == BACKEND_ABI
     check_linux_library(library)
     info = json.loads((root / "runai_model_streamer_testfs" / "_build_info.json").read_text())
