@@ -10,7 +10,8 @@ with its imports), and the ratio of every loader against every other.
 
 Loaders (those not installed are listed as skipped):
 
-* ``runai-model-streamer``: this package (``SafetensorsStreamer``, owned CPU tensors).
+* ``runai-model-streamer``: this package (``SafetensorsStreamer``, owned CPU tensors), with
+  huge pages (default) and with ``RUNAI_STREAMER_HUGE_PAGES=0``.
 * ``safetensors (mmap+copy)``: ``safetensors.torch.load_file`` then ``clone()`` of every
   tensor, the one copy a weight loader makes into its parameters (mmap alone reads nothing).
 * ``safetensors (pread)``: ``load_file(..., backend="pread")``, owned tensors directly.
@@ -78,17 +79,23 @@ def _upstream_ok(python: str) -> str:
     return ""
 
 
-def _tensorizer_files(files: list[str], directory: Path) -> list[str]:
-    """Serializes the model to tensorizer's format (its loader cannot read safetensors)."""
-    from safetensors.torch import load_file
-    from tensorizer import TensorSerializer
+_CONVERT = """
+import sys
+from safetensors.torch import load_file
+from tensorizer import TensorSerializer
+serializer = TensorSerializer(sys.argv[2])
+serializer.write_state_dict(load_file(sys.argv[1]))
+serializer.close()
+"""
 
+
+def _tensorizer_files(files: list[str], directory: Path) -> list[str]:
+    """Serializes the model to tensorizer's format (its loader cannot read safetensors), in a
+    child process so this one stays small (children inherit nothing of it)."""
     out = []
     for path in files:
         target = directory / (Path(path).stem + ".tensors")
-        serializer = TensorSerializer(str(target))
-        serializer.write_state_dict(load_file(path))
-        serializer.close()
+        subprocess.run([sys.executable, "-c", _CONVERT, path, str(target)], check=True)
         out.append(str(target))
     return out
 
@@ -105,7 +112,14 @@ def main() -> int:
     args = parser.parse_args()
     size = parse_size(args.size)
 
-    loaders = [Loader("runai-model-streamer", "runai")]
+    loaders = [
+        Loader("runai-model-streamer", "runai"),
+        Loader(
+            "runai-model-streamer (4K pages)",
+            "runai",
+            env={**os.environ, "RUNAI_STREAMER_HUGE_PAGES": "0"},
+        ),
+    ]
     skipped: list[str] = []
     if installed("safetensors"):
         loaders.append(Loader("safetensors (mmap+copy)", "safetensors"))

@@ -287,12 +287,13 @@ def test_mapped_buffer_lives_exactly_as_long_as_its_last_view() -> None:
     assert ref() is None
 
 
-@pytest.mark.parametrize("prefault", ["0", "1"])
+@pytest.mark.parametrize(("prefault", "huge_pages"), [("0", "1"), ("0", "0"), ("1", "")])
 @pytest.mark.parametrize("owned", [True, False])
 def test_both_allocators(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefault: str, owned: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefault: str, huge_pages: str, owned: bool
 ) -> None:
     monkeypatch.setenv("RUNAI_STREAMER_PREFAULT", prefault)
+    monkeypatch.setenv("RUNAI_STREAMER_HUGE_PAGES", huge_pages)
     monkeypatch.setattr("runai_model_streamer._stream.MAX_WINDOW_BYTES", 2000)
     paths = _shards(tmp_path, count=3)
     expected: dict[str, torch.Tensor] = {}

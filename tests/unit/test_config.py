@@ -107,3 +107,13 @@ def test_summary_is_logged_at_info(small_file: Path, caplog: pytest.LogCaptureFi
         list(s.get_tensors())
     summaries = [r.getMessage() for r in caplog.records if r.name == "runai_model_streamer"]
     assert any("1 tensors from 1 files" in m and "GB/s" in m for m in summaries), summaries
+
+
+@pytest.mark.parametrize("variable", ["RUNAI_STREAMER_HUGE_PAGES", "RUNAI_STREAMER_PREFAULT"])
+def test_flag_variables_are_validated(
+    small_file: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "yes")
+    with SafetensorsStreamer() as streamer, pytest.raises(StreamerConfigError) as raised:
+        streamer.stream_file(small_file)
+    assert variable in str(raised.value) and "'yes'" in str(raised.value)

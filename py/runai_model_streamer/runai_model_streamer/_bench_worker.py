@@ -24,6 +24,15 @@ _KEEP_ALIVE: list[object] = []
 
 
 def _peak_rss() -> int:
+    # Linux: VmHWM of this process image (ru_maxrss survives exec, so it would include the
+    # parent's peak when the parent was bigger); elsewhere ru_maxrss.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

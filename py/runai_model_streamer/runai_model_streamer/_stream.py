@@ -12,9 +12,12 @@ bytes of windows not yet fully handed out stay within L (without a limit: within
 
 Items are yielded file by file in the given order, and within a window in completion order.
 
-Buffers: anonymous mappings with huge pages advised, faulted in by the engine's reader threads
-as they write (``RUNAI_STREAMER_PREFAULT=1``: ``runai_streamer_alloc`` instead, faulted in by
-helper threads before reading; slower where measured, see :func:`allocate`). With
+Buffers: anonymous mappings with huge pages advised (``RUNAI_STREAMER_HUGE_PAGES=0``: plain
+pages), faulted in by the engine's reader threads as they write (``RUNAI_STREAMER_PREFAULT=1``:
+``runai_streamer_alloc`` instead, faulted in by helper threads before reading; slower where
+measured, see :func:`allocate`). On a VM whose host takes back free 2 MiB blocks (virtio-balloon
+free page reporting, as on the development VM) first touches of huge pages can be several times
+slower than of plain pages; elsewhere huge pages are faster. With
 ``owned=True`` every window gets a fresh buffer, released when the last tensor viewing it is
 garbage-collected. With ``owned=False`` buffers return to a small pool once the consumer has
 moved past their window, and are overwritten by later windows.
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from runai_model_streamer._errors import StreamerConfigError
 from runai_model_streamer._native import (
     COMPLETION_DTYPE,
     RANGE_DTYPE,
@@ -47,6 +51,19 @@ PREFETCH_BYTES = 1 << 30
 #: sooner, and memory of a big file is allocated (and freed) piece by piece
 MAX_WINDOW_BYTES: float = 256 << 20
 PREFAULT_ENV_VAR = "RUNAI_STREAMER_PREFAULT"
+HUGE_PAGES_ENV_VAR = "RUNAI_STREAMER_HUGE_PAGES"
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A 0/1 environment variable (unset or empty: ``default``)."""
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    if value in ("0", "1"):
+        return value == "1"
+    raise StreamerConfigError(f"{name}={value!r} must be 0 or 1")
+
+
 MAX_REQUESTS_IN_FLIGHT = 64
 MAX_COMPLETIONS_PER_WAIT = 4096
 WAIT_TIMEOUT_MS = 200
@@ -118,9 +135,10 @@ def plan_windows(
 class BufferPool:
     """Reusable destination buffers for ``owned=False`` streams (keeps the ``keep`` largest)."""
 
-    def __init__(self, keep: int = 2, prefault: bool = False) -> None:
+    def __init__(self, keep: int = 2, prefault: bool = False, huge_pages: bool = True) -> None:
         self._keep = keep
         self.prefault = prefault
+        self.huge_pages = huge_pages
         self._free: list[Buffer] = []
 
     def take(self, size: int) -> Buffer:
@@ -129,7 +147,7 @@ class BufferPool:
             best = min(fitting, key=lambda b: b.size)
             self._free.remove(best)
             return best
-        return allocate(size, self.prefault)
+        return allocate(size, self.prefault, self.huge_pages)
 
     def give(self, buffer: Buffer) -> None:
         self._free.append(buffer)
@@ -147,11 +165,11 @@ class MappedBuffer:
 
     __slots__ = ("__weakref__", "_array", "_map", "address", "size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, huge_pages: bool = True) -> None:
         self.size = max(int(size), 1)
         self._map = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         advice = getattr(mmap, "MADV_HUGEPAGE", None)
-        if advice is not None and self.size >= (2 << 20):
+        if advice is not None and self.size >= (2 << 20) and huge_pages:
             with contextlib.suppress(OSError):
                 self._map.madvise(advice)
         self._array = np.frombuffer(self._map, dtype=np.uint8)
@@ -170,7 +188,7 @@ class MappedBuffer:
 Buffer = NativeBuffer | MappedBuffer
 
 
-def allocate(size: int, prefault: bool = False) -> Buffer:
+def allocate(size: int, prefault: bool = False, huge_pages: bool = True) -> Buffer:
     """A destination buffer: by default a lazily faulted MappedBuffer; with ``prefault`` one
     from runai_streamer_alloc, faulted in by helper threads before any read starts.
 
@@ -180,7 +198,7 @@ def allocate(size: int, prefault: bool = False) -> Buffer:
     """
     if prefault:
         return NativeBuffer(size, 1 if size < SMALL_BUFFER else 0)
-    return MappedBuffer(size)
+    return MappedBuffer(size, huge_pages)
 
 
 class _ActiveWindow:
@@ -227,8 +245,11 @@ class RangeStream:
         self._budget = PREFETCH_BYTES if budget == float("inf") else budget
         self._active: deque[_ActiveWindow] = deque()
         self._in_flight = 0
-        self._prefault = os.environ.get(PREFAULT_ENV_VAR, "0").strip() not in ("", "0")
-        self._pool = None if owned else BufferPool(prefault=self._prefault)
+        self._prefault = env_flag(PREFAULT_ENV_VAR, False)
+        self._huge_pages = env_flag(HUGE_PAGES_ENV_VAR, True)
+        self._pool = (
+            None if owned else BufferPool(prefault=self._prefault, huge_pages=self._huge_pages)
+        )
         self._describe = describe
         largest = max((len(w.items) for w in self._pending), default=1)
         self._completions = np.zeros(
@@ -313,7 +334,7 @@ class RangeStream:
         if self._pool is not None:
             buffer = self._pool.take(plan.nbytes)
         else:
-            buffer = allocate(plan.nbytes, self._prefault)
+            buffer = allocate(plan.nbytes, self._prefault, self._huge_pages)
         base = torch.from_numpy(np.asarray(buffer))
         items = np.asarray(plan.items, dtype=np.intp)
         ranges = np.empty(len(items), dtype=RANGE_DTYPE)
