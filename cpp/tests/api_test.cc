@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -189,21 +190,51 @@ TEST(Read, FifoIsNotAFileAndDoesNotHang) {
   EXPECT_THAT(result.message, HasSubstr(path));
 }
 
-TEST(Read, PermissionDenied) {
-  if (::geteuid() == 0) {
-    // Root bypasses file modes; StatusCodeFromErrno.MapsErrnoToStatus (common_test)
-    // covers the EACCES -> RUNAI_E_PERMISSION mapping either way.
-    GTEST_SKIP() << "running as root, which ignores mode 000; EACCES mapping is tested directly";
-  }
-  TempDir dir;
-  std::string path = dir.Write("secret.bin", std::vector<uint8_t>(10, 1));
-  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+// Reads one byte of a mode-000 file; returns a non-empty string naming what
+// was wrong, empty when the read failed as it should.
+std::string CheckPermissionDenied(const std::string& path) {
   Streamer streamer;
   char byte;
   Result result = ReadOne(streamer.get(), path, 0, 1, &byte);
-  EXPECT_EQ(result.status, RUNAI_E_PERMISSION);
-  EXPECT_THAT(result.message, HasSubstr(path));
-  EXPECT_THAT(result.message, HasSubstr("Permission denied"));
+  if (result.status != RUNAI_E_PERMISSION) return "status " + std::to_string(result.status);
+  if (result.message.find(path) == std::string::npos) return "path missing: " + result.message;
+  if (result.message.find("Permission denied") == std::string::npos) {
+    return "cause missing: " + result.message;
+  }
+  return "";
+}
+
+TEST(Read, PermissionDenied) {
+  TempDir dir;
+  std::string path = dir.Write("secret.bin", std::vector<uint8_t>(10, 1));
+  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+  if (::geteuid() != 0) {
+    EXPECT_EQ(CheckPermissionDenied(path), "");
+    return;
+  }
+  // Root ignores file modes: read as "nobody" in a child process instead.
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    std::string failure = (::setgid(65534) == 0 && ::setuid(65534) == 0)
+                              ? CheckPermissionDenied(path)
+                              : "could not drop privileges";
+    ssize_t written = ::write(pipe_fds[1], failure.data(), failure.size());
+    ::_exit(written == static_cast<ssize_t>(failure.size()) ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  std::string failure;
+  char buffer[256];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) failure.append(buffer, n);
+  ::close(pipe_fds[0]);
+  int wait_status = 0;
+  ASSERT_EQ(::waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0);
+  EXPECT_EQ(failure, "");
 }
 
 TEST(Read, RangePastEndOfFileIsAnErrorNotZeros) {
