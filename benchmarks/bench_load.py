@@ -11,7 +11,7 @@ with its imports), and the ratio of every loader against every other.
 Loaders (those not installed are listed as skipped):
 
 * ``runai-model-streamer``: this package (``SafetensorsStreamer``, owned CPU tensors), with
-  huge pages (default) and with ``RUNAI_STREAMER_HUGE_PAGES=0``.
+  plain pages (default) and with ``RUNAI_STREAMER_HUGE_PAGES=1``.
 * ``safetensors (mmap+copy)``: ``safetensors.torch.load_file`` then ``clone()`` of every
   tensor, the one copy a weight loader makes into its parameters (mmap alone reads nothing).
 * ``safetensors (pread)``: ``load_file(..., backend="pread")``, owned tensors directly.
@@ -115,9 +115,9 @@ def main() -> int:
     loaders = [
         Loader("runai-model-streamer", "runai"),
         Loader(
-            "runai-model-streamer (4K pages)",
+            "runai-model-streamer (huge pages)",
             "runai",
-            env={**os.environ, "RUNAI_STREAMER_HUGE_PAGES": "0"},
+            env={**os.environ, "RUNAI_STREAMER_HUGE_PAGES": "1"},
         ),
     ]
     skipped: list[str] = []

@@ -9,7 +9,8 @@ are read and validated by the native library when a streamer is created. The Pyt
 ``RUNAI_STREAMER_LOG_LEVEL``
     Level of the ``runai_model_streamer`` logger (``DEBUG``, ``INFO``, ``WARNING``... or a number).
 ``RUNAI_STREAMER_HUGE_PAGES``
-    ``1`` (default): destination buffers advise huge pages; ``0``: plain pages.
+    ``0`` (default): destination buffers use plain pages; ``1``: huge pages advised
+    (``MADV_HUGEPAGE``; see ``_stream`` for the measurements behind the default).
 ``RUNAI_STREAMER_PREFAULT``
     ``0`` (default): buffers are faulted in by the reader threads while they read; ``1``:
     allocated with ``runai_streamer_alloc`` and faulted in before reading starts.

@@ -12,12 +12,13 @@ bytes of windows not yet fully handed out stay within L (without a limit: within
 
 Items are yielded file by file in the given order, and within a window in completion order.
 
-Buffers: anonymous mappings with huge pages advised (``RUNAI_STREAMER_HUGE_PAGES=0``: plain
-pages), faulted in by the engine's reader threads as they write (``RUNAI_STREAMER_PREFAULT=1``:
-``runai_streamer_alloc`` instead, faulted in by helper threads before reading; slower where
-measured, see :func:`allocate`). On a VM whose host takes back free 2 MiB blocks (virtio-balloon
-free page reporting, as on the development VM) first touches of huge pages can be several times
-slower than of plain pages; elsewhere huge pages are faster. With
+Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: huge pages
+advised), faulted in by the engine's reader threads as they write (``RUNAI_STREAMER_PREFAULT=1``:
+``runai_streamer_alloc`` instead, huge pages faulted in by helper threads before reading).
+Measured on the development VM (2 GB model, fresh process per run, medians of 3): plain pages
+2.3-2.7 GB/s warm; huge pages 0.7-0.9 GB/s in two runs out of three and 5.7 GB/s in one. The VM's
+host takes back free 2 MiB blocks (virtio-balloon free page reporting), so a first touch of a
+huge page there is often slow; on hosts that do not, huge pages may be faster. With
 ``owned=True`` every window gets a fresh buffer, released when the last tensor viewing it is
 garbage-collected. With ``owned=False`` buffers return to a small pool once the consumer has
 moved past their window, and are overwritten by later windows.
@@ -135,7 +136,7 @@ def plan_windows(
 class BufferPool:
     """Reusable destination buffers for ``owned=False`` streams (keeps the ``keep`` largest)."""
 
-    def __init__(self, keep: int = 2, prefault: bool = False, huge_pages: bool = True) -> None:
+    def __init__(self, keep: int = 2, prefault: bool = False, huge_pages: bool = False) -> None:
         self._keep = keep
         self.prefault = prefault
         self.huge_pages = huge_pages
@@ -159,13 +160,13 @@ class BufferPool:
 
 
 class MappedBuffer:
-    """An anonymous private mapping with huge pages advised, not faulted in up front: the
-    engine's reader threads fault its pages in as they write (in parallel, inside pread).
+    """An anonymous private mapping (huge pages advised on request), not faulted in up front:
+    the engine's reader threads fault its pages in as they write (in parallel, inside pread).
     Unmapped when the last array viewing it is gone."""
 
     __slots__ = ("__weakref__", "_array", "_map", "address", "size")
 
-    def __init__(self, size: int, huge_pages: bool = True) -> None:
+    def __init__(self, size: int, huge_pages: bool = False) -> None:
         self.size = max(int(size), 1)
         self._map = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         advice = getattr(mmap, "MADV_HUGEPAGE", None)
@@ -188,13 +189,13 @@ class MappedBuffer:
 Buffer = NativeBuffer | MappedBuffer
 
 
-def allocate(size: int, prefault: bool = False, huge_pages: bool = True) -> Buffer:
+def allocate(size: int, prefault: bool = False, huge_pages: bool = False) -> Buffer:
     """A destination buffer: by default a lazily faulted MappedBuffer; with ``prefault`` one
     from runai_streamer_alloc, faulted in by helper threads before any read starts.
 
     Lazy is the default because it measured faster: the engine's reader threads fault pages in
     while they copy, in parallel, instead of a separate pass before reading (1 GB file, warm
-    cache, 2 shared cores: 3.2-3.4 GB/s lazy against 1.8-2.1 GB/s prefaulted, medians).
+    cache, 2 shared cores, huge pages both: 3.2-3.4 GB/s lazy against 1.8-2.1 GB/s prefaulted).
     """
     if prefault:
         return NativeBuffer(size, 1 if size < SMALL_BUFFER else 0)
@@ -246,7 +247,7 @@ class RangeStream:
         self._active: deque[_ActiveWindow] = deque()
         self._in_flight = 0
         self._prefault = env_flag(PREFAULT_ENV_VAR, False)
-        self._huge_pages = env_flag(HUGE_PAGES_ENV_VAR, True)
+        self._huge_pages = env_flag(HUGE_PAGES_ENV_VAR, False)
         self._pool = (
             None if owned else BufferPool(prefault=self._prefault, huge_pages=self._huge_pages)
         )
