@@ -35,6 +35,8 @@ def test_the_workflows_exist():
 
 
 def test_actionlint_passes():
+    # Without shellcheck actionlint silently skips the run: scripts.
+    assert shutil.which("shellcheck"), "shellcheck is not installed (Debian package shellcheck)"
     result = subprocess.run(
         [actionlint(), "-no-color", *sorted(str(p) for p in WORKFLOWS.glob("*.yaml"))],
         cwd=ROOT,
