@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -16,6 +17,7 @@ from runai_model_streamer._safetensors import (
     read_engine_headers,
     read_local_header,
 )
+from runai_model_streamer._stream import RangeStream
 
 if TYPE_CHECKING:
     from runai_model_streamer.s3_utils.s3_utils import S3Credentials
@@ -54,11 +56,35 @@ def check_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+_Owner = TypeVar("_Owner", bound="EngineOwner")
+
+
 class EngineOwner:
-    """Creates the native engine lazily and closes it with the context manager."""
+    """Owns the native engine (created lazily) and the stream in flight; the context manager
+    and close() end both."""
 
     def __init__(self) -> None:
         self._engine: Engine | None = None
+        self._stream: RangeStream | None = None
+
+    def __enter__(self: _Owner) -> _Owner:
+        self._get_engine()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancels any stream in flight and frees the native streamer."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+        self._close_engine()
 
     def _get_engine(self) -> Engine:
         if self._engine is None:

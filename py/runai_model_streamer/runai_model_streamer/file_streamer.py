@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import torch
@@ -87,28 +86,9 @@ class FileStreamer(EngineOwner):
         super().__init__()
         self.total_size = 0
         self.device_str: str | None = None
-        self._stream: RangeStream | None = None
         self._ids: list[int] = []
         self._device = torch.device("cpu")
         self._start_time = 0.0
-
-    def __enter__(self) -> FileStreamer:
-        self._get_engine()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.close()
-        self._close_engine()
 
     def stream_files(
         self,

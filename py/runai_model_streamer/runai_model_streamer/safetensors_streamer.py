@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import torch
@@ -107,30 +106,10 @@ class SafetensorsStreamer(EngineOwner):
         self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
         self.total_size = 0
         self.device_str: str | None = None
-        self._stream: RangeStream | None = None
         self._dtypes: list[list[tuple[torch.dtype, int]]] = []
         self._device = torch.device("cpu")
         self._start_time = 0.0
         self._paths: list[str] = []
-
-    def __enter__(self) -> SafetensorsStreamer:
-        self._get_engine()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Cancels any stream in flight and frees the native streamer."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.close()
-        self._close_engine()
 
     def stream_file(
         self,
