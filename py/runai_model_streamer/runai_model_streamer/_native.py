@@ -64,29 +64,11 @@ E_UNKNOWN_REQUEST = 14
 E_NO_MEMORY = 15
 E_INTERNAL = 16
 
-_STATUS_NAMES = {
-    OK: "RUNAI_OK",
-    E_INVALID_ARGUMENT: "RUNAI_E_INVALID_ARGUMENT",
-    E_CONFIG: "RUNAI_E_CONFIG",
-    E_NOT_FOUND: "RUNAI_E_NOT_FOUND",
-    E_PERMISSION: "RUNAI_E_PERMISSION",
-    E_NOT_A_FILE: "RUNAI_E_NOT_A_FILE",
-    E_EOF: "RUNAI_E_EOF",
-    E_IO: "RUNAI_E_IO",
-    E_BACKEND: "RUNAI_E_BACKEND",
-    E_UNSUPPORTED_SCHEME: "RUNAI_E_UNSUPPORTED_SCHEME",
-    E_PLUGIN: "RUNAI_E_PLUGIN",
-    E_CANCELLED: "RUNAI_E_CANCELLED",
-    E_TIMEOUT: "RUNAI_E_TIMEOUT",
-    E_IDLE: "RUNAI_E_IDLE",
-    E_UNKNOWN_REQUEST: "RUNAI_E_UNKNOWN_REQUEST",
-    E_NO_MEMORY: "RUNAI_E_NO_MEMORY",
-    E_INTERNAL: "RUNAI_E_INTERNAL",
-}
-
 
 def status_name(status: int) -> str:
-    return _STATUS_NAMES.get(status, f"status {status}")
+    """The library's name for a status code ("RUNAI_E_EOF"...): one table, in the C library."""
+    raw = library().cdll.runai_streamer_status_name(status)
+    return raw.decode("ascii", "replace") if raw else f"status {status}"
 
 
 def error_for_status(status: int, message: str) -> Exception:
