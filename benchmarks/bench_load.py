@@ -11,7 +11,7 @@ with its imports), and the ratio of every loader against every other.
 Loaders (those not installed are listed as skipped):
 
 * ``runai-model-streamer``: this package (``SafetensorsStreamer``, owned CPU tensors), with
-  plain pages (default) and with ``RUNAI_STREAMER_HUGE_PAGES=1``.
+  its defaults (and with ``RUNAI_STREAMER_HUGE_PAGES=1`` when given ``--huge-pages``).
 * ``safetensors (mmap+copy)``: ``safetensors.torch.load_file`` then ``clone()`` of every
   tensor, the one copy a weight loader makes into its parameters (mmap alone reads nothing).
 * ``safetensors (pread)``: ``load_file(..., backend="pread")``, owned tensors directly.
@@ -23,11 +23,15 @@ Loaders (those not installed are listed as skipped):
 
 * ``fastsafetensors`` and ``tensorizer`` (``num_readers=2``; the model is first serialized
   to tensorizer's own format) when importable.
+* ``pread into new memory``: two threads ``pread`` each file in 8 MiB pieces into one fresh
+  anonymous mapping, and nothing else (no header, no tensors): the ceiling for any loader that
+  hands out tensors in new memory. Warm, it measures this machine's cost of faulting in and
+  filling new pages; the other loaders are read against it.
 * ``dd``: ``dd bs=16M`` of the files to /dev/null, the storage reference (cold runs).
 
 Usage::
 
-    python benchmarks/bench_load.py                     # 2 GB, 3 rounds, warm (+ cold as root)
+    python benchmarks/bench_load.py                     # 2 GB, 5 rounds, warm (+ cold as root)
     python benchmarks/bench_load.py --size 512MB --rounds 5 --output results.md
 """
 
@@ -42,6 +46,7 @@ import tempfile
 from pathlib import Path
 
 from runai_model_streamer._bench import (
+    PREAD_CEILING,
     Loader,
     can_drop_caches,
     format_table,
@@ -103,7 +108,12 @@ def _tensorizer_files(files: list[str], directory: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="2GB", help="model size (default 2GB)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--huge-pages",
+        action="store_true",
+        help="also run this package with RUNAI_STREAMER_HUGE_PAGES=1",
+    )
     parser.add_argument("--dir", help="where to create the temporary model (default $TMPDIR)")
     parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
     parser.add_argument("--no-cold", action="store_true", help="skip cold-cache runs")
@@ -112,14 +122,15 @@ def main() -> int:
     args = parser.parse_args()
     size = parse_size(args.size)
 
-    loaders = [
-        Loader("runai-model-streamer", "runai"),
-        Loader(
-            "runai-model-streamer (huge pages)",
-            "runai",
-            env={**os.environ, "RUNAI_STREAMER_HUGE_PAGES": "1"},
-        ),
-    ]
+    loaders = [Loader("runai-model-streamer", "runai")]
+    if args.huge_pages:
+        loaders.append(
+            Loader(
+                "runai-model-streamer (huge pages)",
+                "runai",
+                env={**os.environ, "RUNAI_STREAMER_HUGE_PAGES": "1"},
+            )
+        )
     skipped: list[str] = []
     if installed("safetensors"):
         loaders.append(Loader("safetensors (mmap+copy)", "safetensors"))
@@ -163,6 +174,7 @@ def main() -> int:
                         "tensorizer (2 readers)", "tensorizer", files=_tensorizer_files(files, tdir)
                     )
                 )
+            these.append(Loader(PREAD_CEILING, "pread"))
             caches = ["warm", "cold"] if cold else ["warm"]
             for cache in caches:
                 run_loaders = these + ([Loader("dd", "dd")] if cache == "cold" else [])

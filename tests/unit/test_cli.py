@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from runai_model_streamer import SafetensorsStreamer
 from runai_model_streamer._sample import plan_model
@@ -139,3 +140,17 @@ def test_bench_worker_reports_json(tmp_path: Path) -> None:
     result = _bench.run_once(_bench.Loader("this", "runai"), [str(path)])
     assert result["tensors"] == len(plan_model(10**6))
     assert json.loads(json.dumps(result))["rss_peak"] >= result["rss_base"] > 0
+
+
+def test_bench_pread_ceiling_reads_every_byte(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    paths[0].write_bytes(b"x" * ((8 << 20) * 2 + 12345))  # spans three 8 MiB pieces
+    paths[1].write_bytes(b"")
+    from runai_model_streamer import _bench
+
+    result = _bench.run_once(_bench.Loader("ceiling", "pread"), [str(p) for p in paths])
+    assert result["bytes"] == (8 << 20) * 2 + 12345
+    assert result["tensors"] == 0
+    gone = _bench.Loader("ceiling", "pread", files=[str(tmp_path / "missing.bin")])
+    with pytest.raises(RuntimeError, match=r"missing\.bin"):
+        _bench.run_once(gone, [])
