@@ -101,6 +101,13 @@ def test_log_level_env() -> None:
         apply_log_level(logger, {"RUNAI_STREAMER_LOG_LEVEL": "loud"})
 
 
+def test_invalid_log_level_fails_the_streamer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_LOG_LEVEL", "loud")
+    streamer = SafetensorsStreamer()
+    with pytest.raises(StreamerConfigError, match=r"RUNAI_STREAMER_LOG_LEVEL='loud'"):
+        streamer.__enter__()
+
+
 def test_summary_is_logged_at_info(small_file: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"), SafetensorsStreamer() as s:
         s.stream_file(small_file)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 
 from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
+from runai_model_streamer._config import check_log_level_env
 from runai_model_streamer._native import Engine
 from runai_model_streamer._safetensors import (
     SafetensorsHeader,
@@ -88,6 +89,7 @@ class EngineOwner:
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
+            check_log_level_env()  # the native library validates its own variables
             self._engine = Engine()
         return self._engine
 

@@ -110,8 +110,18 @@ def parse_log_level(value: str) -> int:
     )
 
 
+def check_log_level_env(env: Mapping[str, str] | None = None) -> None:
+    """Raises StreamerConfigError when RUNAI_STREAMER_LOG_LEVEL is set but invalid (checked
+    when a streamer starts, like every other variable; import only warns)."""
+    env = os.environ if env is None else env
+    value = env.get(LOG_LEVEL_ENV_VAR)
+    if value:
+        parse_log_level(value)
+
+
 def apply_log_level(logger: logging.Logger, env: Mapping[str, str] | None = None) -> None:
-    """Sets the package logger's level from RUNAI_STREAMER_LOG_LEVEL (warns when invalid)."""
+    """Sets the package logger's level from RUNAI_STREAMER_LOG_LEVEL (warns when invalid: an
+    import must not fail; the first streamer raises, see check_log_level_env)."""
     env = os.environ if env is None else env
     value = env.get(LOG_LEVEL_ENV_VAR)
     if not value:
