@@ -3,8 +3,9 @@
 
 Generates (in a temporary directory) a model of --size bytes with ~300 tensors of mixed dtypes
 as one file and as a 4-shard set, then loads each with every available loader, each run in its
-own process (so peak RSS is per run), alternating loaders round by round, with a warm page
-cache and (as root) a cold one (``echo 3 > /proc/sys/vm/drop_caches`` before every run).
+own process (so peak RSS is per run), alternating loaders round by round after one untimed
+warm-up run, with a warm page cache and (as root) a cold one (``echo 3 >
+/proc/sys/vm/drop_caches`` before every run).
 Prints markdown tables: median GB/s, median seconds, peak RSS (and RSS above the interpreter
 with its imports), and the ratio of every loader against every other.
 
