@@ -25,9 +25,10 @@ Loaders (those not installed are listed as skipped):
 * ``fastsafetensors`` and ``tensorizer`` (``num_readers=2``; the model is first serialized
   to tensorizer's own format) when importable.
 * ``pread into new memory``: two threads ``pread`` each file in 8 MiB pieces into one fresh
-  anonymous mapping, and nothing else (no header, no tensors): the ceiling for any loader that
-  hands out tensors in new memory. Warm, it measures this machine's cost of faulting in and
-  filling new pages; the other loaders are read against it.
+  private anonymous mapping, and nothing else (no header, no tensors), after importing torch
+  like the other loaders: the ceiling for any loader that hands out tensors in new memory.
+  Warm, it measures this machine's cost of faulting in and filling new pages; the other
+  loaders are read against it.
 * ``dd``: ``dd bs=16M`` of the files to /dev/null, the storage reference (cold runs).
 
 Usage::
