@@ -63,6 +63,13 @@ def test_core_wheel_tag_contents_and_build_mode(
         "runai_model_streamer/_build_info.json",
         "runai_model_streamer/__init__.py",
         "runai_model_streamer/cli.py",
+        # upstream's module paths, which callers import
+        "runai_model_streamer/safetensors_streamer/safetensors_streamer.py",
+        "runai_model_streamer/safetensors_streamer/streamer_mock.py",
+        "runai_model_streamer/file_streamer/requests_iterator.py",
+        "runai_model_streamer/distributed_streamer/distributed_streamer.py",
+        "runai_model_streamer/s3_utils/s3_utils.py",
+        "runai_model_streamer/py.typed",
     ):
         assert required in names, f"{required} missing from {wheel.path.name}: {names}"
     # The build log says which mode ran (pip -v shows it).

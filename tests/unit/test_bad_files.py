@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from safetensors.torch import save_file
 from .helpers import header_file, raw_file, write_bytes
 
 F32x2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+F32x2_JSON = json.dumps(F32x2)
 
 
 def _valid(path: Path) -> Path:
@@ -66,15 +68,53 @@ CASES: dict[str, tuple[Callable[[Path], Path], type[BaseException], str]] = {
     ),
     "not JSON": (lambda p: header_file(p, b"{not json"), SafetensorsFormatError, "not valid JSON"),
     "JSON array": (lambda p: header_file(p, b"[1, 2]"), SafetensorsFormatError, "not an object"),
-    "duplicate names": (
+    "metadata twice": (
         lambda p: header_file(
-            p,
-            '{"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, '
-            '"a": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}}',
-            b"xx",
+            p, '{"__metadata__": {}, "__metadata__": {}, "a": ' + F32x2_JSON + "}", b"\0" * 8
         ),
         SafetensorsFormatError,
-        "duplicate key 'a'",
+        "__metadata__ appears more than once",
+    ),
+    "field twice in an entry": (
+        lambda p: header_file(
+            p, '{"a": {"dtype": "U8", "dtype": "I8", "shape": [1], "data_offsets": [0, 1]}}', b"x"
+        ),
+        SafetensorsFormatError,
+        "'a': dtype appears more than once",
+    ),
+    "gap between tensors": (
+        lambda p: header_file(
+            p,
+            {"a": F32x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}},
+            b"\0" * 20,
+        ),
+        SafetensorsFormatError,
+        "data bytes 8..12 between tensors 'a' [0, 8] and 'b' [12, 20] belong to no tensor",
+    ),
+    "first tensor after the data start": (
+        lambda p: header_file(p, {"a": {**F32x2, "data_offsets": [4, 12]}}, b"\0" * 12),
+        SafetensorsFormatError,
+        "data bytes 0..4 belong to no tensor",
+    ),
+    "bytes after the last tensor": (
+        lambda p: header_file(p, {"a": F32x2}, b"\0" * 10),
+        SafetensorsFormatError,
+        "2 bytes after the tensor data belong to no tensor",
+    ),
+    "F4 values that do not fill a byte": (
+        lambda p: header_file(p, {"a": {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]}}),
+        SafetensorsFormatError,
+        "3 values of F4 take 12 bits",
+    ),
+    "NaN in the header": (
+        lambda p: header_file(p, '{"__metadata__": {"x": NaN}, "a": ' + F32x2_JSON + "}"),
+        SafetensorsFormatError,
+        "NaN is not valid JSON",
+    ),
+    "lone surrogate": (
+        lambda p: header_file(p, '{"\\ud800": ' + F32x2_JSON + "}", b"\0" * 8),
+        SafetensorsFormatError,
+        "lone UTF-16 surrogate",
     ),
     "entry not an object": (
         lambda p: header_file(p, {"a": 3}),
@@ -169,7 +209,7 @@ def test_dtype_missing_from_torch_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = raw_file(tmp_path / "f8.safetensors", [("x", "F8_E8M0", [2], b"\x01\x02")])
-    monkeypatch.setitem(DTYPES, "F8_E8M0", ("float8_not_in_this_torch", 1))
+    monkeypatch.setitem(DTYPES, "F8_E8M0", ("float8_not_in_this_torch", 8))
     with SafetensorsStreamer() as streamer, pytest.raises(SafetensorsFormatError) as raised:
         streamer.stream_file(path)
     assert str(path) in str(raised.value) and "F8_E8M0" in str(raised.value)

@@ -130,7 +130,9 @@ def test_misaligned_tensors_are_correct(
     from runai_model_streamer.safetensors_streamer import torch_dtype  # noqa: F401
 
     by_torch = {
-        getattr(torch, attr): name for name, (attr, _) in NAMES.items() if hasattr(torch, attr)
+        getattr(torch, attr): name
+        for name, (attr, _) in NAMES.items()
+        if attr is not None and hasattr(torch, attr)
     }
     tensors = {f"t{i}": make_tensor(d, s, seed) for i, (d, s, seed) in enumerate(entries)}  # type: ignore[arg-type]
     pad = make_tensor(torch.uint8, (3,), 1)

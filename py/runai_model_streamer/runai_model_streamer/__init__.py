@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StreamerConfigError,
         StreamerLibraryError,
     )
+    from runai_model_streamer.distributed_streamer import DistributedStreamer
     from runai_model_streamer.file_streamer import FileChunks, FileStreamer
     from runai_model_streamer.s3_utils.s3_utils import S3Credentials
     from runai_model_streamer.safetensors_streamer import SafetensorsStreamer, TensorMetadata
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "SafetensorsStreamer": "runai_model_streamer.safetensors_streamer",
     "TensorMetadata": "runai_model_streamer.safetensors_streamer",
+    "DistributedStreamer": "runai_model_streamer.distributed_streamer",
     "FileStreamer": "runai_model_streamer.file_streamer",
     "FileChunks": "runai_model_streamer.file_streamer",
     "ObjectStorageModel": "runai_model_streamer.storage",
@@ -55,6 +57,7 @@ _LAZY = {
 __all__ = [
     "BackendError",
     "BackendNotInstalledError",
+    "DistributedStreamer",
     "FileChunks",
     "FileStreamer",
     "ObjectStorageModel",

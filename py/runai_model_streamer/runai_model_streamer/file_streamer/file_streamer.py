@@ -1,4 +1,4 @@
-"""FileStreamer and FileChunks: stream raw byte ranges of files into uint8 tensors."""
+"""FileStreamer: stream raw byte ranges of files into uint8 tensors."""
 
 from __future__ import annotations
 
@@ -8,69 +8,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from runai_model_streamer._backends import to_engine_path
-from runai_model_streamer._common import EngineOwner, PathLike, check_device, format_bytes, logger
+from runai_model_streamer._common import EngineOwner, check_device, format_bytes, logger
 from runai_model_streamer._config import memory_limit_from_env, parse_memory_limit
 from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer.file_streamer.requests_iterator import FileChunks
 
 if TYPE_CHECKING:
     from runai_model_streamer.s3_utils.s3_utils import S3Credentials
 
-__all__ = ["FileChunks", "FileStreamer"]
-
-
-def _non_negative_ints(values: Sequence[int], what: str, path: str) -> list[int]:
-    result = []
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{path}: {what} must be non-negative integers, got {value!r}")
-        result.append(int(value))
-    return result
-
-
-class FileChunks:
-    """Byte ranges ("chunks") of one file: chunk i is ``sizes[i]`` bytes at ``offsets[i]``.
-
-    ``offsets`` may also be a single integer: the chunks then follow each other from there
-    (the same as :meth:`contiguous`, and the form older callers use).
-    """
-
-    def __init__(
-        self, id: int, path: PathLike, offsets: int | Sequence[int], sizes: Sequence[int]
-    ) -> None:
-        self.id = id
-        self.path = to_engine_path(path)
-        self.sizes = _non_negative_ints(sizes, "sizes", self.path)
-        if isinstance(offsets, int) and not isinstance(offsets, bool):
-            start = _non_negative_ints([offsets], "offsets", self.path)[0]
-            self.offsets = []
-            for size in self.sizes:
-                self.offsets.append(start)
-                start += size
-        else:
-            self.offsets = _non_negative_ints(offsets, "offsets", self.path)
-        if len(self.offsets) != len(self.sizes):
-            raise ValueError(
-                f"{self.path}: {len(self.offsets)} offsets but {len(self.sizes)} sizes"
-            )
-
-    @classmethod
-    def contiguous(cls, id: int, path: PathLike, offset: int, sizes: Sequence[int]) -> FileChunks:
-        """Chunks that follow each other, the first at ``offset``."""
-        return cls(id, path, offset, sizes)
-
-    @property
-    def chunks(self) -> list[int]:
-        """The chunk sizes (alias of ``sizes``)."""
-        return self.sizes
-
-    @property
-    def offset(self) -> int:
-        """Offset of the first chunk (0 when there are none)."""
-        return self.offsets[0] if self.offsets else 0
-
-    def __repr__(self) -> str:
-        return f"FileChunks(id={self.id!r}, path={self.path!r}, chunks={len(self.sizes)})"
+__all__ = ["FileStreamer"]
 
 
 class FileStreamer(EngineOwner):

@@ -19,26 +19,55 @@ from runai_model_streamer._common import (
 )
 from runai_model_streamer._config import memory_limit_from_env
 from runai_model_streamer._errors import SafetensorsFormatError
-from runai_model_streamer._safetensors import DTYPES, TensorMetadata
+from runai_model_streamer._safetensors import DTYPES, PACKED_DTYPES, TensorMetadata
 from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer.storage import ObjectStorageModel, list_safetensors, pull_files
 
 if TYPE_CHECKING:
     from runai_model_streamer.s3_utils.s3_utils import S3Credentials
 
-__all__ = ["SafetensorsStreamer", "TensorMetadata", "torch_dtype"]
+__all__ = [
+    "ObjectStorageModel",
+    "SafetensorsStreamer",
+    "TensorMetadata",
+    "list_safetensors",
+    "pull_files",
+    "torch_dtype",
+    "torch_shape",
+]
 
 
 def torch_dtype(dtype: str, path: str = "", tensor: str = "") -> torch.dtype:
     """The torch dtype of a safetensors dtype string; a clear error when torch lacks it."""
-    attribute, _ = DTYPES[dtype]
-    resolved = getattr(torch, attribute, None)
+    attribute, bits = DTYPES[dtype]
+    resolved = None if attribute is None else getattr(torch, attribute, None)
     if not isinstance(resolved, torch.dtype):
         where = f"{path}: tensor {tensor!r} has " if path else ""
+        lacks = (
+            f"it has no torch.{attribute}"
+            if attribute is not None
+            else f"no torch release has a {bits}-bit {dtype} dtype"
+        )
         raise SafetensorsFormatError(
             f"{where}dtype {dtype}, which the installed torch {torch.__version__} does not "
-            f"support (it has no torch.{attribute})"
+            f"support ({lacks})"
         )
     return resolved
+
+
+def torch_shape(meta: TensorMetadata) -> tuple[int, ...]:
+    """The tensor's shape in torch elements: the header's shape, except for packed dtypes (F4:
+    two values per element), whose last dimension must then hold whole elements."""
+    per_element = PACKED_DTYPES.get(meta.dtype)
+    if per_element is None:
+        return meta.shape
+    if not meta.shape or meta.shape[-1] % per_element:
+        raise SafetensorsFormatError(
+            f"{meta.path}: tensor {meta.name!r} has dtype {meta.dtype} and shape "
+            f"{list(meta.shape)}; torch packs {per_element} values per element, so the last "
+            f"dimension must be a multiple of {per_element}"
+        )
+    return (*meta.shape[:-1], meta.shape[-1] // per_element)
 
 
 def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:
@@ -58,16 +87,16 @@ def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:
 
 
 def _as_tensor(
-    u8: torch.Tensor, meta: TensorMetadata, dtype: torch.dtype, itemsize: int
+    u8: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, itemsize: int
 ) -> torch.Tensor:
-    if meta.size == 0:
-        return torch.empty(meta.shape, dtype=dtype)
+    if u8.numel() == 0:
+        return torch.empty(shape, dtype=dtype)
     if itemsize > 1 and u8.data_ptr() % itemsize:
         # Misaligned for its dtype (the file places it so): copy into aligned memory.
-        out = torch.empty(meta.shape, dtype=dtype)
+        out = torch.empty(shape, dtype=dtype)
         out.view(-1).view(torch.uint8).copy_(u8)
         return out
-    return u8.view(dtype).view(meta.shape)
+    return u8.view(dtype).view(shape)
 
 
 class SafetensorsStreamer(EngineOwner):
@@ -106,7 +135,8 @@ class SafetensorsStreamer(EngineOwner):
         self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
         self.total_size = 0
         self.device_str: str | None = None
-        self._dtypes: list[list[tuple[torch.dtype, int]]] = []
+        #: per file, per tensor: (torch dtype, its item size, torch shape)
+        self._layouts: list[list[tuple[torch.dtype, int, tuple[int, ...]]]] = []
         self._device = torch.device("cpu")
         self._start_time = 0.0
         self._paths: list[str] = []
@@ -169,8 +199,11 @@ class SafetensorsStreamer(EngineOwner):
                     f"tensors not found in {', '.join(engine_paths) or 'no files'}: "
                     + ", ".join(repr(n) for n in missing)
                 )
-        dtypes = [
-            [(dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize) for t in tensors]
+        layouts = [
+            [
+                (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
+                for t in tensors
+            ]
             for tensors in selected
         ]
 
@@ -178,7 +211,7 @@ class SafetensorsStreamer(EngineOwner):
         self.total_size = sum(t.size for tensors in selected for t in tensors)
         self.device_str = str(resolved_device)
         self._device = resolved_device
-        self._dtypes = dtypes
+        self._layouts = layouts
         self._paths = engine_paths
         if is_distributed:
             logger.debug("is_distributed=True: this process streams every requested tensor itself")
@@ -201,14 +234,14 @@ class SafetensorsStreamer(EngineOwner):
         if stream is None:
             raise RuntimeError("get_tensors() called before stream_file()/stream_files()")
         metadata = self.files_to_tensors_metadata
-        dtypes = self._dtypes
+        layouts = self._layouts
         device = self._device
         to_device = device.type != "cpu"
         count = 0
         for position, item, u8 in stream:
             meta = metadata[position][item]
-            dtype, itemsize = dtypes[position][item]
-            tensor = _as_tensor(u8, meta, dtype, itemsize)
+            dtype, itemsize, shape = layouts[position][item]
+            tensor = _as_tensor(u8, shape, dtype, itemsize)
             if to_device:
                 tensor = tensor.to(device)
             count += 1
