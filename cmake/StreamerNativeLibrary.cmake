@@ -345,6 +345,11 @@ function(_streamer_cmake_build name out_var)
   set(lib "${prefix}/install/lib/${filename}")
   if(NOT TARGET streamer_native_cmake)
     _streamer_forwarded_cmake_args(forwarded)
+    # Plugins that need libcurl are built only by the package that ships them.
+    set(build_s3 OFF)
+    if(name STREQUAL "streamers3")
+      set(build_s3 ON)
+    endif()
     ExternalProject_Add(streamer_native_cmake
       SOURCE_DIR "${STREAMER_SOURCE_ROOT}/cpp"
       BINARY_DIR "${prefix}/build"
@@ -357,6 +362,7 @@ function(_streamer_cmake_build name out_var)
         -DCMAKE_INSTALL_LIBDIR:STRING=lib
         -DSTREAMER_BUILD_TESTS:BOOL=OFF
         -DSTREAMER_INSTALL_TESTFS:BOOL=ON
+        -DSTREAMER_BUILD_S3:BOOL=${build_s3}
       BUILD_ALWAYS TRUE
       BUILD_BYPRODUCTS "${lib}"
       USES_TERMINAL_BUILD TRUE

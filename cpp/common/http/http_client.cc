@@ -1,0 +1,223 @@
+#include "common/http/http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace runai::common {
+namespace {
+
+constexpr size_t kMaxErrorBody = 1 << 20;  // bodies kept in memory: errors and listings
+
+struct Transfer {
+  CURL* curl;
+  HttpResponse* response;
+  char* dst;
+  uint64_t capacity;
+  bool overflow = false;
+};
+
+std::string LowerTrim(const char* begin, const char* end) {
+  while (begin < end && std::isspace(static_cast<unsigned char>(*begin))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(end[-1]))) --end;
+  return std::string(begin, end);
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* context) {
+  auto* transfer = static_cast<Transfer*>(context);
+  const size_t bytes = size * count;
+  const char* colon = static_cast<const char*>(std::memchr(data, ':', bytes));
+  if (bytes >= 5 && std::strncmp(data, "HTTP/", 5) == 0) {
+    // A new response (after 100-continue or a redirect): forget the previous one's headers.
+    transfer->response->content_range.clear();
+    transfer->response->content_length = -1;
+    transfer->response->status = 0;
+    return bytes;
+  }
+  if (colon == nullptr) return bytes;
+  std::string name = LowerTrim(data, colon);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string value = LowerTrim(colon + 1, data + bytes);
+  if (name == "content-range") {
+    transfer->response->content_range = value;
+  } else if (name == "content-length") {
+    char* end = nullptr;
+    const long long parsed = std::strtoll(value.c_str(), &end, 10);
+    if (end != value.c_str() && *end == '\0' && parsed >= 0) {
+      transfer->response->content_length = parsed;
+    }
+  } else if (name == "x-amz-request-id" || name == "x-ms-request-id" ||
+             name == "x-guploader-uploadid") {
+    transfer->response->request_id = value;
+  }
+  return bytes;
+}
+
+size_t OnBody(char* data, size_t size, size_t count, void* context) {
+  auto* transfer = static_cast<Transfer*>(context);
+  HttpResponse* response = transfer->response;
+  const size_t bytes = size * count;
+  if (response->status == 0) {  // the body starts: curl knows the final status by now
+    curl_easy_getinfo(transfer->curl, CURLINFO_RESPONSE_CODE, &response->status);
+  }
+  const bool success = response->status >= 200 && response->status < 300;
+  if (success && transfer->dst != nullptr) {
+    if (response->received + bytes > transfer->capacity) {
+      transfer->overflow = true;
+      return 0;  // aborts the transfer: a longer body than asked for is an error
+    }
+    std::memcpy(transfer->dst + response->received, data, bytes);
+    response->received += bytes;
+    return bytes;
+  }
+  if (response->body.size() + bytes > kMaxErrorBody) {
+    transfer->overflow = true;
+    return 0;
+  }
+  response->body.append(data, bytes);
+  return bytes;
+}
+
+}  // namespace
+
+Status InitHttp() {
+  static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (code != CURLE_OK) {
+    return Status{8, std::string("libcurl initialisation failed: ") + curl_easy_strerror(code)};
+  }
+  return Status::Ok();
+}
+
+HttpConnection::HttpConnection() : curl_(curl_easy_init()) {}
+
+HttpConnection::~HttpConnection() {
+  if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+bool HttpConnection::Perform(const std::string& method, const std::string& url,
+                             const HeaderList& headers, const HttpSettings& settings, char* dst,
+                             uint64_t capacity, HttpResponse* response) {
+  *response = HttpResponse();
+  CURL* curl = static_cast<CURL*>(curl_);
+  if (curl == nullptr) {
+    response->transport_error = "libcurl could not create a handle";
+    return false;
+  }
+  Transfer transfer{curl, response, dst, capacity};
+  curl_slist* header_list = nullptr;
+  for (const auto& [name, value] : headers) {
+    header_list = curl_slist_append(header_list, (name + ": " + value).c_str());
+  }
+  // Stop curl from adding headers we did not sign.
+  header_list = curl_slist_append(header_list, "Accept:");
+  header_list = curl_slist_append(header_list, "Expect:");
+  char error[CURL_ERROR_SIZE] = {};
+  curl_easy_reset(curl);  // keeps the connection cache
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, settings.low_speed_bytes);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, settings.low_speed_seconds);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, settings.verify_tls ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, settings.verify_tls ? 2L : 0L);
+  if (!settings.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
+  if (method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  CURLcode code = curl_easy_perform(curl);
+  curl_slist_free_all(header_list);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  response->status = status;
+  if (code == CURLE_OK) return true;
+  if (transfer.overflow) {
+    response->transport_error = "the response body is longer than requested";
+    return false;
+  }
+  response->transport_error =
+      std::string(curl_easy_strerror(code)) + (error[0] != '\0' ? std::string(": ") + error : "");
+  // Connection problems, timeouts and cut bodies are worth another attempt.
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      response->transient = true;
+      break;
+    default:
+      break;
+  }
+  return false;
+}
+
+std::unique_ptr<HttpConnection> ConnectionPool::Take() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!idle_.empty()) {
+      auto connection = std::move(idle_.back());
+      idle_.pop_back();
+      return connection;
+    }
+  }
+  return std::make_unique<HttpConnection>();
+}
+
+void ConnectionPool::Give(std::unique_ptr<HttpConnection> connection) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  idle_.push_back(std::move(connection));
+}
+
+bool IsTransientHttpStatus(long status) {
+  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+         status == 504;
+}
+
+long BackoffMs(const HttpSettings& settings, int attempt) {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  const long ceiling =
+      std::min(settings.retry_cap_ms, settings.retry_base_ms << std::min(attempt, 20));
+  return std::uniform_int_distribution<long>(0, std::max(0L, ceiling))(random);
+}
+
+void SleepMs(long ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last,
+                       int64_t* total) {
+  unsigned long long a = 0, b = 0;
+  char rest[32] = {};
+  if (std::sscanf(value.c_str(), "bytes %llu-%llu/%31s", &a, &b, rest) != 3 || b < a) return false;
+  *first = a;
+  *last = b;
+  if (std::strcmp(rest, "*") == 0) {
+    *total = -1;
+    return true;
+  }
+  char* end = nullptr;
+  const long long parsed = std::strtoll(rest, &end, 10);
+  if (*end != '\0' || parsed < 0) return false;
+  *total = parsed;
+  return true;
+}
+
+}  // namespace runai::common

@@ -1,0 +1,87 @@
+// The HTTP machinery every object-storage plugin shares: kept-alive libcurl connections, TLS
+// settings, low-speed and connect timeouts, response checks and retries with capped
+// exponential backoff and full jitter. Services (s3/, gcs/, azure/) only build URLs, sign
+// requests and parse their errors.
+#ifndef RUNAI_STREAMER_COMMON_HTTP_HTTP_CLIENT_H_
+#define RUNAI_STREAMER_COMMON_HTTP_HTTP_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/sigv4.h"
+#include "common/status.h"
+
+namespace runai::common {
+
+struct HttpSettings {
+  std::string ca_file;   // CA bundle (chosen by the Python side); empty: libcurl's default
+  bool verify_tls = true;
+  long connect_timeout_ms = 10000;
+  // A transfer slower than low_speed_bytes per second for low_speed_seconds is cut (and
+  // retried): a slow server that keeps sending completes, a stalled one does not hang.
+  long low_speed_bytes = 1024;
+  long low_speed_seconds = 30;
+  int max_attempts = 5;         // attempts per request, retries included
+  long retry_base_ms = 200;     // backoff: random in [0, min(cap, base * 2^attempt)]
+  long retry_cap_ms = 10000;
+};
+
+struct HttpResponse {
+  long status = 0;              // 0: no response (connection error)
+  std::string content_range;    // "bytes a-b/total"
+  int64_t content_length = -1;  // -1: not sent
+  std::string request_id;       // x-amz-request-id (or the service's equivalent)
+  std::string body;             // error bodies and small (listing) bodies
+  uint64_t received = 0;        // body bytes written into the destination buffer
+  std::string transport_error;  // curl's message when status is 0 or the body broke off
+  bool transient = false;       // worth retrying (connection errors, timeouts, 408/429/5xx)
+};
+
+// One libcurl easy handle: one kept-alive connection. Not thread-safe; see ConnectionPool.
+class HttpConnection {
+ public:
+  HttpConnection();
+  ~HttpConnection();
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  // Sends one request. A 2xx body goes into dst (at most `capacity` bytes: more is an
+  // error) when dst is given, else into response->body; other bodies into response->body.
+  // Returns false (with response->transport_error) when no complete response came.
+  bool Perform(const std::string& method, const std::string& url, const HeaderList& headers,
+               const HttpSettings& settings, char* dst, uint64_t capacity,
+               HttpResponse* response);
+
+ private:
+  void* curl_;  // CURL*
+};
+
+// Connections reused across requests and threads (keep-alive), created on demand.
+class ConnectionPool {
+ public:
+  std::unique_ptr<HttpConnection> Take();
+  void Give(std::unique_ptr<HttpConnection> connection);
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<HttpConnection>> idle_;
+};
+
+bool IsTransientHttpStatus(long status);
+// Milliseconds to wait before retry number `attempt` (1, 2, ...): full jitter.
+long BackoffMs(const HttpSettings& settings, int attempt);
+void SleepMs(long ms);
+
+// "bytes a-b/total" -> a, b, total (total -1 for "*"); false when malformed.
+bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last,
+                       int64_t* total);
+
+// Global libcurl initialisation, once per process (thread-safe).
+Status InitHttp();
+
+}  // namespace runai::common
+
+#endif  // RUNAI_STREAMER_COMMON_HTTP_HTTP_CLIENT_H_
