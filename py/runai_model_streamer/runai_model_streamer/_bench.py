@@ -35,6 +35,7 @@ class Result:
     seconds: list[float] = field(default_factory=list)
     rss_peak: list[int] = field(default_factory=list)
     rss_base: list[int] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     bytes: int = 0
     tensors: int = 0
     errors: list[str] = field(default_factory=list)
@@ -42,6 +43,13 @@ class Result:
     @property
     def gbps(self) -> float:
         return self.bytes / statistics.median(self.seconds) / 1e9 if self.seconds else 0.0
+
+    @property
+    def cpu_per_gb(self) -> float:
+        """Median CPU seconds per GB loaded (client side: this process and its children)."""
+        if not self.cpu_seconds or not self.bytes:
+            return 0.0
+        return statistics.median(self.cpu_seconds) / (self.bytes / 1e9)
 
     @property
     def peak(self) -> int:
@@ -134,6 +142,7 @@ def run_benchmark(
             result.seconds.append(float(run["seconds"]))  # type: ignore[arg-type]
             result.rss_peak.append(int(run["rss_peak"]))  # type: ignore[call-overload]
             result.rss_base.append(int(run["rss_base"]))  # type: ignore[call-overload]
+            result.cpu_seconds.append(float(run.get("cpu_seconds", 0.0)))  # type: ignore[arg-type]
             result.bytes = int(run["bytes"])  # type: ignore[call-overload]
             result.tensors = int(run["tensors"])  # type: ignore[call-overload]
             if progress:
@@ -147,19 +156,20 @@ def run_benchmark(
 def format_table(results: Sequence[Result], title: str = "", model_bytes: int = 0) -> str:
     """A markdown table: median GB/s, seconds, peak RSS, and ratios against every loader."""
     ok = [r for r in results if r.seconds]
-    header = ["loader", "GB/s", "s (median)", "runs", "peak RSS", "RSS - base"]
+    header = ["loader", "GB/s", "s (median)", "runs", "CPU s/GB", "peak RSS", "RSS - base"]
     header += [f"x vs {r.label}" for r in ok]
     rows = [header, ["---"] * len(header)]
     for result in results:
         if not result.seconds:
             reason = result.errors[-1] if result.errors else "no runs"
-            rows.append([result.label, "failed", reason[:60], "0", "", ""] + [""] * len(ok))
+            rows.append([result.label, "failed", reason[:60], "0", "", "", ""] + [""] * len(ok))
             continue
         row = [
             result.label,
             f"{result.gbps:.2f}",
             f"{statistics.median(result.seconds):.3f}",
             str(len(result.seconds)),
+            f"{result.cpu_per_gb:.2f}",
             f"{result.peak / 2**20:.0f} MiB",
             f"{(result.peak - result.base) / 2**20:.0f} MiB",
         ]
@@ -171,6 +181,20 @@ def format_table(results: Sequence[Result], title: str = "", model_bytes: int = 
         lines += [f"model: {model_bytes / 1e9:.2f} GB", ""]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def format_round_ratios(results: Sequence[Result], reference: str) -> str:
+    """A markdown table of ``reference``'s speed over every other loader's, round by round
+    (the rounds alternate loaders, so round i of each ran close in time)."""
+    base = next((r for r in results if r.label == reference and r.seconds), None)
+    if base is None:
+        return ""
+    others = [r for r in results if r is not base and len(r.seconds) == len(base.seconds)]
+    rows = [["round", *(f"x vs {r.label}" for r in others)], ["---"] * (len(others) + 1)]
+    for index, seconds in enumerate(base.seconds):
+        ratios = [f"{other.seconds[index] / seconds:.2f}" for other in others]
+        rows.append([str(index + 1), *ratios])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def loader_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -6,7 +6,8 @@ the upstream package), so it imports nothing from this package at module level:
     python _bench_worker.py LOADER FILE [FILE...]
 
 Prints one JSON line: loader, seconds (loading only, imports excluded), bytes, tensors,
-rss_base (peak RSS after imports, bytes) and rss_peak (peak RSS at the end, bytes).
+rss_base (peak RSS after imports, bytes), rss_peak (peak RSS at the end, bytes) and
+cpu_seconds (user + system CPU time of the loading, children included).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def _peak_rss() -> int:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (s5cmd, dd)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _runai(files: list[str]) -> tuple[int, int]:
@@ -148,6 +156,175 @@ def _dd(files: list[str]) -> tuple[int, int]:
     return total, 0
 
 
+def _split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _tensors_from_buffer(buffer: Any) -> dict[str, Any]:
+    """Tensors viewing a whole safetensors file held in ``buffer`` (owned: nothing reuses it)."""
+    import torch
+
+    view = memoryview(buffer)
+    header_size = int.from_bytes(view[:8], "little")
+    header = json.loads(bytes(view[8 : 8 + header_size]))
+    header.pop("__metadata__", None)
+    start = 8 + header_size
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        dtype = getattr(torch, _TORCH_DTYPES[entry["dtype"]])
+        raw = torch.frombuffer(view, dtype=torch.uint8, count=end - begin, offset=start + begin)
+        tensors[name] = raw.view(dtype).reshape(entry["shape"])
+    _KEEP_ALIVE.append(buffer)
+    return tensors
+
+
+_TORCH_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                 "I32": "int32", "I8": "int8", "U8": "uint8", "F64": "float64", "BOOL": "bool",
+                 "I16": "int16"}  # fmt: skip
+
+
+def _boto3(files: list[str]) -> tuple[int, int]:
+    """boto3's managed download (download_fileobj) into memory, then safetensors.torch.load."""
+    import io
+
+    import boto3
+    from safetensors.torch import load
+
+    client = boto3.client("s3")
+    kept: dict[str, Any] = {}
+    total = 0
+    for uri in files:
+        data = io.BytesIO()
+        client.download_fileobj(*_split_uri(uri), data)
+        for name, tensor in load(data.getvalue()).items():
+            kept[name] = tensor
+            total += tensor.numel() * tensor.element_size()
+    return total, len(kept)
+
+
+def _obstore(files: list[str]) -> tuple[int, int]:
+    """obstore: 16 get_range_async calls in flight (8 MiB each) into one buffer per file."""
+    import asyncio
+
+    import obstore
+    from obstore.store import S3Store
+
+    piece = 8 << 20
+
+    async def fetch(uri: str) -> bytearray:
+        bucket, key = _split_uri(uri)
+        store = S3Store(
+            bucket,
+            endpoint=os.environ.get("AWS_ENDPOINT_URL"),
+            client_options={"allow_http": True},
+            virtual_hosted_style_request=False,
+        )
+        size = (await obstore.head_async(store, key))["size"]
+        buffer = bytearray(size)
+        limit = asyncio.Semaphore(16)
+
+        async def one(at: int) -> None:
+            async with limit:
+                end = min(at + piece, size)
+                data = await obstore.get_range_async(store, key, start=at, end=end)
+                buffer[at : at + len(data)] = memoryview(data)
+
+        await asyncio.gather(*(one(at) for at in range(0, size, piece)))
+        return buffer
+
+    kept: dict[str, Any] = {}
+    total = 0
+    for uri in files:
+        for name, tensor in _tensors_from_buffer(asyncio.run(fetch(uri))).items():
+            kept[name] = tensor
+            total += tensor.numel() * tensor.element_size()
+    return total, len(kept)
+
+
+def _s5cmd(files: list[str]) -> tuple[int, int]:
+    """s5cmd cp to /dev/shm (memory), then safetensors load_file + clone, as from a local disk."""
+    import shutil
+    import tempfile
+
+    from safetensors.torch import load_file
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    directory = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        command = ["s5cmd"] + (["--endpoint-url", endpoint] if endpoint else [])
+        for uri in files:
+            subprocess.run([*command, "cp", uri, directory + "/"], check=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+        kept: dict[str, Any] = {}
+        total = 0
+        for uri in files:
+            for name, tensor in load_file(os.path.join(directory, uri.rsplit("/", 1)[1])).items():
+                kept[name] = tensor.clone()
+                total += tensor.numel() * tensor.element_size()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return total, len(kept)
+
+
+def _s3_ceiling(files: list[str]) -> tuple[int, int]:
+    """The reference for S3 loaders: 16 threads send SigV4-signed 8 MiB range GETs over kept-alive
+    connections and receive each body straight into one preallocated buffer (recv_into, the
+    GIL released), with no parsing and no tensors."""
+    import http.client
+    import mmap
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import quote, urlsplit
+
+    import botocore.session
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", ""))
+    session = botocore.session.get_session()
+    credentials = session.get_credentials().get_frozen_credentials()
+    region = session.get_config_variable("region") or "us-east-1"
+    piece = 8 << 20
+    local = threading.local()
+
+    def get(uri: str, view: memoryview, at: int, end: int) -> None:
+        bucket, key = _split_uri(uri)
+        path = quote(f"/{bucket}/{key}", safe="/~")
+        request = AWSRequest("GET", f"{endpoint.scheme}://{endpoint.netloc}{path}",
+                             headers={"Range": f"bytes={at}-{end - 1}"})  # fmt: skip
+        S3SigV4Auth(credentials, "s3", region).add_auth(request)
+        if getattr(local, "connection", None) is None:
+            local.connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port)
+        local.connection.request("GET", path, headers=dict(request.headers))
+        response = local.connection.getresponse()
+        if response.status != 206:
+            raise OSError(f"{uri}: HTTP {response.status} {response.read()[:200]!r}")
+        while at < end:
+            got = response.readinto(view[at:end])
+            if not got:
+                raise OSError(f"{uri}: body ended at {at}")
+            at += got
+
+    total = 0
+    with ThreadPoolExecutor(16) as pool:
+        for uri in files:
+            client = session.create_client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+            size = client.head_object(Bucket=_split_uri(uri)[0], Key=_split_uri(uri)[1])[
+                "ContentLength"
+            ]
+            memory = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            view = memoryview(memory)
+            reads = [pool.submit(get, uri, view, at, min(at + piece, size))
+                     for at in range(0, size, piece)]  # fmt: skip
+            for read in reads:
+                read.result()
+            _KEEP_ALIVE.append((memory, view))
+            total += size
+    return total, 0
+
+
 LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "runai": _runai,
     "safetensors": _safetensors(None),
@@ -156,6 +333,10 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "tensorizer": _tensorizer,
     "pread": _pread,
     "dd": _dd,
+    "boto3": _boto3,
+    "obstore": _obstore,
+    "s5cmd": _s5cmd,
+    "s3-ceiling": _s3_ceiling,
 }
 
 _IMPORTS = {
@@ -166,6 +347,10 @@ _IMPORTS = {
     "tensorizer": "tensorizer",
     "pread": "os",
     "dd": "os",
+    "boto3": "boto3",
+    "obstore": "obstore",
+    "s5cmd": "safetensors.torch",
+    "s3-ceiling": "botocore.auth",
 }
 
 
@@ -183,9 +368,11 @@ def main(argv: list[str]) -> int:
 
         __import__(_IMPORTS[loader])
     base = _peak_rss()
+    cpu_before = _cpu_seconds()
     start = time.perf_counter()
     total, tensors = LOADERS[loader](files)
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_before
     result = {
         "loader": loader,
         "seconds": seconds,
@@ -193,6 +380,7 @@ def main(argv: list[str]) -> int:
         "tensors": tensors,
         "rss_base": base,
         "rss_peak": _peak_rss(),
+        "cpu_seconds": cpu,
     }
     print(json.dumps(result))
     return 0

@@ -10,6 +10,7 @@ container and instance metadata), the CA bundle, and the HTTP settings.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import os
 import ssl
@@ -21,6 +22,7 @@ from runai_model_streamer._errors import StreamerConfigError
 __all__ = ["backend_options", "ca_bundle", "library_path"]
 
 LIBRARY_NAME = "libstreamers3.dylib" if sys.platform == "darwin" else "libstreamers3.so"
+LIBRARY_ENV_VAR = "STREAMER_S3_LIBRARY"
 
 #: endpoint variables, first set wins (after S3Credentials.endpoint); vLLM sets the last
 ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "RUNAI_STREAMER_S3_ENDPOINT")
@@ -50,7 +52,13 @@ class S3ConfigError(StreamerConfigError):
 
 
 def library_path() -> str:
-    """Absolute path of libstreamers3 inside this package."""
+    """Absolute path of libstreamers3 inside this package ($STREAMER_S3_LIBRARY overrides it,
+    as the sanitizer run of the tests does)."""
+    override = os.environ.get(LIBRARY_ENV_VAR)
+    if override:
+        if not os.path.isfile(override):
+            raise FileNotFoundError(f"{LIBRARY_ENV_VAR}={override} names no file")
+        return os.path.abspath(override)
     path = os.path.abspath(str(importlib.resources.files(__name__) / LIBRARY_NAME))
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -99,14 +107,27 @@ def _endpoint(credentials: Any) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=4)
+def _botocore_session(aws_environment: tuple[tuple[str, str], ...]) -> Any:
+    """A botocore session per set of AWS_* variables: creating one and resolving its
+    credentials costs a few hundred milliseconds, and refreshable credentials stay fresh."""
+    del aws_environment  # the cache key: botocore reads the environment itself
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+def _session() -> Any:
+    aws = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    return _botocore_session(aws)
+
+
 def _resolved_credentials(credentials: Any) -> tuple[str, str, str, str | None]:
     """(access key id, secret, session token, region from the session) via botocore."""
     access_key = getattr(credentials, "access_key_id", None)
     secret = getattr(credentials, "secret_access_key", None)
     token = getattr(credentials, "session_token", None)
-    import botocore.session
-
-    session = botocore.session.get_session()
+    session = _session()
     region = session.get_config_variable("region")
     if access_key and secret:
         return access_key, secret, token or "", region
@@ -136,9 +157,7 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     options = {"endpoint": endpoint, "virtual_addressing": "1" if virtual else "0"}
     region = getattr(credentials, "region_name", None)
     if _flag(UNSIGNED_ENV_VAR):
-        import botocore.session
-
-        session_region = botocore.session.get_session().get_config_variable("region")
+        session_region = _session().get_config_variable("region")
     else:
         key, secret, token, session_region = _resolved_credentials(credentials)
         options.update(access_key_id=key, secret_access_key=secret, session_token=token)

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""s3:// load throughput, client CPU and peak memory of runai-model-streamer against other
+S3 loaders, from a SeaweedFS server on 127.0.0.1.
+
+Starts SeaweedFS (tests/storage/servers.py), uploads a generated model (--size, ~300 tensors
+of mixed dtypes) as one file and as a 4-shard set, then loads it with every available loader,
+each run in its own process, alternating loaders round by round after one untimed warm-up
+run, and prints median GB/s, client CPU seconds per GB, peak RSS and the ratios between
+loaders. SeaweedFS and the client share this machine's cores, so client CPU per GB decides
+much of the throughput.
+
+Loaders (those not installed are listed as skipped):
+
+* ``runai-model-streamer``: this package with the s3 plugin (owned CPU tensors).
+* ``upstream 0.17``: PyPI ``runai-model-streamer==0.17.0`` + ``runai-model-streamer-s3==0.17.1``
+  in a side virtual environment (``--upstream-python``, default ``/tmp/upstream-s3/bin/python``)::
+
+      python -m venv /tmp/upstream-s3
+      /tmp/upstream-s3/bin/pip install runai-model-streamer==0.17.0 \\
+          runai-model-streamer-s3==0.17.1 torch==2.13.0
+
+* ``boto3``: ``download_fileobj`` into memory, then ``safetensors.torch.load``.
+* ``obstore``: ``get_range_async``, 16 ranges of 8 MiB in flight, tensors viewing the buffer.
+* ``s5cmd``: ``s5cmd cp`` to /dev/shm, then ``load_file`` + ``clone``.
+* ``S3 ceiling``: 16 threads of SigV4-signed 8 MiB range GETs received straight into one
+  preallocated buffer, no parsing and no tensors.
+
+Usage::
+
+    python benchmarks/bench_s3.py --size 1GiB --rounds 5 --output s3-results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from runai_model_streamer._bench import (
+    Loader,
+    format_round_ratios,
+    format_table,
+    installed,
+    run_benchmark,
+)
+from runai_model_streamer._config import parse_size
+from runai_model_streamer._sample import write_sample
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.storage.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
+
+DEFAULT_UPSTREAM = "/tmp/upstream-s3/bin/python"
+BUCKET = "bench"
+
+
+def _env(endpoint: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "RUNAI_STREAMER_S3_")) and k not in ("PYTHONPATH",)
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        **extra,
+    )
+    return env
+
+
+def _upstream_ok(python: str) -> str:
+    if not os.path.exists(python):
+        return f"{python} not found"
+    probe = subprocess.run(
+        [python, "-c", "import runai_model_streamer, runai_model_streamer_s3"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1GiB", help="model size (default 1GiB)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
+    parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
+    parser.add_argument("--output", help="also write the tables to this markdown file")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    sections: list[str] = []
+    skipped: list[str] = []
+
+    def report(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="runai-bench-s3-") as tmp:
+        directory = Path(tmp)
+        with seaweedfs(directory / "seaweedfs") as server:
+            env = _env(server.endpoint)
+            loaders = [Loader("runai-model-streamer", "runai", env=env)]
+            why = _upstream_ok(args.upstream_python)
+            if why:
+                skipped.append(f"upstream 0.17: {why}")
+            else:
+                path_style = _env(server.endpoint, RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING="0")
+                upstream = Loader("upstream 0.17", "runai", args.upstream_python, env=path_style)
+                loaders.append(upstream)
+            for label, kind, module in [
+                ("boto3", "boto3", "boto3"),
+                ("obstore (16 in flight)", "obstore", "obstore"),
+                ("s5cmd to /dev/shm", "s5cmd", "s5cmd"),
+            ]:
+                if installed(module):
+                    loaders.append(Loader(label, kind, env=env))
+                else:
+                    skipped.append(f"{label}: not installed")
+            loaders.append(Loader("S3 ceiling (16 GETs into a buffer)", "s3-ceiling", env=env))
+
+            client = server.client()
+            client.create_bucket(Bucket=BUCKET)
+            sets = [("1 file", write_sample(str(directory / "model.safetensors"), size))]
+            if not args.no_shards:
+                sets.append(("4 shards", write_sample(str(directory / "sharded"), size, shards=4)))
+            for label, files in sets:
+                uris = []
+                for path in files:
+                    key = f"{len(files)}/{Path(path).name}"
+                    with open(path, "rb") as body:
+                        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+                    uris.append(f"s3://{BUCKET}/{key}")
+                    os.unlink(path)
+                model_bytes = sum(
+                    client.head_object(Bucket=BUCKET, Key=u.split("/", 3)[3])["ContentLength"]
+                    for u in uris
+                )
+                report(f"== {label}: {len(loaders)} loaders")
+                results = run_benchmark(loaders, uris, rounds=args.rounds, progress=report)
+                title = f"s3:// from SeaweedFS on 127.0.0.1, {label}, {args.rounds} rounds (median)"
+                sections.append(format_table(results, title=title, model_bytes=model_bytes))
+                sections.append(
+                    f"{loaders[0].label} per round:\n\n"
+                    + format_round_ratios(results, loaders[0].label)
+                )
+                print("\n\n".join(sections[-2:]) + "\n", flush=True)
+    if skipped:
+        sections.append("Skipped: " + "; ".join(skipped))
+        print(sections[-1])
+    if args.output:
+        Path(args.output).write_text("\n\n".join(sections) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
