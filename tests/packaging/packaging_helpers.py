@@ -20,6 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
 TESTFS_PROJECT = REPO / "py" / "runai_model_streamer_testfs"
+S3_PROJECT = REPO / "py" / "runai_model_streamer_s3"
 JOBS = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")
 # Same startup options as cmake/StreamerBazelBuild.cmake, so one Bazel server serves both.
 BAZEL_STARTUP = ["--max_idle_secs=60"]
@@ -89,6 +90,10 @@ class BuiltWheel:
         with zipfile.ZipFile(self.path) as archive:
             archive.extractall(dest)
         return dest
+
+    def read(self, name: str) -> str:
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.read(name).decode()
 
 
 def pip_wheel(

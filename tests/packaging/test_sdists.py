@@ -12,6 +12,7 @@ import pytest
 from packaging_helpers import (
     BAZEL_STARTUP,
     REPO,
+    S3_PROJECT,
     TESTFS_PROJECT,
     VERSION,
     build_env,
@@ -28,6 +29,7 @@ PROJECTS = {
         TESTFS_PROJECT,
         "runai_model_streamer_testfs/libstreamer_testfs.so",
     ),
+    "runai_model_streamer_s3": (S3_PROJECT, "runai_model_streamer_s3/libstreamers3.so"),
 }
 #: Files every sdist must carry to build alone (relative to its top directory).
 NEEDED = [
@@ -93,4 +95,10 @@ def test_sdist_builds_a_wheel_offline_in_an_empty_directory(
     assert wheel.path.name.startswith(f"{name}-{VERSION}-py3-none-linux_")
     assert library in wheel.names()
     assert f"mode {mode}" in wheel.log
+    if name == "runai_model_streamer_s3":
+        entry_points = wheel.read(f"{name}-{VERSION}.dist-info/entry_points.txt")
+        assert "[runai_model_streamer.backends]\ns3 = runai_model_streamer_s3" in entry_points
+        metadata = wheel.read(f"{name}-{VERSION}.dist-info/METADATA")
+        assert f"Requires-Dist: runai-model-streamer=={VERSION}" in metadata
+        assert "Requires-Dist: botocore" in metadata and "Requires-Dist: certifi" in metadata
     assert str(source) in wheel.log  # built from its own copy of the sources
