@@ -80,6 +80,8 @@ class FaultProxy:
     faults: deque[str] = field(default_factory=deque)
     stall_seconds: float = 4.0
     applied: list[str] = field(default_factory=list)
+    #: the access key id of every signed request relayed, in order
+    access_keys: list[str] = field(default_factory=list)
     dead: bool = False
 
     def __post_init__(self) -> None:
@@ -153,6 +155,11 @@ class FaultProxy:
                 body = _read_exactly(
                     client, from_client, int(_headers(head).get("content-length", "0"))
                 )
+                authorization = _headers(head).get("authorization", "")
+                if "Credential=" in authorization:
+                    key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
+                    with self._lock:
+                        self.access_keys.append(key)
                 ranged = method == "GET" and "range" in _headers(head)
                 fault = self._next_fault() if ranged else None
                 if fault == "slowdown":

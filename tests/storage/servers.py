@@ -22,6 +22,9 @@ from typing import Any
 
 ACCESS_KEY = "streamer-test-key"
 SECRET_KEY = "streamer-test-secret-0123456789"
+#: a second identity, for credentials that change during a stream
+ACCESS_KEY_2 = "streamer-test-key-2"
+SECRET_KEY_2 = "streamer-test-secret-2-abcdefgh"
 START_TIMEOUT = 90.0
 
 
@@ -120,7 +123,10 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
                 "identities": [
                     {
                         "name": "tester",
-                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "credentials": [
+                            {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY},
+                            {"accessKey": ACCESS_KEY_2, "secretKey": SECRET_KEY_2},
+                        ],
                         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
                     },
                     {"name": "anonymous", "actions": ["Read:public-bucket", "List:public-bucket"]},

@@ -107,3 +107,27 @@ def test_server_killed_mid_stream_fails_within_the_timeouts(
     assert 2 <= len(names) < 16
     assert URI in str(raised.value), raised.value
     assert time.monotonic() - start < 30
+
+
+def test_credentials_refreshed_during_a_long_stream_sign_the_later_reads(
+    proxy: FaultProxy,
+    model: Path,
+    s3_env: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    from runai_model_streamer import _stream
+
+    from .servers import ACCESS_KEY, ACCESS_KEY_2, SECRET_KEY_2
+
+    s3_env.setattr(_stream, "REFRESH_SECONDS", 0.0)  # ask for fresh options at every window
+    s3_env.setenv("RUNAI_STREAMER_MEMORY_LIMIT", "0")  # one tensor per window
+    got = {}
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(URI)
+        for name, tensor in streamer.get_tensors():
+            got[name] = tensor
+            if len(got) == 2:  # the provider hands out new credentials mid-stream
+                s3_env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_2)
+                s3_env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY_2)
+    assert proxy.access_keys[0] == ACCESS_KEY and proxy.access_keys[-1] == ACCESS_KEY_2
+    expected = load_file(str(model))
+    assert all(torch.equal(got[name], tensor) for name, tensor in expected.items())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -67,6 +68,7 @@ class EngineOwner:
     def __init__(self) -> None:
         self._engine: Engine | None = None
         self._stream: RangeStream | None = None
+        self._refresh: Callable[[], None] | None = None
 
     def __enter__(self: _Owner) -> _Owner:
         self._get_engine()
@@ -101,6 +103,8 @@ class EngineOwner:
     def _register(self, paths: Sequence[str], credentials: S3Credentials | None) -> Engine:
         engine = self._get_engine()
         register_backends(engine, paths, credentials)
+        # what a long stream calls to pick up refreshed credentials (see RangeStream)
+        self._refresh = functools.partial(register_backends, engine, list(paths), credentials)
         return engine
 
 

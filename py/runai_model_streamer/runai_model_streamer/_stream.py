@@ -27,8 +27,10 @@ moved past their window, and are overwritten by later windows.
 from __future__ import annotations
 
 import contextlib
+import logging
 import mmap
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,8 @@ from runai_model_streamer._native import (
     completion_message,
     error_for_status,
 )
+
+logger = logging.getLogger("runai_model_streamer")
 
 ALIGNMENT = 64
 PREFETCH_BYTES = 1 << 30
@@ -65,6 +69,10 @@ def env_flag(name: str, default: bool) -> bool:
     raise StreamerConfigError(f"{name}={value!r} must be 0 or 1")
 
 
+#: how often, at most, a stream asks the backend plugins for fresh options (credentials that
+#: expire are refreshed by their providers; a plugin re-registered with new options serves
+#: the windows submitted after it, and those in flight finish with the old ones)
+REFRESH_SECONDS = 60.0
 MAX_REQUESTS_IN_FLIGHT = 64
 MAX_COMPLETIONS_PER_WAIT = 4096
 WAIT_TIMEOUT_MS = 200
@@ -235,8 +243,11 @@ class RangeStream:
         memory_limit: int,
         owned: bool = True,
         describe: Describe | None = None,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._refresh = refresh
+        self._refreshed_at = time.monotonic()
         self._files = list(files)
         self._sizes = [list(f.sizes) for f in self._files]
         self._offsets = [np.asarray(f.offsets, dtype=np.uint64) for f in self._files]
@@ -328,7 +339,17 @@ class RangeStream:
             self._pending.popleft()
             self._submit(plan)
 
+    def _refresh_backends(self) -> None:
+        if self._refresh is None or time.monotonic() - self._refreshed_at < REFRESH_SECONDS:
+            return
+        self._refreshed_at = time.monotonic()
+        try:
+            self._refresh()
+        except Exception as error:  # the current options may well still be valid
+            logger.warning("refreshing the backend options failed (streaming goes on): %s", error)
+
     def _submit(self, plan: WindowPlan) -> None:
+        self._refresh_backends()
         if not plan.items:
             self._active.append(_ActiveWindow(plan, None, None, None, None))
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import shutil
 from collections.abc import Sequence
@@ -163,7 +164,8 @@ def _pull_remote(
                 os.makedirs(os.path.dirname(destination), exist_ok=True)
                 temporaries.append(destination + ".partial")
                 handles.append(open(temporaries[-1], "wb"))  # noqa: SIM115 - closed below
-            stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False)
+            refresh = functools.partial(register_backends, engine, [source], credentials)
+            stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
             for position, item, chunk in stream:
                 os.pwrite(handles[position].fileno(), chunk.numpy(), files[position].offsets[item])
             for handle in handles:

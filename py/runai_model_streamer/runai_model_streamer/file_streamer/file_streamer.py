@@ -65,7 +65,9 @@ class FileStreamer(EngineOwner):
         self.device_str = str(resolved_device)
         self.total_size = sum(sum(r.sizes) for r in requests)
         files = [FileRanges(r.path, r.offsets, r.sizes) for r in requests]
-        self._stream = RangeStream(engine, files, limit, owned=owned, describe=self._describe)
+        self._stream = RangeStream(
+            engine, files, limit, owned=owned, describe=self._describe, refresh=self._refresh
+        )
         self._stream.start()
 
     def _describe(self, position: int, item: int) -> str:

@@ -220,7 +220,7 @@ class SafetensorsStreamer(EngineOwner):
             for path, tensors in zip(engine_paths, selected, strict=True)
         ]
         self._stream = RangeStream(
-            engine, files, memory_limit, owned=owned, describe=self._describe
+            engine, files, memory_limit, owned=owned, describe=self._describe, refresh=self._refresh
         )
         self._stream.start()
 
