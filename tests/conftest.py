@@ -6,6 +6,10 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# No test may send traffic off this machine: botocore's credential chain must never ask the
+# instance metadata service (a link-local address) for credentials.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 settings.register_profile(
     "default",
     max_examples=30,

@@ -385,6 +385,12 @@ S3_EXPORT int runai_backend_list(runai_backend_t* backend, const char* uri_prefi
         return RUNAI_OK;
       }
     }
+    for (std::string_view common : runai::common::XmlElements(response.body, "CommonPrefixes")) {
+      const std::string sub = runai::common::XmlText(common, "Prefix");
+      if (sub.empty() || sub == prefix) continue;
+      const std::string uri = "s3://" + name.bucket + "/" + sub;  // ends with '/'
+      if (entry(uri.c_str(), 0, context) != 0) return RUNAI_OK;
+    }
     if (runai::common::XmlText(response.body, "IsTruncated") != "true") return RUNAI_OK;
     token = runai::common::XmlText(response.body, "NextContinuationToken");
     if (token.empty()) {

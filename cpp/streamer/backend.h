@@ -21,8 +21,9 @@
 extern "C" {
 #endif
 
-/* Bumped on any incompatible change of this ABI. */
-#define RUNAI_BACKEND_ABI_VERSION 1
+/* Bumped on any incompatible change of this ABI.
+ * 2: list also reports the sub-prefixes ("directories") under a prefix. */
+#define RUNAI_BACKEND_ABI_VERSION 2
 
 typedef struct runai_backend runai_backend_t; /* defined by each plugin */
 
@@ -50,9 +51,11 @@ typedef int (*runai_backend_size_fn)(runai_backend_t* backend, const char* uri, 
 typedef int (*runai_backend_read_fn)(runai_backend_t* backend, const char* uri, uint64_t offset,
                                      uint64_t size, void* dst, char* error, size_t error_size);
 
-/* Lists objects directly under uri_prefix (non-recursive; uri_prefix ends
- * with '/'), calling entry(name, size, context) for each; `name` is the full
- * URI. A non-zero return from entry stops the listing. */
+/* Lists what is directly under uri_prefix (non-recursive; uri_prefix ends
+ * with '/'), calling entry(name, size, context) for each object and for each
+ * sub-prefix; `name` is the full URI, and a sub-prefix's ends with '/' (its
+ * size is 0), so a caller can descend. A non-zero return from entry stops the
+ * listing. */
 typedef int (*runai_backend_list_entry_fn)(const char* uri, uint64_t size, void* context);
 typedef int (*runai_backend_list_fn)(runai_backend_t* backend, const char* uri_prefix,
                                      runai_backend_list_entry_fn entry, void* context,

@@ -118,7 +118,8 @@ RUNAI_STREAMER_EXPORT int runai_streamer_file_size(runai_streamer_t* streamer, c
 
 /* Lists the entries directly under a local directory or a URI prefix of a
  * registered backend (non-recursive), calling entry(path, size, context) for
- * each regular file/object; a non-zero return from entry stops the listing. */
+ * each regular file/object and each subdirectory/sub-prefix (whose path ends
+ * with '/', size 0); a non-zero return from entry stops the listing. */
 typedef int (*runai_list_entry_fn)(const char* path, uint64_t size, void* context);
 RUNAI_STREAMER_EXPORT int runai_streamer_list(runai_streamer_t* streamer, const char* path,
                                               runai_list_entry_fn entry, void* context);

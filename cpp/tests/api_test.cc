@@ -489,7 +489,8 @@ TEST(Files, SizeAndList) {
   std::vector<std::pair<std::string, uint64_t>> entries;
   ASSERT_EQ(runai_streamer_list(streamer.get(), dir.path().c_str(), CollectEntry, &entries),
             RUNAI_OK);
-  EXPECT_EQ(entries, (std::vector<std::pair<std::string, uint64_t>>{{a, 3}, {b, 7}}));
+  EXPECT_EQ(entries, (std::vector<std::pair<std::string, uint64_t>>{
+                         {a, 3}, {b, 7}, {dir.path() + "/sub/", 0}}));
   entries.clear();
   ASSERT_EQ(runai_streamer_list(streamer.get(), dir.path().c_str(), StopAfterFirst, &entries),
             RUNAI_OK);

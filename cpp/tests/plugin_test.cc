@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "streamer/backend.h"
 #include "test_util.h"
 
 namespace runai::testing {
@@ -53,7 +54,10 @@ TEST(Plugin, AbiMismatch) {
   Streamer streamer;
   EXPECT_EQ(Register(streamer.get(), "x", BAD_ABI_PLUGIN, {}), RUNAI_E_PLUGIN);
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr(BAD_ABI_PLUGIN));
-  EXPECT_THAT(runai_streamer_last_error(), HasSubstr("ABI version 101, expected 1"));
+  const std::string abi = std::to_string(RUNAI_BACKEND_ABI_VERSION);
+  EXPECT_THAT(runai_streamer_last_error(),
+              HasSubstr("ABI version " + std::to_string(RUNAI_BACKEND_ABI_VERSION + 100) +
+                        ", expected " + abi));
 }
 
 TEST(Plugin, CreateFailures) {

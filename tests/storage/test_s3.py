@@ -132,6 +132,7 @@ def test_list_and_pull(
     assert list_safetensors("s3://models/model") == sorted(f"s3://models/{k}" for k in KEYS)
     pull_files("s3://models/model/", tmp_path, ignore_pattern=["*.safetensors"])
     assert (tmp_path / "config.json").read_bytes() == b"{}"
+    assert (tmp_path / "sub" / "extra.txt").read_bytes() == b"extra"  # recursive
 
 
 def test_listing_of_more_than_1000_objects_is_whole(

@@ -139,9 +139,10 @@ def test_pull_files_from_a_uri(testfs_root: Path, tmp_path: Path) -> None:
     model = _model_dir(testfs_root / "m2")
     dst = tmp_path / "pulled"
     pull_files("testfs://m2", str(dst), allow_pattern=["*.safetensors", "*.json"])
-    names = sorted(p.name for p in dst.iterdir())
-    assert names == sorted(
-        [p.name for p in model.glob("*.safetensors")] + ["config.json", "tokenizer.json"]
+    names = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
+    assert names == sorted(  # recursive, as upstream: the nested file comes too
+        [p.name for p in model.glob("*.safetensors")]
+        + ["config.json", "tokenizer.json", "sub/nested.safetensors"]
     )
     for name in names:
         assert (dst / name).read_bytes() == (model / name).read_bytes()

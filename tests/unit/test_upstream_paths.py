@@ -98,10 +98,16 @@ def test_filters_and_prefix_helpers() -> None:
     ],
 )
 def test_object_storage_helpers_without_their_plugin_say_what_to_install(
-    tmp_path: Path, function: str, arguments: tuple[str, ...], distribution: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    arguments: tuple[str, ...],
+    distribution: str,
 ) -> None:
+    from runai_model_streamer import _backends
     from runai_model_streamer.s3_utils import s3_utils
 
+    monkeypatch.setattr(_backends, "find_backends", dict)  # as if no plugin were installed
     arguments = tuple(str(tmp_path / "dst") if a == "DST" else a for a in arguments)
     with pytest.raises(ImportError, match=f"install {distribution}") as raised:
         getattr(s3_utils, function)(*arguments)

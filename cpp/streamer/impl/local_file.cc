@@ -83,7 +83,12 @@ common::Status ListLocalDirectory(const std::string& dir,
     std::string full = prefix + name;
     struct stat st;
     // Follows symlinks: model caches link files into snapshot directories.
-    if (::stat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::stat(full.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (!entry(full + "/", 0)) break;  // a sub-prefix, as backends report them
+      continue;
+    }
+    if (!S_ISREG(st.st_mode)) continue;
     if (!entry(full, static_cast<uint64_t>(st.st_size))) break;
   }
   return common::Status::Ok();

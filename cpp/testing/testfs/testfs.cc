@@ -200,7 +200,12 @@ TESTFS_EXPORT int runai_backend_list(runai_backend_t* backend, const char* uri_p
   for (const std::string& name : names) {
     struct stat st;
     if (name == "." || name == "..") continue;
-    if (::stat((path + "/" + name).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::stat((path + "/" + name).c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (entry((prefix + name + "/").c_str(), 0, context) != 0) break;
+      continue;
+    }
+    if (!S_ISREG(st.st_mode)) continue;
     if (entry((prefix + name).c_str(), static_cast<uint64_t>(st.st_size), context) != 0) break;
   }
   return RUNAI_OK;

@@ -60,9 +60,31 @@ def list_files(
         return sorted(entries)
     engine = _engine_for(text, s3_credentials)
     try:
-        return sorted(engine.list(_as_prefix(text)))
+        return sorted(e for e in engine.list(_as_prefix(text)) if not e[0].endswith("/"))
     finally:
         engine.close()
+
+
+#: how deep pull_files descends into sub-prefixes (a guard against a listing that loops)
+MAX_PULL_DEPTH = 64
+
+
+def _list_recursive(engine: Engine, prefix: str) -> list[tuple[str, int]]:
+    """Every object under ``prefix``, descending into the sub-prefixes the backend reports."""
+    objects: list[tuple[str, int]] = []
+    level = [prefix]
+    for _ in range(MAX_PULL_DEPTH):
+        below: list[str] = []
+        for current in level:
+            for uri, size in engine.list(current):
+                if not uri.endswith("/"):
+                    objects.append((uri, size))
+                elif uri.startswith(current) and uri != current:
+                    below.append(uri)
+        if not below:
+            return sorted(objects)
+        level = below
+    raise RuntimeError(f"{prefix}: sub-prefixes nest deeper than {MAX_PULL_DEPTH} levels")
 
 
 def list_safetensors(
@@ -99,8 +121,8 @@ def pull_files(
 ) -> None:
     """Copies the files of a model into the directory ``dst``.
 
-    A local directory is copied recursively; an object-storage prefix is listed
-    non-recursively and each object is downloaded with concurrent ranged reads. Patterns are
+    A local directory is copied recursively, and so is an object-storage prefix (as upstream
+    does), each object downloaded with concurrent ranged reads. Patterns are
     fnmatch globs matched against the path relative to ``model_path``: only files matching an
     ``allow_pattern`` (all when None) and no ``ignore_pattern`` are copied.
     """
@@ -147,7 +169,7 @@ def _pull_remote(
     engine = _engine_for(source, credentials)
     try:
         objects = []
-        for uri, size in sorted(engine.list(prefix)):
+        for uri, size in _list_recursive(engine, prefix):
             relative = uri[len(prefix) :] if uri.startswith(prefix) else uri.rsplit("/", 1)[-1]
             if relative and _selected(relative, allow, ignore):
                 objects.append((uri, relative, size))
