@@ -227,3 +227,30 @@ def test_moto_with_a_session_token_and_a_slow_server(
     s3_env.setenv("AWS_ENDPOINT_URL", moto.endpoint)
     s3_env.setenv("AWS_SESSION_TOKEN", "a-session-token")
     _check_stream([f"s3://slow/{key}" for key in KEYS], [local[key] for key in KEYS])
+
+
+def test_cli_streams_an_s3_uri(
+    weed: S3Server, weed_model: dict[str, Path], s3_env: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    s3_env.setenv("AWS_ENDPOINT_URL", weed.endpoint)
+    uri = f"s3://models/{KEYS[0]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "runai_model_streamer", "stream", uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "streamed 42 tensors" in done.stdout and "GB/s" in done.stdout, done.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "runai_model_streamer", "stream", uri, "--verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode != 0 and "--verify needs local files" in refused.stderr

@@ -121,6 +121,15 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from runai_model_streamer.safetensors_streamer import SafetensorsStreamer
 
     files = _expand(args.paths)
+    from runai_model_streamer._backends import uri_scheme
+
+    remote = [f for f in files if uri_scheme(f) is not None]
+    if args.verify and remote:
+        # the safetensors package reads local files only
+        raise SystemExit(
+            f"runai-model-streamer stream: --verify needs local files, not {remote[0]}; "
+            "download with pull_files first"
+        )
     keep = args.verify
     kept: dict[tuple[int, str], Any] = {}
     start = time.perf_counter()
