@@ -215,7 +215,7 @@ Status ReadRange(runai_backend& b, const std::string& uri, const ObjectName& nam
                                            " bytes"};
       }
       if (done == size) return Status::Ok();
-      if (response.transport_error == "the response body is longer than requested") {
+      if (response.too_long) {
         return Status{RUNAI_E_BACKEND, "s3: " + uri + ": " + response.transport_error};
       }
       if (response.received > 0) attempt = 0;  // progress: a cut body resumes where it stopped

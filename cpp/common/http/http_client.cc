@@ -149,6 +149,7 @@ bool HttpConnection::Perform(const std::string& method, const std::string& url,
   response->status = status;
   if (code == CURLE_OK) return true;
   if (transfer.overflow) {
+    response->too_long = true;
     response->transport_error = "the response body is longer than requested";
     return false;
   }

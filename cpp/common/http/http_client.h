@@ -38,6 +38,7 @@ struct HttpResponse {
   uint64_t received = 0;        // body bytes written into the destination buffer
   std::string transport_error;  // curl's message when status is 0 or the body broke off
   bool transient = false;       // worth retrying (connection errors, timeouts, 408/429/5xx)
+  bool too_long = false;        // the body was longer than the buffer given for it
 };
 
 // One libcurl easy handle: one kept-alive connection. Not thread-safe; see ConnectionPool.
