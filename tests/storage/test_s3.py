@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,20 +23,6 @@ from .servers import ACCESS_KEY, SECRET_KEY, S3Server
 
 #: object keys that need encoding: spaces, unicode, '+', '=', '~'
 KEYS = ["model/shard one.safetensors", "model/ሴ-é+2.safetensors", "model/three=3~.safetensors"]
-
-
-@pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """An environment with no AWS settings but the test credentials."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "RUNAI_STREAMER_S3_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    yield monkeypatch
 
 
 def _upload_model(server: S3Server, bucket: str, directory: Path) -> dict[str, Path]:

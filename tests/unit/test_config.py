@@ -85,8 +85,8 @@ def test_engine_env_is_honoured(small_file: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RUNAI_STREAMER_CONCURRENCY", "3")
     monkeypatch.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", "4096")
     with SafetensorsStreamer() as streamer:
-        assert streamer._get_engine().config.concurrency == 3
-        assert streamer._get_engine().config.chunk_bytesize == 4096
+        assert streamer.file_streamer.file_streamer._get_engine().config.concurrency == 3
+        assert streamer.file_streamer.file_streamer._get_engine().config.chunk_bytesize == 4096
         streamer.stream_file(small_file)
         assert [n for n, _ in streamer.get_tensors()] == ["a"]
 

@@ -5,6 +5,8 @@
 //   fail_after_bytes  after this many bytes served in total, every read fails
 //                     with RUNAI_E_BACKEND "simulated server failure"
 //   delay_ms          sleep before each read (for cancel tests)
+//   read_log          file to which every read served appends "<offset> <size> <uri>\n"
+//                     (one write each, O_APPEND: several processes may share it)
 //   timeout_ms        accepted (the engine always passes it) and ignored
 #include <dirent.h>
 #include <fcntl.h>
@@ -31,7 +33,12 @@ struct runai_backend {
   std::string root;
   int64_t fail_after_bytes = -1;  // -1: never fail
   int64_t delay_ms = 0;
+  int read_log = -1;  // fd of the read log, -1: none
   std::atomic<int64_t> served{0};
+
+  ~runai_backend() {
+    if (read_log >= 0) ::close(read_log);
+  }
 };
 
 namespace {
@@ -88,6 +95,14 @@ TESTFS_EXPORT int runai_backend_create(const char* const* option_keys,
     int64_t number = 0;
     if (key == "root") {
       backend->root = value;
+    } else if (key == "read_log") {
+      backend->read_log = ::open(value.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+      if (backend->read_log < 0) {
+        int err = errno;
+        delete backend;
+        return Fail(StatusCodeFromErrno(err), "read_log '" + value + "': " + ErrnoText(err), error,
+                    error_size);
+      }
     } else if (key == "fail_after_bytes" || key == "delay_ms" ||
                key == RUNAI_BACKEND_OPTION_TIMEOUT_MS) {
       if (!runai::common::ParseInt64InRange(value, 0, INT64_MAX, &number, &why)) {
@@ -176,6 +191,12 @@ TESTFS_EXPORT int runai_backend_read(runai_backend_t* backend, const char* uri, 
     done += static_cast<uint64_t>(got);
   }
   ::close(fd);
+  if (backend->read_log >= 0) {
+    std::string line = std::to_string(offset) + " " + std::to_string(size) + " " + uri + "\n";
+    if (::write(backend->read_log, line.data(), line.size()) < 0) {
+      // the log is for tests; a failed write must not fail the read it records
+    }
+  }
   return RUNAI_OK;
 }
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from runai_model_streamer._errors import (
         BackendError,
         BackendNotInstalledError,
+        DistributedStreamError,
         RunaiStreamerError,
         SafetensorsFormatError,
         StreamerConfigError,
@@ -52,11 +53,13 @@ _LAZY = {
     "SafetensorsFormatError": "runai_model_streamer._errors",
     "BackendNotInstalledError": "runai_model_streamer._errors",
     "BackendError": "runai_model_streamer._errors",
+    "DistributedStreamError": "runai_model_streamer._errors",
 }
 
 __all__ = [
     "BackendError",
     "BackendNotInstalledError",
+    "DistributedStreamError",
     "DistributedStreamer",
     "FileChunks",
     "FileStreamer",

@@ -22,6 +22,7 @@ from runai_model_streamer._safetensors import (
 from runai_model_streamer._stream import RangeStream
 
 if TYPE_CHECKING:
+    from runai_model_streamer._distributed import SharedStream
     from runai_model_streamer.s3_utils.s3_utils import S3Credentials
 
 logger = logging.getLogger("runai_model_streamer")
@@ -67,7 +68,7 @@ class EngineOwner:
 
     def __init__(self) -> None:
         self._engine: Engine | None = None
-        self._stream: RangeStream | None = None
+        self._stream: RangeStream | SharedStream | None = None
         self._refresh: Callable[[], None] | None = None
 
     def __enter__(self: _Owner) -> _Owner:
@@ -122,6 +123,16 @@ def read_headers(engine_factory: EngineOwner, paths: Sequence[str]) -> list[Safe
         ):
             headers[index] = header
     return [h for h in headers if h is not None]
+
+
+def all_object_storage(paths: object) -> bool:
+    """Whether ``paths`` is a non-empty list of object-storage URIs only (False for anything
+    that is not a list of paths: the checks that raise come later)."""
+    try:
+        names = [os.fspath(p) for p in paths]  # type: ignore[attr-defined]
+    except TypeError:
+        return False
+    return bool(names) and all(isinstance(n, str) and uri_scheme(n) is not None for n in names)
 
 
 def format_bytes(count: float) -> str:

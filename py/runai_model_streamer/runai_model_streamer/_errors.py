@@ -51,3 +51,8 @@ class BackendError(RunaiStreamerError, OSError):
 
 class StreamCancelledError(RunaiStreamerError):
     """A read was cancelled before it completed."""
+
+
+class DistributedStreamError(RunaiStreamerError, RuntimeError):
+    """A shared stream failed on another rank of the group, the ranks asked for different data,
+    or the exchange between them failed (a rank stopped, or a timeout)."""

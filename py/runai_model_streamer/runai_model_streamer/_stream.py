@@ -229,7 +229,8 @@ class _ActiveWindow:
 
 
 Describe = Callable[[int, int], str]
-_EMPTY = torch.empty(0, dtype=torch.uint8)
+#: what a size-0 item yields
+EMPTY_CHUNK = torch.empty(0, dtype=torch.uint8)
 
 
 class RangeStream:
@@ -244,6 +245,7 @@ class RangeStream:
         owned: bool = True,
         describe: Describe | None = None,
         refresh: Callable[[], None] | None = None,
+        max_window: float | None = None,
     ) -> None:
         self._engine = engine
         self._refresh = refresh
@@ -252,7 +254,8 @@ class RangeStream:
         self._sizes = [list(f.sizes) for f in self._files]
         self._offsets = [np.asarray(f.offsets, dtype=np.uint64) for f in self._files]
         self._size_arrays = [np.asarray(f.sizes, dtype=np.uint64) for f in self._files]
-        self._pending: deque[WindowPlan] = deque(plan_windows(self._files, memory_limit))
+        plans = plan_windows(self._files, memory_limit, max_window)
+        self._pending: deque[WindowPlan] = deque(plans)
         budget = effective_limit(memory_limit, self._files)
         self._budget = PREFETCH_BYTES if budget == float("inf") else budget
         self._active: deque[_ActiveWindow] = deque()
@@ -291,7 +294,7 @@ class RangeStream:
                 window = self._active[0]
                 position = window.plan.file_position
                 for item in window.plan.empty_items:
-                    yield position, item, _EMPTY
+                    yield position, item, EMPTY_CHUNK
                 if window.request_id is not None:
                     yield from self._drain(window)
                 if not self._active or self._active[0] is not window:

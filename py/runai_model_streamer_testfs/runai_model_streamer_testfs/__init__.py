@@ -13,6 +13,10 @@ import sys
 from typing import Any
 
 ROOT_ENV_VAR = "RUNAI_STREAMER_TESTFS_ROOT"
+#: a file to which every read served appends "<offset> <size> <uri>" (tests count bytes read)
+READ_LOG_ENV_VAR = "RUNAI_STREAMER_TESTFS_READ_LOG"
+#: after this many bytes served, every read fails (a storage that breaks mid-stream)
+FAIL_AFTER_ENV_VAR = "RUNAI_STREAMER_TESTFS_FAIL_AFTER_BYTES"
 LIBRARY_NAME = "libstreamer_testfs.dylib" if sys.platform == "darwin" else "libstreamer_testfs.so"
 
 
@@ -28,7 +32,9 @@ def library_path() -> str:
 
 
 def backend_options(credentials: Any = None) -> dict[str, str]:
-    """Options for the engine: the directory served, from $RUNAI_STREAMER_TESTFS_ROOT."""
+    """Options for the engine: the directory served, from $RUNAI_STREAMER_TESTFS_ROOT, and for
+    tests a read log ($RUNAI_STREAMER_TESTFS_READ_LOG) and a failure after so many bytes
+    ($RUNAI_STREAMER_TESTFS_FAIL_AFTER_BYTES)."""
     del credentials  # a local directory needs none
     root = os.environ.get(ROOT_ENV_VAR)
     if not root:
@@ -38,4 +44,11 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
         )
     if not os.path.isdir(root):
         raise RuntimeError(f"{ROOT_ENV_VAR}={root} is not a directory")
-    return {"root": os.path.abspath(root)}
+    options = {"root": os.path.abspath(root)}
+    read_log = os.environ.get(READ_LOG_ENV_VAR)
+    if read_log:
+        options["read_log"] = read_log
+    fail_after = os.environ.get(FAIL_AFTER_ENV_VAR)
+    if fail_after:
+        options["fail_after_bytes"] = fail_after
+    return options

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from runai_model_streamer._common import (
-    EngineOwner,
     PathLike,
     check_device,
     check_paths,
@@ -18,9 +17,16 @@ from runai_model_streamer._common import (
     read_headers,
 )
 from runai_model_streamer._config import memory_limit_from_env
+from runai_model_streamer._distributed import failures_reported
 from runai_model_streamer._errors import SafetensorsFormatError
-from runai_model_streamer._safetensors import DTYPES, PACKED_DTYPES, TensorMetadata
-from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer._safetensors import (
+    DTYPES,
+    PACKED_DTYPES,
+    SafetensorsHeader,
+    TensorMetadata,
+)
+from runai_model_streamer.distributed_streamer.distributed_streamer import DistributedStreamer
+from runai_model_streamer.file_streamer.requests_iterator import FileChunks
 from runai_model_streamer.storage import ObjectStorageModel, list_safetensors, pull_files
 
 if TYPE_CHECKING:
@@ -90,16 +96,32 @@ def _as_tensor(
     u8: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, itemsize: int
 ) -> torch.Tensor:
     if u8.numel() == 0:
-        return torch.empty(shape, dtype=dtype)
+        return torch.empty(shape, dtype=dtype, device=u8.device)
     if itemsize > 1 and u8.data_ptr() % itemsize:
         # Misaligned for its dtype (the file places it so): copy into aligned memory.
-        out = torch.empty(shape, dtype=dtype)
+        out = torch.empty(shape, dtype=dtype, device=u8.device)
         out.view(-1).view(torch.uint8).copy_(u8)
         return out
     return u8.view(dtype).view(shape)
 
 
-class SafetensorsStreamer(EngineOwner):
+def _select(
+    headers: Sequence[SafetensorsHeader], names: set[str] | None, paths: Sequence[str]
+) -> list[list[TensorMetadata]]:
+    """Each file's tensors to stream: all, or those named (a name found nowhere: KeyError)."""
+    if names is None:
+        return [list(header.tensors) for header in headers]
+    selected = [[t for t in header.tensors if t.name in names] for header in headers]
+    missing = sorted(names - {t.name for tensors in selected for t in tensors})
+    if missing:
+        raise KeyError(
+            f"tensors not found in {', '.join(paths) or 'no files'}: "
+            + ", ".join(repr(n) for n in missing)
+        )
+    return selected
+
+
+class SafetensorsStreamer:
     """Streams tensors of safetensors files (local paths or object-storage URIs).
 
     Use as a context manager::
@@ -125,13 +147,19 @@ class SafetensorsStreamer(EngineOwner):
 
     Tensors whose offset in the file is misaligned for their dtype are copied into aligned
     memory. ``device`` other than CPU: each tensor is moved there with ``Tensor.to``.
-    ``is_distributed`` (and ``process_group``) are accepted for compatibility; for now each
-    process streams every requested tensor itself.
+
+    ``is_distributed=True``: the ranks of a torch.distributed group (``process_group``, default
+    the ranks on this node) each read a share of the tensors' bytes and exchange them, so
+    every rank gets every tensor while the storage serves each byte once (see
+    :class:`~runai_model_streamer.distributed_streamer.DistributedStreamer`). Every rank must
+    stream the same files and ``tensor_names``; tensors then come in file order, a file's
+    tensors by offset. Without torch.distributed, or with one rank, it streams alone.
     """
 
     def __init__(self, process_group: object | None = None) -> None:
-        super().__init__()
         self.process_group = process_group
+        #: reads the tensors' bytes (upstream's attribute name and class)
+        self.file_streamer = DistributedStreamer(process_group)
         self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
         self.total_size = 0
         self.device_str: str | None = None
@@ -140,6 +168,17 @@ class SafetensorsStreamer(EngineOwner):
         self._device = torch.device("cpu")
         self._start_time = 0.0
         self._paths: list[str] = []
+
+    def __enter__(self) -> SafetensorsStreamer:
+        self.file_streamer.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancels any stream in flight and frees the native streamer."""
+        self.file_streamer.close()
 
     def stream_file(
         self,
@@ -174,55 +213,37 @@ class SafetensorsStreamer(EngineOwner):
         ``tensor_names`` restricts the stream to those tensors (a name missing from every file
         raises KeyError). Any stream still in flight on this streamer is cancelled first.
         """
-        engine_paths = check_paths(paths)
-        names = _check_tensor_names(tensor_names)
         resolved_device = check_device(device)
-        memory_limit = memory_limit_from_env()
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-        self._start_time = time.perf_counter()
-        engine = self._register(engine_paths, s3_credentials)
-        headers = read_headers(self, engine_paths)
-
-        selected: list[list[TensorMetadata]] = []
-        for header in headers:
-            if names is None:
-                selected.append(list(header.tensors))
-            else:
-                selected.append([t for t in header.tensors if t.name in names])
-        if names is not None:
-            found = {t.name for tensors in selected for t in tensors}
-            missing = sorted(names - found)
-            if missing:
-                raise KeyError(
-                    f"tensors not found in {', '.join(engine_paths) or 'no files'}: "
-                    + ", ".join(repr(n) for n in missing)
-                )
-        layouts = [
-            [
-                (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
-                for t in tensors
+        share = self.file_streamer.share_for(is_distributed, resolved_device, paths)
+        reader = self.file_streamer.file_streamer
+        with failures_reported(share):
+            engine_paths = check_paths(paths)
+            names = _check_tensor_names(tensor_names)
+            memory_limit = memory_limit_from_env()
+            reader.cancel()
+            self._start_time = time.perf_counter()
+            reader._register(engine_paths, s3_credentials)
+            selected = _select(read_headers(reader, engine_paths), names, engine_paths)
+            layouts = [
+                [
+                    (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
+                    for t in tensors
+                ]
+                for tensors in selected
             ]
-            for tensors in selected
-        ]
-
         self.files_to_tensors_metadata = dict(enumerate(selected))
         self.total_size = sum(t.size for tensors in selected for t in tensors)
         self.device_str = str(resolved_device)
         self._device = resolved_device
         self._layouts = layouts
         self._paths = engine_paths
-        if is_distributed:
-            logger.debug("is_distributed=True: this process streams every requested tensor itself")
-        files = [
-            FileRanges(path, [t.offset for t in tensors], [t.size for t in tensors])
-            for path, tensors in zip(engine_paths, selected, strict=True)
+        requests = [
+            FileChunks(position, path, [t.offset for t in tensors], [t.size for t in tensors])
+            for position, (path, tensors) in enumerate(zip(engine_paths, selected, strict=True))
         ]
-        self._stream = RangeStream(
-            engine, files, memory_limit, owned=owned, describe=self._describe, refresh=self._refresh
+        self.file_streamer.start(
+            share, requests, torch.device("cpu"), memory_limit, owned, describe=self._describe
         )
-        self._stream.start()
 
     def _describe(self, position: int, item: int) -> str:
         meta = self.files_to_tensors_metadata[position][item]
@@ -230,31 +251,28 @@ class SafetensorsStreamer(EngineOwner):
 
     def get_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Yields ``(name, tensor)`` for every streamed tensor (see the class docstring)."""
-        stream = self._stream
-        if stream is None:
-            raise RuntimeError("get_tensors() called before stream_file()/stream_files()")
         metadata = self.files_to_tensors_metadata
+        if not self.file_streamer.file_streamer.streaming:
+            raise RuntimeError("get_tensors() called before stream_file()/stream_files()")
         layouts = self._layouts
         device = self._device
-        to_device = device.type != "cpu"
         count = 0
-        for position, item, u8 in stream:
+        for position, item, u8 in self.file_streamer.get_chunks():
             meta = metadata[position][item]
             dtype, itemsize, shape = layouts[position][item]
             tensor = _as_tensor(u8, shape, dtype, itemsize)
-            if to_device:
+            if tensor.device != device:
                 tensor = tensor.to(device)
             count += 1
             yield meta.name, tensor
-        if self._stream is stream:
-            self._stream = None
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
         logger.info(
-            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s",
+            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s",
             count,
             len(self._paths),
             format_bytes(self.total_size),
             elapsed,
             self.total_size / elapsed / 1e9,
             self.device_str,
+            " (shared with other ranks)" if self.file_streamer.is_distributed else "",
         )

@@ -1,0 +1,212 @@
+"""Distributed streaming over gloo: ranks on 127.0.0.1, each a fresh process (worker.py).
+
+Every rank's tensors are compared bit for bit with ``safetensors.torch.load_file``; bytes read
+from storage per rank are counted by the testfs plugin's read log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runai_model_streamer._safetensors import REMOTE_PREFIX_READ_SIZE
+
+from tests.distributed.conftest import Launch
+from tests.distributed.launcher import FILES, ROUND_BYTES, check_tensors, expected_model, header
+
+
+def _data_bytes_read(out: Path, case: str, rank: int, model_dir: Path) -> int:
+    """Bytes of tensor data that the testfs plugin served to a rank (header reads left out)."""
+    log = out / f"{case}.rank{rank}.reads"
+    if not log.exists():
+        return 0
+    starts = {f: header(model_dir / f)["data_start"] for f in FILES}
+    total = 0
+    for line in log.read_text().splitlines():
+        offset, size, uri = line.split(" ", 2)
+        if int(offset) >= starts[uri.rsplit("/", 1)[-1]]:
+            total += int(size)
+    return total
+
+
+def _check_reads(
+    run: dict[str, Any], case: str, ranks: list[int], expected: dict[str, Any], model_dir: Path
+) -> list[int]:
+    """The ranks of one group read every requested byte once, none more than its share plus
+    one stripe; returns the bytes per rank."""
+    per_rank = [_data_bytes_read(run["out"], case, r, model_dir) for r in ranks]
+    assert sum(per_rank) == expected["total"], (case, per_rank)
+    count = len(ranks)
+    chunks = len(expected["order"])
+    share = -(-expected["total"] // count) + 64 * chunks // count + 64
+    stripe = ROUND_BYTES // count
+    assert max(per_rank) <= share + stripe, (case, per_rank, share, stripe)
+    for rank, read in zip(ranks, per_rank, strict=True):
+        assert run["results"][case, rank]["bytes_read"] == read, (case, rank)
+    return per_rank
+
+
+AUTO = {str(r): {"RUNAI_STREAMER_DIST": "auto"} for r in range(4)}
+OFF = {str(r): {"RUNAI_STREAMER_DIST": "0"} for r in range(4)}
+SUBSET = ["f0.big", "f0.empty", "f1.layer3", "f1.bool", "f2.empty2", "f2.layer39", "f2.scalar"]
+
+
+def _main_cases() -> list[dict[str, Any]]:
+    testfs = [f"testfs://{f}" for f in FILES]
+    return [
+        {"name": "testfs", "paths": testfs},
+        {"name": "subset", "paths": testfs, "tensor_names": SUBSET},
+        {"name": "one-file", "paths": testfs[2:]},
+        {"name": "local", "paths": "LOCAL"},
+        # RUNAI_STREAMER_DIST=auto shares object-storage streams only (on gloo)
+        {"name": "auto-testfs", "paths": testfs, "env_by_rank": AUTO},
+        {"name": "auto-local", "paths": "LOCAL", "env_by_rank": AUTO},
+        {"name": "off", "paths": testfs, "env_by_rank": OFF},
+    ]
+
+
+def _localize(cases: list[dict[str, Any]], model_dir: Path) -> list[dict[str, Any]]:
+    for case in cases:
+        if case.get("paths") == "LOCAL":
+            case["paths"] = [str(model_dir / f) for f in FILES]
+    return cases
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_every_rank_gets_every_tensor_and_the_storage_serves_each_byte_once(
+    launch_ranks: Launch, model_dir: Path, world: int
+) -> None:
+    run = launch_ranks(world, _localize(_main_cases(), model_dir))
+    assert run["returncodes"] == [0] * world, run["logs"]
+    ranks = list(range(world))
+    full = expected_model(model_dir, FILES)
+    for case, expected in [
+        ("testfs", full),
+        ("subset", expected_model(model_dir, FILES, SUBSET)),
+        ("one-file", expected_model(model_dir, FILES[2:])),
+        ("local", full),
+        ("auto-testfs", full),
+    ]:
+        for rank in ranks:
+            check_tensors(run["results"][case, rank], expected, f"{case}, rank {rank}")
+        if case == "local":  # no read log for local files: the stream's own count
+            read = [run["results"][case, r]["bytes_read"] for r in ranks]
+            assert sum(read) == full["total"], read
+        else:
+            _check_reads(run, case, ranks, expected, model_dir)
+    for rank in ranks:
+        for case in ("auto-local", "off"):  # every rank reads everything itself
+            check_tensors(run["results"][case, rank], full, f"{case} {rank}", shared=False)
+        assert _data_bytes_read(run["out"], "off", rank, model_dir) == full["total"]
+
+
+def test_byte_ranges_through_distributed_streamer(launch_ranks: Launch, model_dir: Path) -> None:
+    """FileChunks straight through DistributedStreamer: overlapping, unordered, size-0 and
+    odd ranges, one larger than a share; chunks come per request, by offset."""
+    size = (model_dir / FILES[0]).stat().st_size
+    requests = [
+        [f"testfs://{FILES[0]}", [size - 100, 0, 5, 1000, 7], [100, 300_000, 0, 64 * 1024, 3]],
+        [str(model_dir / FILES[1]), [17, 99], [1, 12345]],
+    ]
+    run = launch_ranks(3, [{"name": "chunks", "kind": "chunks", "requests": requests}])
+    assert run["returncodes"] == [0, 0, 0], run["logs"]
+    data = [(model_dir / FILES[0]).read_bytes(), (model_dir / FILES[1]).read_bytes()]
+    expected_order = []
+    for file_id, (_, offsets, sizes) in enumerate(requests):
+        ordered = sorted(range(len(offsets)), key=lambda i: (offsets[i], sizes[i], i))
+        expected_order += [f"{file_id}:{i}" for i in ordered]
+    for rank in range(3):
+        result = run["results"]["chunks", rank]
+        assert "error" not in result, result.get("message")
+        assert result["is_distributed"] and result["order"] == expected_order
+        for file_id, (_, offsets, sizes) in enumerate(requests):
+            for index, (offset, length) in enumerate(zip(offsets, sizes, strict=True)):
+                got = result["tensors"][f"{file_id}:{index}"]
+                assert bytes(got.numpy()) == data[file_id][offset : offset + length]
+
+
+def test_groups_are_per_node_unless_global(launch_ranks: Launch, model_dir: Path) -> None:
+    """Four ranks on two (pretended) nodes: each node's pair reads the model once; with
+    RUNAI_STREAMER_DIST_GLOBAL=1 the four ranks read it once together."""
+    testfs = [f"testfs://{f}" for f in FILES]
+    everyone = {str(r): {"RUNAI_STREAMER_DIST_GLOBAL": "1"} for r in range(4)}
+    cases = [
+        {"name": "per-node", "paths": testfs},
+        {"name": "global", "paths": testfs, "env_by_rank": everyone},
+    ]
+    run = launch_ranks(4, cases, fake_nodes=2)
+    assert run["returncodes"] == [0] * 4, run["logs"]
+    full = expected_model(model_dir, FILES)
+    for case in ("per-node", "global"):
+        for rank in range(4):
+            check_tensors(run["results"][case, rank], full, f"{case}, rank {rank}")
+    _check_reads(run, "per-node", [0, 1], full, model_dir)
+    _check_reads(run, "per-node", [2, 3], full, model_dir)
+    _check_reads(run, "global", [0, 1, 2, 3], full, model_dir)
+
+
+def test_failures_raise_on_every_rank_and_the_group_goes_on(
+    launch_ranks: Launch, model_dir: Path
+) -> None:
+    testfs = [f"testfs://{f}" for f in FILES]
+    headers = sum(min((model_dir / f).stat().st_size, REMOTE_PREFIX_READ_SIZE) for f in FILES)
+    fail_after = headers + 100_000
+    cases = [
+        # rank 1 asks for fewer files
+        {"name": "different", "paths": testfs, "paths_by_rank": {"1": testfs[:2]}},
+        # rank 2 sees no files at all (its storage lacks them)
+        {
+            "name": "missing",
+            "paths": testfs,
+            "env_by_rank": {"2": {"RUNAI_STREAMER_TESTFS_ROOT": str(model_dir / "empty")}},
+        },
+        # rank 3's storage fails after the headers and 100 KB of tensor data
+        {
+            "name": "broken",
+            "paths": testfs,
+            "env_by_rank": {"3": {"RUNAI_STREAMER_TESTFS_FAIL_AFTER_BYTES": str(fail_after)}},
+        },
+        {"name": "after", "paths": testfs},
+    ]
+    run = launch_ranks(4, cases)
+    assert run["returncodes"] == [0] * 4, run["logs"]
+    results = run["results"]
+
+    different = [results["different", r] for r in range(4)]
+    assert {r["error"] for r in different} == {"DistributedStreamError"}
+    assert len({r["message"] for r in different}) == 1  # the same error on every rank
+    message = different[0]["message"]
+    assert "different data" in message and "rank 1: 2 files" in message
+
+    assert results["missing", 2]["error"] == "StreamerFileNotFoundError"
+    for rank in (0, 1, 3):
+        result = results["missing", rank]
+        assert result["error"] == "DistributedStreamError", result
+        assert "rank 2" in result["message"] and "model-0.safetensors" in result["message"]
+
+    assert results["broken", 3]["error"] == "StreamerIOError", results["broken", 3]
+    assert "simulated server failure" in results["broken", 3]["message"]
+    for rank in (0, 1, 2):
+        result = results["broken", rank]
+        assert result["error"] == "DistributedStreamError", result
+        message = result["message"]
+        assert message.startswith("reading the distributed stream failed on another rank: rank 3")
+        assert "simulated server failure" in message and "testfs://model-" in message
+
+    full = expected_model(model_dir, FILES)
+    for rank in range(4):
+        check_tensors(results["after", rank], full, f"after, rank {rank}")
+
+
+def test_a_rank_killed_mid_stream_makes_the_others_raise(
+    launch_ranks: Launch, model_dir: Path
+) -> None:
+    testfs = [f"testfs://{f}" for f in FILES]
+    run = launch_ranks(3, [{"name": "killed", "paths": testfs, "exit_after": {"1": 5}}])
+    assert run["returncodes"][1] == 17, run["logs"]
+    for rank in (0, 2):
+        result = run["results"]["killed", rank]
+        assert result["error"] == "DistributedStreamError", result
+        assert "rank" in result["message"]
+        assert result["seconds"] < 30 + 15  # RUNAI_STREAMER_DIST_TIMEOUT=30 in the launcher
