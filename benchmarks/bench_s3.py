@@ -92,6 +92,10 @@ def main() -> int:
     parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
     parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
     parser.add_argument("--output", help="also write the tables to this markdown file")
+    parser.add_argument(
+        "--only",
+        help="comma-separated loader label prefixes to run (e.g. runai,upstream,obstore,S3)",
+    )
     args = parser.parse_args()
     size = parse_size(args.size)
     sections: list[str] = []
@@ -122,6 +126,12 @@ def main() -> int:
                 else:
                     skipped.append(f"{label}: not installed")
             loaders.append(Loader("S3 ceiling (16 GETs into a buffer)", "s3-ceiling", env=env))
+            if args.only:
+                prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
+                skipped += [
+                    f"{x.label}: not in --only" for x in loaders if not x.label.startswith(prefixes)
+                ]
+                loaders = [x for x in loaders if x.label.startswith(prefixes)]
 
             client = server.client()
             client.create_bucket(Bucket=BUCKET)

@@ -124,3 +124,36 @@ def test_flag_variables_are_validated(
     with SafetensorsStreamer() as streamer, pytest.raises(StreamerConfigError) as raised:
         streamer.stream_file(small_file)
     assert variable in str(raised.value) and "'yes'" in str(raised.value)
+
+
+def test_object_concurrency_applies_to_object_storage_streams_only(
+    testfs_root: Path, small_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RUNAI_STREAMER_OBJ_CONCURRENCY (upstream 0.17's variable): the worker count of streams
+    whose files are all object-storage URIs; local files keep RUNAI_STREAMER_CONCURRENCY."""
+    monkeypatch.setenv("RUNAI_STREAMER_CONCURRENCY", "5")
+    monkeypatch.setenv("RUNAI_STREAMER_OBJ_CONCURRENCY", "3")
+    (testfs_root / "m.safetensors").write_bytes(small_file.read_bytes())
+    with SafetensorsStreamer() as streamer:
+        reader = streamer.file_streamer.file_streamer
+        for path, workers in [
+            ("testfs://m.safetensors", 3),
+            (small_file, 5),
+            ("testfs://m.safetensors", 3),
+        ]:
+            streamer.stream_file(path)
+            assert [n for n, _ in streamer.get_tensors()] == ["a"]
+            assert reader._get_engine().config.concurrency == workers, path
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1025", "2.5"])
+def test_a_bad_object_concurrency_names_the_variable(
+    testfs_root: Path, small_file: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_OBJ_CONCURRENCY", value)
+    (testfs_root / "m.safetensors").write_bytes(small_file.read_bytes())
+    with SafetensorsStreamer() as streamer, pytest.raises(StreamerConfigError) as raised:
+        streamer.stream_file("testfs://m.safetensors")
+    assert "RUNAI_STREAMER_OBJ_CONCURRENCY" in str(raised.value) and repr(value) in str(
+        raised.value
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -12,8 +13,12 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 
 from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
-from runai_model_streamer._config import check_log_level_env
-from runai_model_streamer._native import Engine
+from runai_model_streamer._config import (
+    OBJ_CONCURRENCY_ENV_VAR,
+    check_log_level_env,
+    object_concurrency_from_env,
+)
+from runai_model_streamer._native import Engine, default_config
 from runai_model_streamer._safetensors import (
     SafetensorsHeader,
     read_engine_headers,
@@ -90,11 +95,20 @@ class EngineOwner:
             stream.close()
         self._close_engine()
 
-    def _get_engine(self) -> Engine:
-        if self._engine is None:
+    def _get_engine(self, concurrency: int | None = None) -> Engine:
+        """The engine (created on first use); ``concurrency``: the worker count it must have
+        (None: any), a different one replaces it."""
+        engine = self._engine
+        if engine is not None and concurrency not in (None, engine.config.concurrency):
+            self._close_engine()
+            engine = None
+        if engine is None:
             check_log_level_env()  # the native library validates its own variables
-            self._engine = Engine()
-        return self._engine
+            config = default_config()
+            if concurrency is not None:
+                config = dataclasses.replace(config, concurrency=concurrency)
+            engine = self._engine = Engine(config)
+        return engine
 
     def _close_engine(self) -> None:
         engine, self._engine = self._engine, None
@@ -102,7 +116,10 @@ class EngineOwner:
             engine.close()
 
     def _register(self, paths: Sequence[str], credentials: S3Credentials | None) -> Engine:
-        engine = self._get_engine()
+        concurrency = object_concurrency_from_env(paths)
+        if concurrency is None and os.environ.get(OBJ_CONCURRENCY_ENV_VAR, "").strip():
+            concurrency = default_config().concurrency  # not all objects: the usual count
+        engine = self._get_engine(concurrency)
         register_backends(engine, paths, credentials)
         # what a long stream calls to pick up refreshed credentials (see RangeStream)
         self._refresh = functools.partial(register_backends, engine, list(paths), credentials)

@@ -6,6 +6,9 @@ are read and validated by the native library when a streamer is created. The Pyt
 ``RUNAI_STREAMER_MEMORY_LIMIT``
     Bytes of destination memory in flight: ``-1`` (default) unlimited, ``0`` the largest tensor,
     ``N`` at most N bytes (plus one tensor when a single tensor is larger than N).
+``RUNAI_STREAMER_OBJ_CONCURRENCY``
+    Worker threads (requests in flight) of a streamer whose files are all object-storage URIs,
+    instead of ``RUNAI_STREAMER_CONCURRENCY`` (upstream 0.17's variable and meaning).
 ``RUNAI_STREAMER_LOG_LEVEL``
     Level of the ``runai_model_streamer`` logger (``DEBUG``, ``INFO``, ``WARNING``... or a number).
 ``RUNAI_STREAMER_HUGE_PAGES``
@@ -22,7 +25,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from runai_model_streamer._errors import StreamerConfigError
 
@@ -96,6 +99,30 @@ def parse_memory_limit(value: object, source: str = MEMORY_LIMIT_ENV_VAR) -> int
 def memory_limit_from_env(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     return parse_memory_limit(env.get(MEMORY_LIMIT_ENV_VAR), MEMORY_LIMIT_ENV_VAR)
+
+
+OBJ_CONCURRENCY_ENV_VAR = "RUNAI_STREAMER_OBJ_CONCURRENCY"
+MAX_CONCURRENCY = 1024
+
+
+def object_concurrency_from_env(
+    paths: Sequence[str], env: Mapping[str, str] | None = None
+) -> int | None:
+    """RUNAI_STREAMER_OBJ_CONCURRENCY when it is set and every path is an object-storage URI."""
+    from runai_model_streamer._backends import uri_scheme
+
+    env = os.environ if env is None else env
+    value = env.get(OBJ_CONCURRENCY_ENV_VAR, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_CONCURRENCY:
+        raise StreamerConfigError(
+            f"{OBJ_CONCURRENCY_ENV_VAR}={env[OBJ_CONCURRENCY_ENV_VAR]!r} must be a whole number "
+            f"from 1 to {MAX_CONCURRENCY}"
+        )
+    if not paths or any(uri_scheme(p) is None for p in paths):
+        return None
+    return int(value)
 
 
 def parse_log_level(value: str) -> int:

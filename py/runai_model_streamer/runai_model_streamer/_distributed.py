@@ -183,7 +183,8 @@ def share_for(
     backend = _backend_name(process_group)
     cuda = device.type == "cuda"
     if cuda and "nccl" in backend:
-        exchange_device = torch.device("cuda", torch.cuda.current_device())
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        exchange_device = torch.device("cuda", index)
     elif backend == "nccl":
         logger.info(
             "is_distributed=True: the NCCL group cannot exchange %s tensors; not shared", device
