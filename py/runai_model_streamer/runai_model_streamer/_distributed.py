@@ -62,6 +62,26 @@ DEFAULT_ROUND_BYTES = 64 << 20
 READ_AHEAD_STRIPES = 2
 
 
+def _number_from_env(
+    name: str,
+    parse: Callable[[str], float],
+    default: float,
+    valid: Callable[[float], bool],
+    expected: str,
+) -> float:
+    """``name`` parsed (``default`` when unset or empty); a StreamerConfigError otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        raise StreamerConfigError(f"{name}={raw!r} must be {expected}")
+    return value
+
+
 @dataclass(frozen=True)
 class DistSettings:
     mode: str  # "0", "1" or "auto"
@@ -76,30 +96,25 @@ class DistSettings:
             raise StreamerConfigError(
                 f"{DIST_ENV_VAR}={os.environ[DIST_ENV_VAR]!r} must be 0, 1 or auto"
             )
-        raw_timeout = os.environ.get(DIST_TIMEOUT_ENV_VAR, "").strip()
-        try:
-            seconds = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_SECONDS
-        except ValueError:
-            seconds = -1.0
-        if not seconds > 0 or seconds == float("inf"):
-            raise StreamerConfigError(
-                f"{DIST_TIMEOUT_ENV_VAR}={raw_timeout!r} must be a positive number of seconds"
-            )
-        raw_buffer = os.environ.get(DIST_BUFFER_ENV_VAR, "").strip()
-        try:
-            round_bytes = parse_size(raw_buffer) if raw_buffer else DEFAULT_ROUND_BYTES
-        except ValueError:
-            round_bytes = 0
-        if round_bytes < 4096:
-            raise StreamerConfigError(
-                f"{DIST_BUFFER_ENV_VAR}={raw_buffer!r} must be a size of at least 4096 bytes "
-                "(examples: 64MiB, 1GiB)"
-            )
+        seconds = _number_from_env(
+            DIST_TIMEOUT_ENV_VAR,
+            float,
+            DEFAULT_TIMEOUT_SECONDS,
+            lambda v: 0 < v < float("inf"),
+            "a positive number of seconds",
+        )
+        round_bytes = _number_from_env(
+            DIST_BUFFER_ENV_VAR,
+            parse_size,
+            DEFAULT_ROUND_BYTES,
+            lambda v: v >= 4096,
+            "a size of at least 4096 bytes (examples: 64MiB, 1GiB)",
+        )
         return cls(
             mode,
             env_flag(DIST_GLOBAL_ENV_VAR, False),
             timedelta(seconds=seconds),
-            round_bytes,
+            int(round_bytes),
         )
 
 
