@@ -14,7 +14,6 @@ from safetensors.torch import load_file, save_file
 
 from .fault_proxy import FaultProxy
 from .servers import S3Server
-from .test_s3 import s3_env  # noqa: F401  (fixture)
 
 URI = "s3://faults/model.safetensors"
 
@@ -30,7 +29,7 @@ def model(weed: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def proxy(weed: S3Server, s3_env: pytest.MonkeyPatch) -> Iterator[FaultProxy]:  # noqa: F811
+def proxy(weed: S3Server, s3_env: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     fault_proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
     s3_env.setenv("AWS_ENDPOINT_URL", fault_proxy.endpoint)
     s3_env.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", str(256 << 10))  # 8+ ranged GETs
@@ -92,7 +91,7 @@ def test_too_many_slowdowns_fail_after_the_configured_attempts(
 def test_server_killed_mid_stream_fails_within_the_timeouts(
     proxy: FaultProxy,
     model: Path,
-    s3_env: pytest.MonkeyPatch,  # noqa: F811
+    s3_env: pytest.MonkeyPatch,
 ) -> None:
     del model
     s3_env.setenv("RUNAI_STREAMER_MEMORY_LIMIT", "0")  # one tensor at a time: reads still to come
@@ -112,7 +111,7 @@ def test_server_killed_mid_stream_fails_within_the_timeouts(
 def test_credentials_refreshed_during_a_long_stream_sign_the_later_reads(
     proxy: FaultProxy,
     model: Path,
-    s3_env: pytest.MonkeyPatch,  # noqa: F811
+    s3_env: pytest.MonkeyPatch,
 ) -> None:
     from runai_model_streamer import _stream
 
