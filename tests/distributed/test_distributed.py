@@ -103,27 +103,35 @@ def test_every_rank_gets_every_tensor_and_the_storage_serves_each_byte_once(
 
 def test_byte_ranges_through_distributed_streamer(launch_ranks: Launch, model_dir: Path) -> None:
     """FileChunks straight through DistributedStreamer: overlapping, unordered, size-0 and
-    odd ranges, one larger than a share; chunks come per request, by offset."""
+    odd ranges, one larger than a share; only size-0 ranges; no requests at all. Chunks come
+    per request, by offset."""
     size = (model_dir / FILES[0]).stat().st_size
-    requests = [
-        [f"testfs://{FILES[0]}", [size - 100, 0, 5, 1000, 7], [100, 300_000, 0, 64 * 1024, 3]],
-        [str(model_dir / FILES[1]), [17, 99], [1, 12345]],
-    ]
-    run = launch_ranks(3, [{"name": "chunks", "kind": "chunks", "requests": requests}])
+    cases = {
+        "chunks": [
+            [f"testfs://{FILES[0]}", [size - 100, 0, 5, 1000, 7], [100, 300_000, 0, 64 * 1024, 3]],
+            [str(model_dir / FILES[1]), [17, 99], [1, 12345]],
+        ],
+        "zeros": [[f"testfs://{FILES[0]}", [0, 10], [0, 0]], [f"testfs://{FILES[1]}", [5], [0]]],
+        "none": [],
+    }
+    run = launch_ranks(
+        3, [{"name": name, "kind": "chunks", "requests": r} for name, r in cases.items()]
+    )
     assert run["returncodes"] == [0, 0, 0], run["logs"]
     data = [(model_dir / FILES[0]).read_bytes(), (model_dir / FILES[1]).read_bytes()]
-    expected_order = []
-    for file_id, (_, offsets, sizes) in enumerate(requests):
-        ordered = sorted(range(len(offsets)), key=lambda i: (offsets[i], sizes[i], i))
-        expected_order += [f"{file_id}:{i}" for i in ordered]
-    for rank in range(3):
-        result = run["results"]["chunks", rank]
-        assert "error" not in result, result.get("message")
-        assert result["is_distributed"] and result["order"] == expected_order
+    for name, requests in cases.items():
+        expected_order = []
         for file_id, (_, offsets, sizes) in enumerate(requests):
-            for index, (offset, length) in enumerate(zip(offsets, sizes, strict=True)):
-                got = result["tensors"][f"{file_id}:{index}"]
-                assert bytes(got.numpy()) == data[file_id][offset : offset + length]
+            ordered = sorted(range(len(offsets)), key=lambda i: (offsets[i], sizes[i], i))
+            expected_order += [f"{file_id}:{i}" for i in ordered]
+        for rank in range(3):
+            result = run["results"][name, rank]
+            assert "error" not in result, (name, result.get("message"))
+            assert result["is_distributed"] and result["order"] == expected_order, name
+            for file_id, (_, offsets, sizes) in enumerate(requests):
+                for index, (offset, length) in enumerate(zip(offsets, sizes, strict=True)):
+                    got = result["tensors"][f"{file_id}:{index}"]
+                    assert bytes(got.numpy()) == data[file_id][offset : offset + length]
 
 
 def test_groups_are_per_node_unless_global(launch_ranks: Launch, model_dir: Path) -> None:
