@@ -50,6 +50,16 @@ def uri_scheme(path: str) -> str | None:
     return None if scheme == "file" else scheme
 
 
+def all_object_storage(paths: object) -> bool:
+    """Whether ``paths`` is a non-empty list of object-storage URIs only (False for anything
+    that is not a list of paths: the checks that raise come later)."""
+    try:
+        names = [os.fspath(p) for p in paths]  # type: ignore[attr-defined]
+    except TypeError:
+        return False
+    return bool(names) and all(isinstance(n, str) and uri_scheme(n) is not None for n in names)
+
+
 def to_engine_path(path: str | os.PathLike[str]) -> str:
     """The string handed to the engine: local paths as given, ``file://`` URIs as local paths."""
     text = os.fspath(path)

@@ -104,9 +104,9 @@ class EngineOwner:
             engine = None
         if engine is None:
             check_log_level_env()  # the native library validates its own variables
-            config = default_config()
+            config = None
             if concurrency is not None:
-                config = dataclasses.replace(config, concurrency=concurrency)
+                config = dataclasses.replace(default_config(), concurrency=concurrency)
             engine = self._engine = Engine(config)
         return engine
 
@@ -140,16 +140,6 @@ def read_headers(engine_factory: EngineOwner, paths: Sequence[str]) -> list[Safe
         ):
             headers[index] = header
     return [h for h in headers if h is not None]
-
-
-def all_object_storage(paths: object) -> bool:
-    """Whether ``paths`` is a non-empty list of object-storage URIs only (False for anything
-    that is not a list of paths: the checks that raise come later)."""
-    try:
-        names = [os.fspath(p) for p in paths]  # type: ignore[attr-defined]
-    except TypeError:
-        return False
-    return bool(names) and all(isinstance(n, str) and uri_scheme(n) is not None for n in names)
 
 
 def format_bytes(count: float) -> str:

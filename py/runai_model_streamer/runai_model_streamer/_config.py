@@ -109,7 +109,7 @@ def object_concurrency_from_env(
     paths: Sequence[str], env: Mapping[str, str] | None = None
 ) -> int | None:
     """RUNAI_STREAMER_OBJ_CONCURRENCY when it is set and every path is an object-storage URI."""
-    from runai_model_streamer._backends import uri_scheme
+    from runai_model_streamer._backends import all_object_storage
 
     env = os.environ if env is None else env
     value = env.get(OBJ_CONCURRENCY_ENV_VAR, "").strip()
@@ -120,7 +120,7 @@ def object_concurrency_from_env(
             f"{OBJ_CONCURRENCY_ENV_VAR}={env[OBJ_CONCURRENCY_ENV_VAR]!r} must be a whole number "
             f"from 1 to {MAX_CONCURRENCY}"
         )
-    if not paths or any(uri_scheme(p) is None for p in paths):
+    if not all_object_storage(paths):
         return None
     return int(value)
 

@@ -341,7 +341,6 @@ class SharedStream:
         pieces = _partition.pieces_of_rank(self._chunks, self._rounds, share.rank, share.size)
         #: bytes this rank reads from storage
         self.bytes_read = sum(p.size for round_pieces in pieces for p in round_pieces)
-        self.total_bytes = sum(c.size for c in self._chunks)
         # the reader's items, per file: (round, piece)
         self._pieces: list[list[tuple[int, _partition.Piece]]] = [[] for _ in self._files]
         for round_index, round_pieces in enumerate(pieces):

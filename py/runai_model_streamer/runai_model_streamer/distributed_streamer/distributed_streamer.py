@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from runai_model_streamer._common import all_object_storage, check_device
+from runai_model_streamer._backends import all_object_storage
+from runai_model_streamer._common import check_device
 from runai_model_streamer._config import memory_limit_from_env, parse_memory_limit
 from runai_model_streamer._distributed import Request, Share, agree, failures_reported, share_for
 from runai_model_streamer._stream import Describe, FileRanges
