@@ -28,3 +28,28 @@ def export_only_linkopts(linux_map, macos_list, library):
             "-Wl,-soname,lib%s.so" % library,
         ],
     })
+
+def object_store_plugin(name, folder):
+    """lib<name>.so: an object-storage backend plugin, <folder>/<folder>_backend.cc plus the
+    shared HTTP layer and C ABI, exporting only that ABI (as cpp/CMakeLists.txt builds it)."""
+    native.cc_binary(
+        name = "lib%s.so" % name,
+        srcs = ["%s/%s_backend.cc" % (folder, folder)],
+        additional_linker_inputs = [
+            "%s/%s.map" % (folder, folder),
+            "%s/%s.exports" % (folder, folder),
+        ],
+        copts = COPTS,
+        linkopts = export_only_linkopts(
+            "%s/%s.map" % (folder, folder),
+            "%s/%s.exports" % (folder, folder),
+            name,
+        ),
+        linkshared = True,
+        visibility = ["//visibility:public"],
+        deps = [
+            ":http",
+            ":plugin_exports",
+            ":streamer_headers",
+        ],
+    )

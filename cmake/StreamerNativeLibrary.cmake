@@ -347,8 +347,14 @@ function(_streamer_cmake_build name out_var)
     _streamer_forwarded_cmake_args(forwarded)
     # Plugins that need libcurl are built only by the package that ships them.
     set(build_s3 OFF)
+    set(build_gcs OFF)
+    set(build_azure OFF)
     if(name STREQUAL "streamers3")
       set(build_s3 ON)
+    elseif(name STREQUAL "streamergcs")
+      set(build_gcs ON)
+    elseif(name STREQUAL "streamerazure")
+      set(build_azure ON)
     endif()
     ExternalProject_Add(streamer_native_cmake
       SOURCE_DIR "${STREAMER_SOURCE_ROOT}/cpp"
@@ -363,6 +369,8 @@ function(_streamer_cmake_build name out_var)
         -DSTREAMER_BUILD_TESTS:BOOL=OFF
         -DSTREAMER_INSTALL_TESTFS:BOOL=ON
         -DSTREAMER_BUILD_S3:BOOL=${build_s3}
+        -DSTREAMER_BUILD_GCS:BOOL=${build_gcs}
+        -DSTREAMER_BUILD_AZURE:BOOL=${build_azure}
       BUILD_ALWAYS TRUE
       BUILD_BYPRODUCTS "${lib}"
       USES_TERMINAL_BUILD TRUE

@@ -55,6 +55,8 @@ size_t OnHeader(char* data, size_t size, size_t count, void* context) {
   } else if (name == "x-amz-request-id" || name == "x-ms-request-id" ||
              name == "x-guploader-uploadid") {
     transfer->response->request_id = value;
+  } else if (name == "x-ms-error-code") {
+    transfer->response->error_code = value;
   }
   return bytes;
 }

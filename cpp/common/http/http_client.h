@@ -34,6 +34,7 @@ struct HttpResponse {
   std::string content_range;    // "bytes a-b/total"
   int64_t content_length = -1;  // -1: not sent
   std::string request_id;       // x-amz-request-id (or the service's equivalent)
+  std::string error_code;       // x-ms-error-code (Azure sends it with bodiless errors too)
   std::string body;             // error bodies and small (listing) bodies
   uint64_t received = 0;        // body bytes written into the destination buffer
   std::string transport_error;  // curl's message when status is 0 or the body broke off

@@ -1,0 +1,276 @@
+// libstreamerazure: the az:// backend plugin (Azure Blob Storage).
+//
+// Options (set by the Python package runai_model_streamer_azure; every value a string):
+//   account_name     the storage account (required)
+//   endpoint         the Blob service endpoint, "http[s]://host[:port][/path]" (a connection
+//                    string's BlobEndpoint; Azurite's is http://127.0.0.1:P/<account>);
+//                    empty: https://<account>.blob.<endpoint_suffix>
+//   endpoint_suffix  default core.windows.net (sovereign clouds: core.chinacloudapi.cn...)
+//   account_key      base64 account key: requests signed with SharedKey
+//   sas_token        a SAS token ("sv=...&sig=..."), appended to every URL
+//   access_token     an Entra ID (OAuth 2) bearer token
+//   (none of the three: anonymous requests, for public containers)
+//   list_page_size   blobs per listing request (default 5000, the service's maximum)
+//   and the shared HTTP options (ObjectClient::SetHttpOption)
+// Credentials never appear in messages.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+
+#include "common/base64.h"
+#include "common/http/object_client.h"
+#include "common/plugin/object_store.h"
+#include "common/sha256.h"
+#include "common/sigv4.h"
+#include "common/status.h"
+#include "common/xml.h"
+#include "streamer/streamer.h"
+
+namespace runai::common {
+namespace {
+
+constexpr const char* kApiVersion = "2021-08-06";
+
+struct BlobName {
+  std::string container;
+  std::string blob;
+};
+
+ServiceError ParseAzureError(const HttpResponse& response) {
+  ServiceError error{XmlText(response.body, "Code"), XmlText(response.body, "Message"), ""};
+  if (error.code.empty()) error.code = response.error_code;  // HEAD: the header only
+  const size_t newline = error.message.find('\n');  // "...\nRequestId:...\nTime:..."
+  if (newline != std::string::npos) error.message.resize(newline);
+  return error;
+}
+
+// RFC 1123 date in GMT, independent of the locale.
+std::string HttpDate(std::time_t when) {
+  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  gmtime_r(&when, &tm);
+  char buffer[40];
+  std::snprintf(buffer, sizeof buffer, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buffer;
+}
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+class AzureStore : public ObjectStore {
+ public:
+  AzureStore() : client_({"azure", ParseAzureError, {"ServerBusy", "OperationTimedOut"}}) {}
+
+  Status Configure(const PluginOptions& options);
+  Status Size(const std::string& uri, uint64_t* size) override;
+  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
+  Status List(const std::string& prefix, const ListEntry& entry) override;
+
+ private:
+  Status Parse(const std::string& uri, bool need_blob, BlobName* name) const;
+  // The encoded path of a container (and blob), with the endpoint's base path.
+  std::string Path(const BlobName& name) const;
+  std::string Url(const BlobName& name, const HeaderList& query) const;
+  HeaderList Headers(const std::string& method, const BlobName& name, const HeaderList& query,
+                     HeaderList extra) const;
+  std::string SharedKey(const std::string& method, const std::string& path,
+                        const HeaderList& query, const HeaderList& headers) const;
+  Status Send(const std::string& uri, const std::string& action, const std::string& method,
+              const BlobName& name, const HeaderList& query, HttpResponse* response);
+
+  ObjectClient client_;
+  Endpoint endpoint_;
+  std::string account_;
+  std::string key_;  // decoded account key; empty: no SharedKey
+  std::string sas_token_;
+  std::string access_token_;
+  int64_t list_page_size_ = 5000;
+};
+
+Status AzureStore::Configure(const PluginOptions& options) {
+  std::string suffix = "core.windows.net", endpoint;
+  for (const auto& [key, value] : options) {
+    bool known = false;
+    Status status = client_.SetHttpOption(key, value, &known);
+    if (known) {
+      if (!status.ok()) return status;
+    } else if (key == "account_name") {
+      account_ = value;
+    } else if (key == "endpoint") {
+      endpoint = value;
+    } else if (key == "endpoint_suffix") {
+      if (!value.empty()) suffix = value;
+    } else if (key == "account_key") {
+      if (!value.empty() && (!Base64Decode(value, &key_) || key_.empty())) {
+        return client_.Error(RUNAI_E_INVALID_ARGUMENT, "the account key is not base64");
+      }
+    } else if (key == "sas_token") {
+      sas_token_ = value.size() > 0 && value[0] == '?' ? value.substr(1) : value;
+    } else if (key == "access_token") {
+      access_token_ = value;
+    } else if (key == "list_page_size") {
+      status = client_.ParseNumber(key, value, 1, 5000, &list_page_size_);
+      if (!status.ok()) return status;
+    } else {
+      return client_.Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
+    }
+  }
+  if (account_.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT, "no storage account name was given");
+  }
+  if (!key_.empty() + !sas_token_.empty() + !access_token_.empty() > 1) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                         "give one of an account key, a SAS token and an access token");
+  }
+  if (endpoint.empty()) endpoint = "https://" + account_ + ".blob." + suffix;
+  return client_.ParseEndpoint("endpoint", endpoint, true, &endpoint_);
+}
+
+Status AzureStore::Parse(const std::string& uri, bool need_blob, BlobName* name) const {
+  if (uri.size() < 5 || strncasecmp(uri.c_str(), "az://", 5) != 0) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not an az:// URI");
+  }
+  const std::string rest = uri.substr(5);
+  const size_t slash = rest.find('/');
+  name->container = rest.substr(0, slash);
+  name->blob = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  if (name->container.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                         uri + ": the URI names no container (az://container/blob)");
+  }
+  if (need_blob && name->blob.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                         uri + ": the URI names a container, not a blob");
+  }
+  return Status::Ok();
+}
+
+std::string AzureStore::Path(const BlobName& name) const {
+  std::string path = endpoint_.base_path + "/" + UriEncode(name.container, false);
+  if (!name.blob.empty()) path += "/" + UriEncode(name.blob, true);
+  return path;
+}
+
+std::string AzureStore::Url(const BlobName& name, const HeaderList& query) const {
+  std::string url = endpoint_.scheme + "://" + endpoint_.host + Path(name) + QueryString(query);
+  if (!sas_token_.empty()) url += (query.empty() ? "?" : "&") + sas_token_;
+  return url;
+}
+
+// https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key (2009-09-19+).
+std::string AzureStore::SharedKey(const std::string& method, const std::string& path,
+                                  const HeaderList& query, const HeaderList& headers) const {
+  HeaderList ms;
+  for (const auto& [name, value] : headers) {
+    const std::string lower = Lower(name);
+    if (lower.rfind("x-ms-", 0) == 0) ms.emplace_back(lower, value);
+  }
+  std::sort(ms.begin(), ms.end());
+  // VERB, then Content-Encoding ... Range: all empty for these bodiless GET/HEAD requests.
+  std::string to_sign = method + "\n" + std::string(11, '\n');
+  for (const auto& [name, value] : ms) to_sign += name + ":" + value + "\n";
+  to_sign += "/" + account_ + path;
+  HeaderList sorted;
+  for (const auto& [name, value] : query) sorted.emplace_back(Lower(name), value);
+  std::sort(sorted.begin(), sorted.end());
+  for (const auto& [name, value] : sorted) to_sign += "\n" + name + ":" + value;
+  return "SharedKey " + account_ + ":" + Base64Encode(AsBytes(HmacSha256(key_, to_sign)));
+}
+
+HeaderList AzureStore::Headers(const std::string& method, const BlobName& name,
+                               const HeaderList& query, HeaderList extra) const {
+  extra.emplace_back("x-ms-date", HttpDate(std::time(nullptr)));
+  extra.emplace_back("x-ms-version", kApiVersion);
+  if (!key_.empty()) {
+    extra.emplace_back("Authorization", SharedKey(method, Path(name), query, extra));
+  } else if (!access_token_.empty()) {
+    extra.emplace_back("Authorization", "Bearer " + access_token_);
+  }
+  return extra;
+}
+
+Status AzureStore::Send(const std::string& uri, const std::string& action,
+                        const std::string& method, const BlobName& name, const HeaderList& query,
+                        HttpResponse* response) {
+  return client_.Send(uri, action, method, Url(name, query),
+                      [&] { return Headers(method, name, query, {}); }, response);
+}
+
+Status AzureStore::Size(const std::string& uri, uint64_t* size) {
+  BlobName name;
+  Status status = Parse(uri, true, &name);
+  if (!status.ok()) return status;
+  HttpResponse response;
+  status = Send(uri, "HEAD", "HEAD", name, {}, &response);
+  if (!status.ok()) return status;  // x-ms-error-code names the cause
+  if (response.content_length < 0) {
+    return client_.Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
+  }
+  *size = static_cast<uint64_t>(response.content_length);
+  return Status::Ok();
+}
+
+Status AzureStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {
+  BlobName name;
+  Status status = Parse(uri, true, &name);
+  if (!status.ok()) return status;
+  return client_.ReadRange(
+      uri, Url(name, {}), "x-ms-range",
+      [&](const HeaderList& range) { return Headers("GET", name, {}, range); }, offset, size, dst);
+}
+
+Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {
+  BlobName name;
+  Status status = Parse(uri_prefix, false, &name);
+  if (!status.ok()) return status;
+  const std::string prefix = name.blob;
+  name.blob.clear();
+  std::string marker;
+  for (;;) {
+    HeaderList query{{"comp", "list"},
+                     {"delimiter", "/"},
+                     {"maxresults", std::to_string(list_page_size_)},
+                     {"prefix", prefix},
+                     {"restype", "container"}};
+    if (!marker.empty()) query.emplace_back("marker", marker);
+    HttpResponse response;
+    status = Send(uri_prefix, "List Blobs", "GET", name, query, &response);
+    if (!status.ok()) return status;
+    for (std::string_view blob : XmlElements(response.body, "Blob")) {
+      const std::string blob_name = XmlText(blob, "Name");
+      if (blob_name.empty() || blob_name.back() == '/') continue;
+      const uint64_t size = std::strtoull(XmlText(blob, "Content-Length").c_str(), nullptr, 10);
+      if (!entry("az://" + name.container + "/" + blob_name, size)) return Status::Ok();
+    }
+    for (std::string_view sub : XmlElements(response.body, "BlobPrefix")) {
+      const std::string sub_name = XmlText(sub, "Name");
+      if (sub_name.empty() || sub_name == prefix) continue;
+      if (!entry("az://" + name.container + "/" + sub_name, 0)) return Status::Ok();
+    }
+    marker = XmlText(response.body, "NextMarker");
+    if (marker.empty()) return Status::Ok();
+  }
+}
+
+}  // namespace
+
+Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out) {
+  Status status = InitHttp();
+  if (!status.ok()) return status;
+  auto store = std::make_unique<AzureStore>();
+  status = store->Configure(options);
+  if (status.ok()) *out = std::move(store);
+  return status;
+}
+
+}  // namespace runai::common

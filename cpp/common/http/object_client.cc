@@ -1,0 +1,188 @@
+#include "common/http/object_client.h"
+
+#include <algorithm>
+
+#include "common/parse.h"
+#include "streamer/backend.h"
+#include "streamer/streamer.h"
+
+namespace runai::common {
+
+Status ObjectClient::SetHttpOption(const std::string& key, const std::string& value, bool* known) {
+  *known = true;
+  int64_t number = 0;
+  Status status;
+  auto bounded = [&](long* out, int64_t min, int64_t max) {
+    status = ParseNumber(key, value, min, max, &number);
+    if (status.ok()) *out = static_cast<long>(number);
+    return status;
+  };
+  if (key == "ca_file") return http_.ca_file = value, Status::Ok();
+  if (key == "verify_tls") return ParseFlag(key, value, &http_.verify_tls);
+  if (key == "connect_timeout_ms") return bounded(&http_.connect_timeout_ms, 1, 600000);
+  if (key == "low_speed_bytes") return bounded(&http_.low_speed_bytes, 0, INT32_MAX);
+  if (key == "low_speed_seconds") return bounded(&http_.low_speed_seconds, 1, 3600);
+  if (key == "retry_base_ms") return bounded(&http_.retry_base_ms, 0, 600000);
+  if (key == "retry_cap_ms") return bounded(&http_.retry_cap_ms, 0, 600000);
+  if (key == "max_attempts") {
+    status = ParseNumber(key, value, 1, 100, &number);
+    http_.max_attempts = static_cast<int>(number);
+    return status;
+  }
+  // The engine's per-request timeout: the low-speed limit bounds a stalled transfer instead.
+  if (key == RUNAI_BACKEND_OPTION_TIMEOUT_MS) return ParseNumber(key, value, 0, INT64_MAX, &number);
+  *known = false;
+  return Status::Ok();
+}
+
+Status ObjectClient::ParseFlag(const std::string& key, const std::string& value, bool* out) const {
+  if (value != "0" && value != "1") {
+    return Error(RUNAI_E_INVALID_ARGUMENT, "option " + key + "='" + value + "' must be 0 or 1");
+  }
+  *out = value == "1";
+  return Status::Ok();
+}
+
+Status ObjectClient::ParseNumber(const std::string& key, const std::string& value, int64_t min,
+                                 int64_t max, int64_t* out) const {
+  std::string why;
+  if (!ParseInt64InRange(value, min, max, out, &why)) {
+    return Error(RUNAI_E_INVALID_ARGUMENT, "option " + key + "='" + value + "' " + why);
+  }
+  return Status::Ok();
+}
+
+Status ObjectClient::ParseEndpoint(const std::string& key, const std::string& value,
+                                   bool allow_path, Endpoint* endpoint) const {
+  if (value.empty()) return Status::Ok();
+  const size_t separator = value.find("://");
+  const std::string scheme = separator == std::string::npos ? "" : value.substr(0, separator);
+  if (scheme != "http" && scheme != "https") {
+    return Error(RUNAI_E_INVALID_ARGUMENT,
+                 key + " '" + value + "' is not an http:// or https:// URL");
+  }
+  std::string rest = value.substr(separator + 3);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  const size_t slash = rest.find('/');
+  Endpoint parsed{scheme, rest.substr(0, slash), slash == std::string::npos ? "" : rest.substr(slash)};
+  if (parsed.host.empty() || (!allow_path && !parsed.base_path.empty()) ||
+      rest.find_first_of("?#") != std::string::npos) {
+    return Error(RUNAI_E_INVALID_ARGUMENT,
+                 key + " '" + value + "' must be scheme://host[:port]" +
+                     (allow_path ? "[/path]" : " with no path"));
+  }
+  *endpoint = parsed;
+  return Status::Ok();
+}
+
+bool ObjectClient::Transient(const HttpResponse& response) const {
+  if (response.transient || IsTransientHttpStatus(response.status)) return true;
+  if (traits_.transient_codes.empty() || response.status == 0) return false;
+  const std::string code = traits_.parse_error(response).code;
+  return std::find(traits_.transient_codes.begin(), traits_.transient_codes.end(), code) !=
+         traits_.transient_codes.end();
+}
+
+Status ObjectClient::ResponseError(const std::string& uri, const std::string& action,
+                                   const HttpResponse& response, int attempts) const {
+  std::string message = uri + ": " + action + " failed: ";
+  if (response.status == 0) {
+    message += response.transport_error;
+  } else {
+    const ServiceError error = traits_.parse_error(response);
+    message += "HTTP " + std::to_string(response.status);
+    if (!error.code.empty()) message += " " + error.code;
+    if (!error.message.empty()) message += (error.code.empty() ? " " : ": ") + error.message;
+    if (!response.transport_error.empty()) message += " (" + response.transport_error + ")";
+    const std::string request_id =
+        error.request_id.empty() ? response.request_id : error.request_id;
+    if (!request_id.empty()) message += " [request id " + request_id + "]";
+  }
+  if (attempts > 1) message += " after " + std::to_string(attempts) + " attempts";
+  int code = RUNAI_E_BACKEND;
+  if (response.status == 404) code = RUNAI_E_NOT_FOUND;
+  if (response.status == 401 || response.status == 403) code = RUNAI_E_PERMISSION;
+  return Error(code, message);
+}
+
+Status ObjectClient::Send(const std::string& uri, const std::string& action,
+                          const std::string& method, const std::string& url,
+                          const HeaderBuilder& headers, HttpResponse* response) {
+  for (int attempt = 1;; ++attempt) {
+    auto connection = connections_.Take();
+    const bool complete = connection->Perform(method, url, headers(), http_, nullptr, 0, response);
+    connections_.Give(std::move(connection));
+    if (complete && response->status >= 200 && response->status < 300) return Status::Ok();
+    if (attempt >= http_.max_attempts || !Transient(*response)) {
+      return ResponseError(uri, action, *response, attempt);
+    }
+    SleepMs(BackoffMs(http_, attempt));
+  }
+}
+
+Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
+                               const std::string& range_header,
+                               const std::function<HeaderList(const HeaderList& range)>& headers,
+                               uint64_t offset, uint64_t size, char* dst) {
+  uint64_t done = 0;
+  HttpResponse response;
+  int attempt = 0;
+  while (done < size) {
+    ++attempt;
+    const uint64_t first = offset + done, last = offset + size - 1;
+    const std::string bytes = std::to_string(first) + "-" + std::to_string(last);
+    auto connection = connections_.Take();
+    const bool complete = connection->Perform("GET", url, headers({{range_header, "bytes=" + bytes}}),
+                                              http_, dst + done, size - done, &response);
+    connections_.Give(std::move(connection));
+    const bool partial_content = response.status == 206;
+    if (partial_content || response.status == 200) {
+      // The response must be exactly the range asked for: check before trusting the bytes.
+      uint64_t got_first = 0, got_last = 0;
+      int64_t total = -1;
+      std::string problem;
+      if (partial_content) {
+        if (!ParseContentRange(response.content_range, &got_first, &got_last, &total) ||
+            got_first != first || got_last != last) {
+          problem = "asked for bytes " + bytes + " but the response's Content-Range is '" +
+                    response.content_range + "'";
+        }
+      } else if (first != 0 || response.content_length != static_cast<int64_t>(size - done)) {
+        problem = "the server ignored the Range header (HTTP 200 for bytes " + bytes + ")";
+      }
+      if (!problem.empty()) return Error(RUNAI_E_BACKEND, uri + ": " + problem);
+      if (response.content_length >= 0 &&
+          static_cast<uint64_t>(response.content_length) != last - first + 1) {
+        return Error(RUNAI_E_BACKEND, uri + ": Content-Length " +
+                                          std::to_string(response.content_length) +
+                                          " for a range of " + std::to_string(last - first + 1) +
+                                          " bytes");
+      }
+      done += response.received;
+      if (complete && done < size) {
+        return Error(RUNAI_E_BACKEND, uri + ": the body of bytes " + bytes + " ended after " +
+                                          std::to_string(response.received) + " bytes");
+      }
+      if (done == size) return Status::Ok();
+      if (response.too_long) return Error(RUNAI_E_BACKEND, uri + ": " + response.transport_error);
+      if (response.received > 0) attempt = 0;  // progress: a cut body resumes where it stopped
+    } else if (response.status == 416) {
+      return Error(RUNAI_E_EOF, uri + ": bytes " + bytes + " are past the end of the object");
+    }
+    if (attempt >= http_.max_attempts || !Transient(response)) {
+      return ResponseError(uri, "GET bytes " + bytes, response, attempt);
+    }
+    SleepMs(BackoffMs(http_, attempt));
+  }
+  return Status::Ok();
+}
+
+std::string QueryString(const HeaderList& query) {
+  std::string out;
+  for (const auto& [name, value] : query) {
+    out += (out.empty() ? "?" : "&") + UriEncode(name, false) + "=" + UriEncode(value, false);
+  }
+  return out;
+}
+
+}  // namespace runai::common

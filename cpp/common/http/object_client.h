@@ -1,0 +1,95 @@
+// The request loop every object-storage plugin shares: requests with retries, ranged GETs whose
+// responses are checked before a byte is trusted, cut bodies resumed where they stopped, error
+// messages that name the URI, the HTTP status and the service's error code, and the options of
+// the HTTP layer. A service (s3/, gcs/, azure/) supplies only its URLs, its headers (signing)
+// and how its error bodies read (ServiceTraits).
+#ifndef RUNAI_STREAMER_COMMON_HTTP_OBJECT_CLIENT_H_
+#define RUNAI_STREAMER_COMMON_HTTP_OBJECT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/http/http_client.h"
+#include "common/sigv4.h"
+#include "common/status.h"
+
+namespace runai::common {
+
+struct ServiceError {
+  std::string code;     // the service's error code ("NoSuchKey", "AuthorizationFailure"...)
+  std::string message;  // its message
+  std::string request_id;
+};
+
+struct ServiceTraits {
+  std::string name;  // "s3", "gcs", "azure": the prefix of every message
+  // What a failed response says (from its body or headers).
+  std::function<ServiceError(const HttpResponse&)> parse_error;
+  // Error codes worth retrying whatever the status (S3's SlowDown).
+  std::vector<std::string> transient_codes;
+};
+
+// The headers of one attempt, built again for each (a signature carries its time).
+using HeaderBuilder = std::function<HeaderList()>;
+
+// "scheme://host[:port][/base/path]" of an endpoint option.
+struct Endpoint {
+  std::string scheme = "https";
+  std::string host;       // host[:port]
+  std::string base_path;  // "" or "/devstoreaccount1" (no trailing '/')
+};
+
+class ObjectClient {
+ public:
+  explicit ObjectClient(ServiceTraits traits) : traits_(std::move(traits)) {}
+
+  const HttpSettings& http() const { return http_; }
+  const std::string& name() const { return traits_.name; }
+
+  // Sets one of the shared HTTP options (ca_file, verify_tls, connect_timeout_ms,
+  // low_speed_bytes, low_speed_seconds, max_attempts, retry_base_ms, retry_cap_ms, timeout_ms);
+  // *known is false for any other key.
+  Status SetHttpOption(const std::string& key, const std::string& value, bool* known);
+
+  // One request with retries; a 2xx body lands in response->body.
+  Status Send(const std::string& uri, const std::string& action, const std::string& method,
+              const std::string& url, const HeaderBuilder& headers, HttpResponse* response);
+
+  // Exactly `size` bytes at `offset` of the object at `url` into dst. `range_header` is the
+  // header that carries "bytes=a-b" ("range"; Azure: "x-ms-range"); `headers` builds the others
+  // for a given range header value.
+  Status ReadRange(const std::string& uri, const std::string& url, const std::string& range_header,
+                   const std::function<HeaderList(const HeaderList& range)>& headers,
+                   uint64_t offset, uint64_t size, char* dst);
+
+  // "<name>: <uri>: <action> failed: HTTP 403 Code: message [request id ...] after N attempts".
+  Status ResponseError(const std::string& uri, const std::string& action,
+                       const HttpResponse& response, int attempts) const;
+  Status Error(int code, const std::string& message) const {
+    return Status{code, traits_.name + ": " + message};
+  }
+
+  // Parses an endpoint option ("" leaves *endpoint as it is).
+  Status ParseEndpoint(const std::string& key, const std::string& value, bool allow_path,
+                       Endpoint* endpoint) const;
+  // Parses "0"/"1" and bounded integers of options, with messages naming the option.
+  Status ParseFlag(const std::string& key, const std::string& value, bool* out) const;
+  Status ParseNumber(const std::string& key, const std::string& value, int64_t min, int64_t max,
+                     int64_t* out) const;
+
+ private:
+  bool Transient(const HttpResponse& response) const;
+
+  ServiceTraits traits_;
+  HttpSettings http_;
+  ConnectionPool connections_;
+};
+
+// "?a=1&b=2" of decoded query parameters (RFC 3986 encoded), "" when there are none.
+std::string QueryString(const HeaderList& query);
+
+}  // namespace runai::common
+
+#endif  // RUNAI_STREAMER_COMMON_HTTP_OBJECT_CLIENT_H_

@@ -1,0 +1,38 @@
+// An object-storage backend behind the plugin C ABI (streamer/backend.h). A plugin implements
+// ObjectStore and CreateObjectStore; plugin_exports.cc, compiled into every plugin library,
+// exports the C functions around them (messages copied out, codes returned).
+#ifndef RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_
+#define RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace runai::common {
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  virtual Status Size(const std::string& uri, uint64_t* size) = 0;
+  // Exactly `size` (> 0) bytes at `offset` into dst.
+  virtual Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) = 0;
+  // What is directly under `prefix` (ends with '/'): objects and sub-prefixes (their URIs end
+  // with '/', size 0). `entry` returns false to stop.
+  using ListEntry = std::function<bool(const std::string& uri, uint64_t size)>;
+  virtual Status List(const std::string& prefix, const ListEntry& entry) = 0;
+};
+
+using PluginOptions = std::vector<std::pair<std::string, std::string>>;
+
+// Defined by each plugin.
+Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out);
+
+}  // namespace runai::common
+
+#endif  // RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_

@@ -1,0 +1,313 @@
+// libstreamergcs: the gs:// backend plugin (Google Cloud Storage).
+//
+// Options (set by the Python package runai_model_streamer_gcs; every value a string):
+//   endpoint        "http[s]://host[:port]"; empty: https://storage.googleapis.com
+//   access_token    OAuth 2 bearer token: the JSON API (objects by their percent-encoded name)
+//   hmac_access_id, hmac_secret   HMAC key: the XML API, signed GOOG4-HMAC-SHA256
+//   (neither: anonymous JSON API requests, for public buckets)
+//   list_page_size  objects per listing request (default 1000, the service's maximum)
+//   and the shared HTTP options (ObjectClient::SetHttpOption)
+// Credentials never appear in messages.
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+
+#include "common/http/object_client.h"
+#include "common/json.h"
+#include "common/parse.h"
+#include "common/plugin/object_store.h"
+#include "common/sigv4.h"
+#include "common/status.h"
+#include "common/xml.h"
+#include "streamer/streamer.h"
+
+namespace runai::common {
+namespace {
+
+constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
+
+struct ObjectName {
+  std::string bucket;
+  std::string object;
+};
+
+// JSON API errors ({"error": {"message", "errors": [{"reason"}]}}), XML API errors
+// (<Error><Code>...), or a short plain-text body.
+ServiceError ParseGcsError(const HttpResponse& response) {
+  ServiceError error;
+  JsonValue json;
+  std::string why;
+  if (ParseJson(response.body, &json, &why)) {
+    const JsonValue* detail = json.Find("error");
+    if (detail != nullptr) {
+      error.message = detail->Text("message");
+      const JsonValue* errors = detail->Find("errors");
+      if (errors != nullptr && !errors->items.empty()) error.code = errors->items[0].Text("reason");
+    }
+    return error;
+  }
+  error.code = XmlText(response.body, "Code");
+  error.message = XmlText(response.body, "Message");
+  if (error.code.empty() && error.message.empty() && response.body.size() <= 200) {
+    error.message = response.body;
+    while (!error.message.empty() && std::isspace(static_cast<unsigned char>(error.message.back()))) {
+      error.message.pop_back();
+    }
+  }
+  return error;
+}
+
+class GcsStore : public ObjectStore {
+ public:
+  GcsStore() : client_({"gcs", ParseGcsError, {}}) { endpoint_.host = "storage.googleapis.com"; }
+
+  Status Configure(const PluginOptions& options);
+  Status Size(const std::string& uri, uint64_t* size) override;
+  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
+  Status List(const std::string& prefix, const ListEntry& entry) override;
+
+ private:
+  bool Hmac() const { return !hmac_.access_key_id.empty(); }
+  Status Parse(const std::string& uri, bool need_object, ObjectName* name) const;
+  // JSON API: .../storage/v1/b/<bucket>/o[/<object, '/' encoded too>]; XML API: /<bucket>/<object>.
+  std::string Url(const ObjectName& name, const HeaderList& query) const;
+  std::string XmlPath(const ObjectName& name) const { return "/" + name.bucket + "/" + name.object; }
+  HeaderList Headers(const std::string& method, const ObjectName& name, const HeaderList& query,
+                     HeaderList extra) const;
+  Status Send(const std::string& uri, const std::string& action, const std::string& method,
+              const ObjectName& name, const HeaderList& query, const HeaderList& extra,
+              HttpResponse* response);
+  Status ListJson(const std::string& uri_prefix, ObjectName name, const ListEntry& entry);
+  Status ListXml(const std::string& uri_prefix, ObjectName name, const ListEntry& entry);
+
+  ObjectClient client_;
+  Endpoint endpoint_;
+  std::string access_token_;
+  AwsCredentials hmac_;
+  int64_t list_page_size_ = 1000;
+};
+
+Status GcsStore::Configure(const PluginOptions& options) {
+  for (const auto& [key, value] : options) {
+    bool known = false;
+    Status status = client_.SetHttpOption(key, value, &known);
+    if (known) {
+      if (!status.ok()) return status;
+    } else if (key == "endpoint") {
+      status = client_.ParseEndpoint(key, value, false, &endpoint_);
+      if (!status.ok()) return status;
+    } else if (key == "access_token") {
+      access_token_ = value;
+    } else if (key == "hmac_access_id") {
+      hmac_.access_key_id = value;
+    } else if (key == "hmac_secret") {
+      hmac_.secret_access_key = value;
+    } else if (key == "list_page_size") {
+      status = client_.ParseNumber(key, value, 1, 1000, &list_page_size_);
+      if (!status.ok()) return status;
+    } else {
+      return client_.Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
+    }
+  }
+  if (hmac_.access_key_id.empty() != hmac_.secret_access_key.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                         "hmac_access_id and hmac_secret must be given together");
+  }
+  if (Hmac() && !access_token_.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                         "give either an access token or an HMAC key, not both");
+  }
+  return Status::Ok();
+}
+
+Status GcsStore::Parse(const std::string& uri, bool need_object, ObjectName* name) const {
+  if (uri.size() < 5 || strncasecmp(uri.c_str(), "gs://", 5) != 0) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not a gs:// URI");
+  }
+  const std::string rest = uri.substr(5);
+  const size_t slash = rest.find('/');
+  name->bucket = rest.substr(0, slash);
+  name->object = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  if (name->bucket.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                         uri + ": the URI names no bucket (gs://bucket/object)");
+  }
+  if (need_object && name->object.empty()) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": the URI names a bucket, not an object");
+  }
+  return Status::Ok();
+}
+
+std::string GcsStore::Url(const ObjectName& name, const HeaderList& query) const {
+  std::string url = endpoint_.scheme + "://" + endpoint_.host;
+  if (Hmac()) {
+    url += UriEncode(XmlPath(name), true);
+  } else {
+    url += "/storage/v1/b/" + UriEncode(name.bucket, false) + "/o";
+    if (!name.object.empty()) url += "/" + UriEncode(name.object, false);
+  }
+  return url + QueryString(query);
+}
+
+HeaderList GcsStore::Headers(const std::string& method, const ObjectName& name,
+                             const HeaderList& query, HeaderList extra) const {
+  if (Hmac()) {
+    extra.emplace_back("host", endpoint_.host);
+    extra.emplace_back("x-goog-content-sha256", kUnsignedPayload);
+    static const SigV4Scheme kGoog4{"GOOG4-HMAC-SHA256", "GOOG4", "goog4_request", "x-goog-"};
+    const SigV4Request request{method, XmlPath(name), query, extra, kUnsignedPayload};
+    const auto signature = SignV4(request, hmac_, "auto", "storage",
+                                  SigV4Timestamp(std::time(nullptr)), kGoog4);
+    for (const auto& header : signature.added_headers) extra.push_back(header);
+    extra.emplace_back("Authorization", signature.authorization);
+  } else if (!access_token_.empty()) {
+    extra.emplace_back("Authorization", "Bearer " + access_token_);
+  }
+  return extra;
+}
+
+Status GcsStore::Send(const std::string& uri, const std::string& action, const std::string& method,
+                      const ObjectName& name, const HeaderList& query, const HeaderList& extra,
+                      HttpResponse* response) {
+  return client_.Send(uri, action, method, Url(name, query),
+                      [&] { return Headers(method, name, query, extra); }, response);
+}
+
+Status GcsStore::Size(const std::string& uri, uint64_t* size) {
+  ObjectName name;
+  Status status = Parse(uri, true, &name);
+  if (!status.ok()) return status;
+  HttpResponse response;
+  if (Hmac()) {  // XML API: HEAD, asked again with GET for the error code HEAD cannot carry
+    status = Send(uri, "HEAD", "HEAD", name, {}, {}, &response);
+    if (!status.ok()) {
+      HttpResponse detail;
+      Status explained = Send(uri, "GET", "GET", name, {}, {{"range", "bytes=0-0"}}, &detail);
+      if (!explained.ok() && detail.status == response.status) status = explained;
+      return status;
+    }
+    if (response.content_length < 0) {
+      return client_.Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
+    }
+    *size = static_cast<uint64_t>(response.content_length);
+    return Status::Ok();
+  }
+  status = Send(uri, "GET metadata", "GET", name, {{"fields", "size"}}, {}, &response);
+  if (!status.ok()) return status;
+  JsonValue json;
+  std::string why;
+  int64_t parsed = -1;
+  if (!ParseJson(response.body, &json, &why) ||
+      !ParseInt64InRange(json.Text("size"), 0, INT64_MAX, &parsed, &why)) {
+    return client_.Error(RUNAI_E_BACKEND, uri + ": the object metadata has no valid size (" + why + ")");
+  }
+  *size = static_cast<uint64_t>(parsed);
+  return Status::Ok();
+}
+
+Status GcsStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {
+  ObjectName name;
+  Status status = Parse(uri, true, &name);
+  if (!status.ok()) return status;
+  const HeaderList query = Hmac() ? HeaderList{} : HeaderList{{"alt", "media"}};
+  return client_.ReadRange(
+      uri, Url(name, query), "range",
+      [&](const HeaderList& range) { return Headers("GET", name, query, range); }, offset, size,
+      dst);
+}
+
+Status GcsStore::List(const std::string& uri_prefix, const ListEntry& entry) {
+  ObjectName name;
+  Status status = Parse(uri_prefix, false, &name);
+  if (!status.ok()) return status;
+  return Hmac() ? ListXml(uri_prefix, name, entry) : ListJson(uri_prefix, name, entry);
+}
+
+Status GcsStore::ListJson(const std::string& uri_prefix, ObjectName name, const ListEntry& entry) {
+  const std::string prefix = name.object;
+  name.object.clear();
+  std::string token;
+  for (;;) {
+    HeaderList query{{"delimiter", "/"},
+                     {"prefix", prefix},
+                     {"maxResults", std::to_string(list_page_size_)},
+                     {"fields", "items(name,size),prefixes,nextPageToken"}};
+    if (!token.empty()) query.emplace_back("pageToken", token);
+    HttpResponse response;
+    Status status = Send(uri_prefix, "list", "GET", name, query, {}, &response);
+    if (!status.ok()) return status;
+    JsonValue json;
+    std::string why;
+    if (!ParseJson(response.body, &json, &why)) {
+      return client_.Error(RUNAI_E_BACKEND, uri_prefix + ": the listing is not JSON (" + why + ")");
+    }
+    if (const JsonValue* items = json.Find("items")) {
+      for (const JsonValue& item : items->items) {
+        const std::string object = item.Text("name");
+        if (object.empty() || object.back() == '/') continue;  // "folder" placeholders
+        const uint64_t size = std::strtoull(item.Text("size").c_str(), nullptr, 10);
+        if (!entry("gs://" + name.bucket + "/" + object, size)) return Status::Ok();
+      }
+    }
+    if (const JsonValue* prefixes = json.Find("prefixes")) {
+      for (const JsonValue& sub : prefixes->items) {
+        if (sub.text.empty() || sub.text == prefix) continue;
+        if (!entry("gs://" + name.bucket + "/" + sub.text, 0)) return Status::Ok();
+      }
+    }
+    token = json.Text("nextPageToken");
+    if (token.empty()) return Status::Ok();
+  }
+}
+
+Status GcsStore::ListXml(const std::string& uri_prefix, ObjectName name, const ListEntry& entry) {
+  const std::string prefix = name.object;
+  name.object.clear();
+  std::string marker;
+  for (;;) {
+    HeaderList query{{"delimiter", "/"},
+                     {"max-keys", std::to_string(list_page_size_)},
+                     {"prefix", prefix}};
+    if (!marker.empty()) query.emplace_back("marker", marker);
+    HttpResponse response;
+    Status status = Send(uri_prefix, "list", "GET", name, query, {}, &response);
+    if (!status.ok()) return status;
+    std::string last;
+    for (std::string_view contents : XmlElements(response.body, "Contents")) {
+      last = XmlText(contents, "Key");
+      if (last.empty() || last.back() == '/') continue;
+      const uint64_t size = std::strtoull(XmlText(contents, "Size").c_str(), nullptr, 10);
+      if (!entry("gs://" + name.bucket + "/" + last, size)) return Status::Ok();
+    }
+    for (std::string_view common : XmlElements(response.body, "CommonPrefixes")) {
+      const std::string sub = XmlText(common, "Prefix");
+      if (sub.empty() || sub == prefix) continue;
+      last = std::max(last, sub);
+      if (!entry("gs://" + name.bucket + "/" + sub, 0)) return Status::Ok();
+    }
+    if (XmlText(response.body, "IsTruncated") != "true") return Status::Ok();
+    const std::string next = XmlText(response.body, "NextMarker");
+    marker = next.empty() ? last : next;
+    if (marker.empty()) {
+      return client_.Error(RUNAI_E_BACKEND, uri_prefix + ": a truncated listing sent no marker");
+    }
+  }
+}
+
+}  // namespace
+
+Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out) {
+  Status status = InitHttp();
+  if (!status.ok()) return status;
+  auto store = std::make_unique<GcsStore>();
+  status = store->Configure(options);
+  if (status.ok()) *out = std::move(store);
+  return status;
+}
+
+}  // namespace runai::common
