@@ -11,89 +11,38 @@ container and instance metadata), the CA bundle, and the HTTP settings.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import os
-import ssl
-import sys
 from typing import Any
 
-from runai_model_streamer._errors import StreamerConfigError
+from runai_model_streamer import backend_support
+from runai_model_streamer.backend_support import BackendConfigError
 
-__all__ = ["backend_options", "ca_bundle", "library_path"]
+__all__ = ["S3ConfigError", "backend_options", "ca_bundle", "library_path"]
 
-LIBRARY_NAME = "libstreamers3.dylib" if sys.platform == "darwin" else "libstreamers3.so"
 LIBRARY_ENV_VAR = "STREAMER_S3_LIBRARY"
 
 #: endpoint variables, first set wins (after S3Credentials.endpoint); vLLM sets the last
 ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "RUNAI_STREAMER_S3_ENDPOINT")
 VIRTUAL_ADDRESSING_ENV_VAR = "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING"
 UNSIGNED_ENV_VAR = "RUNAI_STREAMER_S3_UNSIGNED"
-#: CA bundle variables, first set wins
-CA_ENV_VARS = ("AWS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
-DISTRO_CA_FILES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
-    "/etc/pki/tls/certs/ca-bundle.crt",  # RHEL, Fedora, Amazon Linux
-    "/etc/ssl/ca-bundle.pem",  # SUSE
-    "/etc/ssl/cert.pem",  # macOS
-)
-#: environment variable -> (plugin option, lowest, highest)
-HTTP_ENV_VARS = {
-    "RUNAI_STREAMER_S3_CONNECT_TIMEOUT_MS": ("connect_timeout_ms", 1, 600_000),
-    "RUNAI_STREAMER_S3_LOW_SPEED_BYTES": ("low_speed_bytes", 0, 2**31 - 1),
-    "RUNAI_STREAMER_S3_LOW_SPEED_SECONDS": ("low_speed_seconds", 1, 3600),
-    "RUNAI_STREAMER_S3_MAX_ATTEMPTS": ("max_attempts", 1, 100),
-    "RUNAI_STREAMER_S3_RETRY_BASE_MS": ("retry_base_ms", 0, 600_000),
-    "RUNAI_STREAMER_S3_RETRY_CAP_MS": ("retry_cap_ms", 0, 600_000),
-}
+#: the HTTP settings: RUNAI_STREAMER_S3_CONNECT_TIMEOUT_MS and the others (backend_support)
+HTTP_ENV_PREFIX = "RUNAI_STREAMER_S3_"
 
 
-class S3ConfigError(StreamerConfigError):
+class S3ConfigError(BackendConfigError):
     """A bad environment value or missing credentials; the message names the variable."""
 
 
 def library_path() -> str:
-    """Absolute path of libstreamers3 inside this package ($STREAMER_S3_LIBRARY overrides it,
-    as the sanitizer run of the tests does)."""
-    override = os.environ.get(LIBRARY_ENV_VAR)
-    if override:
-        if not os.path.isfile(override):
-            raise FileNotFoundError(f"{LIBRARY_ENV_VAR}={override} names no file")
-        return os.path.abspath(override)
-    path = os.path.abspath(str(importlib.resources.files(__name__) / LIBRARY_NAME))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} does not exist: the runai-model-streamer-s3 installation is incomplete "
-            "(its native library is missing); reinstall the package"
-        )
-    return path
-
-
-def _flag(name: str) -> bool | None:
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return None
-    if value not in ("0", "1"):
-        raise S3ConfigError(f"{name}={value!r} must be 0 or 1")
-    return value == "1"
+    """Absolute path of libstreamers3 inside this package ($STREAMER_S3_LIBRARY overrides it)."""
+    return backend_support.library_path(
+        __name__, "streamers3", LIBRARY_ENV_VAR, "runai-model-streamer-s3"
+    )
 
 
 def ca_bundle() -> str:
-    """The CA bundle for TLS: explicit variables, Python's default, distro paths, certifi."""
-    for name in CA_ENV_VARS:
-        value = os.environ.get(name)
-        if value:
-            if not os.path.isfile(value):
-                raise S3ConfigError(f"{name}={value} names no file (the CA bundle for TLS)")
-            return value
-    default = ssl.get_default_verify_paths().cafile
-    if default and os.path.isfile(default):
-        return default
-    for path in DISTRO_CA_FILES:
-        if os.path.isfile(path):
-            return path
-    import certifi
-
-    return str(certifi.where())
+    """The CA bundle for TLS: AWS_CA_BUNDLE, then what every backend honours."""
+    return backend_support.ca_bundle(("AWS_CA_BUNDLE",), S3ConfigError)
 
 
 def _endpoint(credentials: Any) -> str:
@@ -151,12 +100,12 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     """Options for libstreamers3 (see cpp/s3/s3_backend.cc); ``credentials`` is the caller's
     ``S3Credentials`` or None."""
     endpoint = _endpoint(credentials)
-    virtual = _flag(VIRTUAL_ADDRESSING_ENV_VAR)
+    virtual = backend_support.env_flag(VIRTUAL_ADDRESSING_ENV_VAR, S3ConfigError)
     if virtual is None:  # botocore's "auto": path style for a custom endpoint
         virtual = endpoint == ""
     options = {"endpoint": endpoint, "virtual_addressing": "1" if virtual else "0"}
     region = getattr(credentials, "region_name", None)
-    if _flag(UNSIGNED_ENV_VAR):
+    if backend_support.env_flag(UNSIGNED_ENV_VAR, S3ConfigError):
         session_region = _session().get_config_variable("region")
     else:
         key, secret, token, session_region = _resolved_credentials(credentials)
@@ -164,11 +113,5 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     options["region"] = region or session_region or "us-east-1"
     if endpoint.startswith("https://") or endpoint == "":
         options["ca_file"] = ca_bundle()
-    for name, (option, low, high) in HTTP_ENV_VARS.items():
-        value = os.environ.get(name, "").strip()
-        if value == "":
-            continue
-        if not value.isdigit() or not low <= int(value) <= high:
-            raise S3ConfigError(f"{name}={value!r} must be an integer in {low}..{high}")
-        options[option] = value
+    options.update(backend_support.http_options(HTTP_ENV_PREFIX, S3ConfigError))
     return options
