@@ -1,4 +1,5 @@
-"""Fixtures of the storage tests: real S3 servers on 127.0.0.1, started once per session."""
+"""Fixtures of the storage tests: real storage servers on 127.0.0.1, started once per session,
+and environments holding only the settings a test gives."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from .servers import ACCESS_KEY, SECRET_KEY, S3Server, moto_server, seaweedfs
+from .servers import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    AzuriteServer,
+    GcsServer,
+    S3Server,
+    azurite,
+    fake_gcs_server,
+    moto_server,
+    seaweedfs,
+)
+
+#: variables of the clouds' libraries that a test must not inherit from the machine
+GCS_PREFIXES = ("GOOGLE_", "CLOUDSDK_", "RUNAI_STREAMER_GCS_", "STORAGE_EMULATOR_HOST",
+                "CLOUD_STORAGE_EMULATOR_ENDPOINT")  # fmt: skip
+AZURE_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "RUNAI_STREAMER_AZURE_")
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +49,38 @@ def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield monkeypatch
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsServer]:
+    with fake_gcs_server(tmp_path_factory.mktemp("fake-gcs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    with azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs: GcsServer) -> Iterator[pytest.MonkeyPatch]:
+    """No Google settings but the emulator's endpoint (anonymous requests)."""
+    for name in list(os.environ):
+        if name.startswith(GCS_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.endpoint.removeprefix("http://"))
+    yield monkeypatch
+
+
+@pytest.fixture
+def azure_env(
+    monkeypatch: pytest.MonkeyPatch, azure: AzuriteServer
+) -> Iterator[pytest.MonkeyPatch]:
+    """No Azure settings but Azurite's connection string (SharedKey)."""
+    for name in list(os.environ):
+        if name.startswith(AZURE_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.connection_string())
     yield monkeypatch

