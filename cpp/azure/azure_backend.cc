@@ -86,7 +86,8 @@ class AzureStore : public ObjectStore {
   std::string SharedKey(const std::string& method, const std::string& path,
                         const HeaderList& query, const HeaderList& headers) const;
   Status Send(const std::string& uri, const std::string& action, const std::string& method,
-              const BlobName& name, const HeaderList& query, HttpResponse* response);
+              const BlobName& name, const HeaderList& query, const HeaderList& extra,
+              HttpResponse* response);
 
   ObjectClient client_;
   Endpoint endpoint_;
@@ -201,9 +202,9 @@ HeaderList AzureStore::Headers(const std::string& method, const BlobName& name,
 
 Status AzureStore::Send(const std::string& uri, const std::string& action,
                         const std::string& method, const BlobName& name, const HeaderList& query,
-                        HttpResponse* response) {
+                        const HeaderList& extra, HttpResponse* response) {
   return client_.Send(uri, action, method, Url(name, query),
-                      [&] { return Headers(method, name, query, {}); }, response);
+                      [&] { return Headers(method, name, query, extra); }, response);
 }
 
 Status AzureStore::Size(const std::string& uri, uint64_t* size) {
@@ -211,8 +212,14 @@ Status AzureStore::Size(const std::string& uri, uint64_t* size) {
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
   HttpResponse response;
-  status = Send(uri, "HEAD", "HEAD", name, {}, &response);
-  if (!status.ok()) return status;  // x-ms-error-code names the cause
+  status = Send(uri, "HEAD", "HEAD", name, {}, {}, &response);
+  if (!status.ok()) {
+    // HEAD answers carry the error code only: ask again with GET for the message too.
+    HttpResponse detail;
+    Status explained = Send(uri, "GET", "GET", name, {}, {{"x-ms-range", "bytes=0-0"}}, &detail);
+    if (!explained.ok() && detail.status == response.status) status = explained;
+    return status;
+  }
   if (response.content_length < 0) {
     return client_.Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
   }
@@ -244,7 +251,7 @@ Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {
                      {"restype", "container"}};
     if (!marker.empty()) query.emplace_back("marker", marker);
     HttpResponse response;
-    status = Send(uri_prefix, "List Blobs", "GET", name, query, &response);
+    status = Send(uri_prefix, "List Blobs", "GET", name, query, {}, &response);
     if (!status.ok()) return status;
     for (std::string_view blob : XmlElements(response.body, "Blob")) {
       const std::string blob_name = XmlText(blob, "Name");

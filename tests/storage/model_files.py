@@ -15,17 +15,23 @@ NAMES = ["model/shard one.safetensors", "model/ሴ-é+2.safetensors", "model/thr
 
 
 def write_shards(
-    directory: Path, upload: Callable[[str, bytes], None], names: list[str] = NAMES
+    directory: Path,
+    upload: Callable[[str, bytes], None],
+    names: list[str] = NAMES,
+    tag: str = "s",
 ) -> dict[str, Path]:
-    """Writes one shard per name (tensors of several dtypes and shapes), uploads each with
-    upload(name, bytes), plus a config.json and an object under a sub-prefix."""
+    """Writes one shard per name (tensors of several dtypes and shapes, named <tag><index>.*),
+    uploads each with upload(name, bytes), plus a config.json and an object under a
+    sub-prefix."""
+    directory.mkdir(parents=True, exist_ok=True)
     local = {}
     for index, name in enumerate(names):
         path = directory / f"shard{index}.safetensors"
-        tensors = {f"s{index}.w{j}": torch.randn(64 + j, 32 + index) for j in range(40)}
-        tensors[f"s{index}.ids"] = torch.arange(1000 + index, dtype=torch.int64)
-        tensors[f"s{index}.half"] = torch.randn(3, 5).to(torch.bfloat16)
-        tensors[f"s{index}.empty"] = torch.zeros(0, 4)
+        key = f"{tag}{index}"
+        tensors = {f"{key}.w{j}": torch.randn(64 + j, 32 + index) for j in range(40)}
+        tensors[f"{key}.ids"] = torch.arange(1000 + index, dtype=torch.int64)
+        tensors[f"{key}.half"] = torch.randn(3, 5).to(torch.bfloat16)
+        tensors[f"{key}.empty"] = torch.zeros(0, 4)
         save_file(tensors, str(path))
         upload(name, path.read_bytes())
         local[name] = path

@@ -196,7 +196,14 @@ class GcsServer:
             return bytes(response.read())
 
     def create_bucket(self, bucket: str) -> None:
-        self.request("POST", "/storage/v1/b?project=test", json.dumps({"name": bucket}).encode())
+        import urllib.error
+
+        try:
+            body = json.dumps({"name": bucket}).encode()
+            self.request("POST", "/storage/v1/b?project=test", body)
+        except urllib.error.HTTPError as error:
+            if error.code != 409:  # 409: it exists already
+                raise
 
     def upload(self, bucket: str, name: str, data: bytes) -> None:
         from urllib.parse import quote

@@ -7,6 +7,7 @@ Everything that needs a policy is decided here and handed to the library as opti
 - the account and endpoint: ``AZURE_STORAGE_CONNECTION_STRING`` (its ``AccountName``,
   ``BlobEndpoint``, http or https, ``EndpointSuffix``; ``UseDevelopmentStorage=true`` for
   Azurite's defaults), else ``AZURE_STORAGE_ACCOUNT_NAME`` and
+  ``RUNAI_STREAMER_AZURE_BLOB_ENDPOINT`` or
   https://<account>.blob.<``AZURE_STORAGE_ENDPOINT_SUFFIX`` or core.windows.net>;
 - the credentials, first that applies: the connection string's ``AccountKey`` (SharedKey) or
   ``SharedAccessSignature``; ``AZURE_STORAGE_ACCOUNT_KEY``; ``AZURE_STORAGE_SAS_TOKEN``;
@@ -18,6 +19,8 @@ Everything that needs a policy is decided here and handed to the library as opti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import os
 import threading
@@ -35,6 +38,9 @@ ACCOUNT_NAME_ENV_VAR = "AZURE_STORAGE_ACCOUNT_NAME"
 ACCOUNT_KEY_ENV_VAR = "AZURE_STORAGE_ACCOUNT_KEY"
 SAS_TOKEN_ENV_VAR = "AZURE_STORAGE_SAS_TOKEN"
 ENDPOINT_SUFFIX_ENV_VAR = "AZURE_STORAGE_ENDPOINT_SUFFIX"
+#: the Blob endpoint itself, for private endpoints and custom domains (not with a connection
+#: string, whose BlobEndpoint says it)
+ENDPOINT_ENV_VAR = "RUNAI_STREAMER_AZURE_BLOB_ENDPOINT"
 ANONYMOUS_ENV_VAR = "RUNAI_STREAMER_AZURE_USE_ANONYMOUS_CREDENTIALS"
 LIST_PAGE_SIZE_ENV_VAR = "RUNAI_STREAMER_AZURE_LIST_PAGE_SIZE"
 HTTP_ENV_PREFIX = "RUNAI_STREAMER_AZURE_"
@@ -99,10 +105,19 @@ def _from_connection_string(text: str) -> dict[str, str]:
         suffix = fields.get("EndpointSuffix") or os.environ.get(ENDPOINT_SUFFIX_ENV_VAR, "")
         options["endpoint"] = f"{protocol}://{account}.blob.{suffix or 'core.windows.net'}"
     if fields.get("AccountKey"):
-        options["account_key"] = fields["AccountKey"]
+        options["account_key"] = _check_key(fields["AccountKey"], CONNECTION_STRING_ENV_VAR)
     elif fields.get("SharedAccessSignature"):
         options["sas_token"] = fields["SharedAccessSignature"]
     return options
+
+
+def _check_key(key: str, source: str) -> str:
+    try:
+        if base64.b64decode(key, validate=True):
+            return key
+    except (binascii.Error, ValueError):
+        pass
+    raise AzureConfigError(f"the account key in {source} is not base64 (never shown here)")
 
 
 class _TokenSource:
@@ -166,13 +181,18 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
                 f"{ACCOUNT_NAME_ENV_VAR}"
             )
         options = {"account_name": account}
+        endpoint = os.environ.get(ENDPOINT_ENV_VAR, "").strip()
         suffix = os.environ.get(ENDPOINT_SUFFIX_ENV_VAR, "").strip()
-        if suffix:
+        if endpoint:
+            if not endpoint.startswith(("http://", "https://")):
+                raise AzureConfigError(f"{ENDPOINT_ENV_VAR}={endpoint!r} is not an http(s) URL")
+            options["endpoint"] = endpoint
+        elif suffix:
             options["endpoint_suffix"] = suffix
         key = os.environ.get(ACCOUNT_KEY_ENV_VAR, "").strip()
         sas = os.environ.get(SAS_TOKEN_ENV_VAR, "").strip()
         if key:
-            options["account_key"] = key
+            options["account_key"] = _check_key(key, ACCOUNT_KEY_ENV_VAR)
         elif sas:
             options["sas_token"] = sas
     anonymous = backend_support.env_flag(ANONYMOUS_ENV_VAR, AzureConfigError)

@@ -5,7 +5,8 @@ native library ``libstreamergcs`` lives in this package. Everything that needs a
 decided here and handed to the library as options:
 
 - the endpoint: ``CLOUD_STORAGE_EMULATOR_ENDPOINT``, ``STORAGE_EMULATOR_HOST`` (emulators;
-  requests to them are anonymous unless credentials are named),
+  requests to them are anonymous unless credentials are named by one of the variables below
+  or ``GOOGLE_APPLICATION_CREDENTIALS``),
   ``RUNAI_STREAMER_GCS_ENDPOINT`` (private endpoints), else https://storage.googleapis.com;
 - the credentials, first that applies: anonymous
   (``RUNAI_STREAMER_GCS_USE_ANONYMOUS_CREDENTIALS=1``); an HMAC key
@@ -24,6 +25,7 @@ import datetime
 import functools
 import os
 import threading
+import warnings
 from typing import Any
 
 from runai_model_streamer import backend_support
@@ -89,9 +91,13 @@ class _TokenSource:
 
         try:
             if self.credential_file:
-                credentials, _ = google.auth.load_credentials_from_file(
-                    self.credential_file, scopes=list(SCOPES)
-                )
+                with warnings.catch_warnings():
+                    # google-auth warns that files from untrusted sources need validating:
+                    # this one is the user's own setting, as GOOGLE_APPLICATION_CREDENTIALS is.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    credentials, _ = google.auth.load_credentials_from_file(
+                        self.credential_file, scopes=list(SCOPES)
+                    )
             else:
                 credentials, _ = google.auth.default(scopes=list(SCOPES))
         except google.auth.exceptions.DefaultCredentialsError as error:
@@ -151,9 +157,8 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     if bool(hmac_id) != bool(hmac_secret):
         raise GcsConfigError(f"set both {HMAC_ID_ENV_VAR} and {HMAC_SECRET_ENV_VAR}, or neither")
     if anonymous is None:  # an emulator takes anonymous requests unless credentials are named
-        anonymous = emulator and not (
-            hmac_id or os.environ.get(CREDENTIAL_FILE_ENV_VAR, "").strip()
-        )
+        named = backend_support.first_env(CREDENTIAL_FILE_ENV_VAR, "GOOGLE_APPLICATION_CREDENTIALS")
+        anonymous = emulator and not (hmac_id or named)
     if anonymous:
         pass
     elif hmac_id:

@@ -1,0 +1,219 @@
+"""az:// against Azurite on 127.0.0.1, which checks SharedKey signatures and SAS tokens: the
+connection string (account key or SAS, BlobEndpoint over http), account name + key or SAS
+variables, bearer tokens from azure-identity, paginated listing, and errors."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from runai_model_streamer import (
+    RunaiStreamerError,
+    SafetensorsStreamer,
+    StreamerConfigError,
+    list_safetensors,
+    pull_files,
+)
+from runai_model_streamer._errors import StreamerPermissionError
+
+from .fault_proxy import FaultProxy
+from .model_files import NAMES, check_stream, write_shards
+from .servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer
+
+CONTAINER = "azure-models"
+URIS = [f"az://{CONTAINER}/{name}" for name in NAMES]
+#: a valid base64 key that is not the account's
+WRONG_KEY = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ=="
+
+
+@pytest.fixture(scope="module")
+def model(azure: AzuriteServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    azure.create_container(CONTAINER)
+    return write_shards(
+        tmp_path_factory.mktemp("azure-model"),
+        lambda name, data: azure.upload(CONTAINER, name, data),
+    )
+
+
+def _sas(expiry: datetime.datetime) -> str:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    return str(
+        generate_container_sas(
+            AZURITE_ACCOUNT,
+            CONTAINER,
+            account_key=AZURITE_KEY,
+            permission=ContainerSasPermissions(read=True, list=True),
+            expiry=expiry,
+        )
+    )
+
+
+def _in(hours: float) -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=hours)
+
+
+def test_stream_a_model_with_the_connection_string(
+    model: dict[str, Path], azure_env: pytest.MonkeyPatch
+) -> None:
+    del azure_env
+    check_stream(URIS, [model[name] for name in NAMES])
+
+
+def test_account_name_and_key_variables(
+    azure: AzuriteServer, model: dict[str, Path], azure_env: pytest.MonkeyPatch
+) -> None:
+    azure_env.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    azure_env.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+    azure_env.setenv("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY)
+    azure_env.setenv("RUNAI_STREAMER_AZURE_BLOB_ENDPOINT", azure.blob_endpoint())
+    check_stream(URIS[:1], [model[NAMES[0]]])
+
+
+@pytest.mark.parametrize("where", ["variable", "connection string"])
+def test_sas_tokens_are_checked_by_the_server(
+    azure: AzuriteServer, model: dict[str, Path], azure_env: pytest.MonkeyPatch, where: str
+) -> None:
+    def use(sas: str) -> None:
+        if where == "variable":
+            azure_env.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+            azure_env.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+            azure_env.setenv("AZURE_STORAGE_SAS_TOKEN", "?" + sas)
+            azure_env.setenv("RUNAI_STREAMER_AZURE_BLOB_ENDPOINT", azure.blob_endpoint())
+        else:
+            azure_env.setenv(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                f"BlobEndpoint={azure.blob_endpoint()};AccountName={AZURITE_ACCOUNT};"
+                f"SharedAccessSignature={sas}",
+            )
+
+    use(_sas(_in(1)))
+    check_stream(URIS[1:2], [model[NAMES[1]]])
+    assert list_safetensors(f"az://{CONTAINER}/model/") == sorted(URIS)
+
+    expired = _sas(_in(-1))
+    use(expired)
+    with pytest.raises(StreamerPermissionError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URIS[0])
+    message = str(raised.value)
+    assert URIS[0] in message and "HTTP 403" in message and "attempts" not in message, message
+    assert expired.split("sig=")[1].split("&")[0] not in message  # the signature is a secret
+
+
+def test_a_wrong_key_fails_fast_with_the_service_code(
+    azure: AzuriteServer, model: dict[str, Path], azure_env: pytest.MonkeyPatch
+) -> None:
+    del model
+    azure_env.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.connection_string(key=WRONG_KEY))
+    with pytest.raises(StreamerPermissionError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URIS[0])
+    message = str(raised.value)
+    assert URIS[0] in message and "HTTP 403 AuthorizationFailure" in message, message
+    assert "attempts" not in message and WRONG_KEY not in message, message
+
+
+def test_list_and_pull_past_one_page(
+    model: dict[str, Path], azure_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    azure_env.setenv("RUNAI_STREAMER_AZURE_LIST_PAGE_SIZE", "2")  # 5 blobs + a prefix
+    assert list_safetensors(f"az://{CONTAINER}/model/") == sorted(URIS)
+    pull_files(f"az://{CONTAINER}/model/", tmp_path)
+    for name, path in model.items():
+        assert (tmp_path / name.removeprefix("model/")).read_bytes() == path.read_bytes()
+    assert (tmp_path / "config.json").read_bytes() == b"{}"
+    assert (tmp_path / "sub" / "extra.txt").read_bytes() == b"extra"
+
+
+FAKE_AZ = """#!{python}
+# `az account get-access-token`, as azure-identity's AzureCliCredential runs it.
+import json, os, time
+count_file = os.environ["FAKE_AZ_COUNT"]
+count = int(open(count_file).read() or 0) + 1 if os.path.exists(count_file) else 1
+open(count_file, "w").write(str(count))
+lifetime = int(os.environ.get("FAKE_AZ_LIFETIME", "3600"))
+print(json.dumps({{"accessToken": f"az-tok-{{count}}", "expires_on": int(time.time()) + lifetime}}))
+"""
+
+
+def test_bearer_tokens_from_azure_identity_reach_the_server_and_are_refreshed(
+    azure: AzuriteServer, model: dict[str, Path], azure_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from runai_model_streamer_azure import backend_options
+
+    del model
+    az = tmp_path / "bin" / "az"
+    az.parent.mkdir()
+    az.write_text(FAKE_AZ.format(python=sys.executable))
+    az.chmod(az.stat().st_mode | stat.S_IEXEC)
+    azure_env.setenv("PATH", f"{az.parent}{os.pathsep}{os.environ['PATH']}")
+    azure_env.setenv("FAKE_AZ_COUNT", str(tmp_path / "count"))
+    azure_env.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # no IMDS probe
+    proxy = FaultProxy(azure.port)
+    try:
+        azure_env.delenv("AZURE_STORAGE_CONNECTION_STRING")
+        azure_env.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+        azure_env.setenv("RUNAI_STREAMER_AZURE_BLOB_ENDPOINT", azure.blob_endpoint(proxy.port))
+        # Azurite accepts bearer tokens only over https with --oauth: the request is refused,
+        # but it carried the token, and the error is the server's.
+        with pytest.raises(RunaiStreamerError) as raised, SafetensorsStreamer() as streamer:
+            streamer.stream_file(URIS[0])
+        assert URIS[0] in str(raised.value) and "az-tok" not in str(raised.value)
+        assert proxy.bearer_tokens and set(proxy.bearer_tokens) == {"az-tok-1"}
+        assert backend_options()["access_token"] == "az-tok-1"  # still valid: cached
+        azure_env.setenv("FAKE_AZ_LIFETIME", "60")  # inside the refresh margin
+        azure_env.setenv("AZURE_CLIENT_ID", "changed")  # a new token source
+        assert backend_options()["access_token"] == "az-tok-2"
+        assert backend_options()["access_token"] == "az-tok-3"  # expiring: refreshed again
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (f"az://{CONTAINER}/model/missing.safetensors", "HTTP 404 BlobNotFound"),
+        ("az://no-such-container/model.safetensors", "HTTP 404 ContainerNotFound"),
+        ("az:///model.safetensors", "names no container"),
+        (f"az://{CONTAINER}", "names a container, not a blob"),
+    ],
+)
+def test_errors_name_the_uri_and_the_service_code(
+    model: dict[str, Path], azure_env: pytest.MonkeyPatch, uri: str, expected: str
+) -> None:
+    del model, azure_env
+    with pytest.raises(RunaiStreamerError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(uri)
+    assert uri in str(raised.value) and expected in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AZURE_STORAGE_CONNECTION_STRING", "AccountName=devstoreaccount1;garbage"),
+        ("AZURE_STORAGE_CONNECTION_STRING", "AccountKey=abc"),  # no AccountName
+        ("AZURE_STORAGE_CONNECTION_STRING", "AccountName=a;AccountKey=not-base64!"),
+        ("RUNAI_STREAMER_AZURE_USE_ANONYMOUS_CREDENTIALS", "true"),
+        ("RUNAI_STREAMER_AZURE_LIST_PAGE_SIZE", "0"),
+        ("RUNAI_STREAMER_AZURE_LOW_SPEED_SECONDS", "-1"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(
+    model: dict[str, Path], azure_env: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    del model
+    azure_env.setenv(variable, value)
+    with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URIS[0])
+    assert variable in str(raised.value), raised.value
+    assert "not-base64" not in str(raised.value)
+
+
+def test_no_account_at_all_is_a_clear_error(azure_env: pytest.MonkeyPatch) -> None:
+    azure_env.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URIS[0])
+    assert "AZURE_STORAGE_ACCOUNT_NAME" in str(raised.value), raised.value

@@ -1,0 +1,122 @@
+"""gs:// and az:// through the fault-injecting proxy in front of their emulators: the shared
+HTTP layer retries and resumes for every service as it does for S3 (test_s3_faults.py), so
+each fault either completes with correct tensors or fails with a clear error in time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from runai_model_streamer import RunaiStreamerError, SafetensorsStreamer
+from safetensors.torch import load_file, save_file
+
+from .fault_proxy import FaultProxy
+from .servers import AzuriteServer, GcsServer
+
+BUCKET = "faults"
+
+
+@dataclass
+class Target:
+    uri: str
+    model: Path
+    proxy: FaultProxy
+    prefix: str  # of the service's HTTP variables
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("faults") / "model.safetensors"
+    save_file({f"t{i}": torch.randn(128, 256) for i in range(16)}, str(path))  # 2 MiB
+    return path
+
+
+@pytest.fixture(params=["gcs", "azure"])
+def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
+    if request.param == "gcs":
+        gcs: GcsServer = request.getfixturevalue("gcs")
+        env: pytest.MonkeyPatch = request.getfixturevalue("gcs_env")
+        gcs.create_bucket(BUCKET)
+        gcs.upload(BUCKET, "model.safetensors", model.read_bytes())
+        proxy = FaultProxy(int(gcs.endpoint.rsplit(":", 1)[1]), rewrite_host=True)
+        env.delenv("STORAGE_EMULATOR_HOST")
+        env.setenv("CLOUD_STORAGE_EMULATOR_ENDPOINT", proxy.endpoint)
+        found = Target(f"gs://{BUCKET}/model.safetensors", model, proxy, "RUNAI_STREAMER_GCS_")
+    else:
+        azure: AzuriteServer = request.getfixturevalue("azure")
+        env = request.getfixturevalue("azure_env")
+        azure.create_container(BUCKET)
+        azure.upload(BUCKET, "model.safetensors", model.read_bytes())
+        proxy = FaultProxy(azure.port)
+        env.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.connection_string(proxy.port))
+        found = Target(f"az://{BUCKET}/model.safetensors", model, proxy, "RUNAI_STREAMER_AZURE_")
+    env.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", str(256 << 10))  # 8+ ranged GETs
+    env.setenv(found.prefix + "LOW_SPEED_BYTES", "100000")
+    env.setenv(found.prefix + "LOW_SPEED_SECONDS", "1")
+    env.setenv(found.prefix + "RETRY_BASE_MS", "10")
+    env.setenv(found.prefix + "MAX_ATTEMPTS", "4")
+    yield found
+    proxy.close()
+
+
+def _stream(uri: str) -> dict[str, torch.Tensor]:
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(uri)
+        return dict(streamer.get_tensors())
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ["reset", "reset"],
+        ["slowdown", "slowdown", "slowdown"],
+        ["stall"],
+        ["truncate", "reset", "truncate"],
+    ],
+)
+def test_transient_faults_are_retried_and_tensors_are_correct(
+    target: Target, faults: list[str]
+) -> None:
+    target.proxy.add(*faults)
+    got = _stream(target.uri)
+    assert target.proxy.applied == faults  # the faults really happened
+    expected = load_file(str(target.model))
+    assert sorted(got) == sorted(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name
+
+
+def test_a_wrong_content_range_is_an_error_never_data(target: Target) -> None:
+    target.proxy.add("wrong_range")
+    with pytest.raises(RunaiStreamerError) as raised:
+        _stream(target.uri)
+    assert target.uri in str(raised.value) and "Content-Range" in str(raised.value)
+
+
+def test_too_many_503s_fail_after_the_configured_attempts(target: Target) -> None:
+    target.proxy.add(*["slowdown"] * 20)
+    with pytest.raises(RunaiStreamerError) as raised:
+        _stream(target.uri)
+    message = str(raised.value)
+    assert target.uri in message and "HTTP 503" in message and "after 4 attempts" in message
+
+
+def test_server_killed_mid_stream_fails_within_the_timeouts(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", "0")  # one tensor at a time
+    start = time.monotonic()
+    names = []
+    with pytest.raises(OSError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(target.uri)
+        for name, _ in streamer.get_tensors():
+            names.append(name)
+            if len(names) == 2:
+                target.proxy.kill()
+    assert 2 <= len(names) < 16
+    assert target.uri in str(raised.value), raised.value
+    assert time.monotonic() - start < 30
