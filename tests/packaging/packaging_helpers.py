@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
 TESTFS_PROJECT = REPO / "py" / "runai_model_streamer_testfs"
 S3_PROJECT = REPO / "py" / "runai_model_streamer_s3"
+GCS_PROJECT = REPO / "py" / "runai_model_streamer_gcs"
+AZURE_PROJECT = REPO / "py" / "runai_model_streamer_azure"
 JOBS = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")
 # Same startup options as cmake/StreamerBazelBuild.cmake, so one Bazel server serves both.
 BAZEL_STARTUP = ["--max_idle_secs=60"]

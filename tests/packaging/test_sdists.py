@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from packaging_helpers import (
+    AZURE_PROJECT,
     BAZEL_STARTUP,
+    GCS_PROJECT,
     REPO,
     S3_PROJECT,
     TESTFS_PROJECT,
@@ -30,6 +32,17 @@ PROJECTS = {
         "runai_model_streamer_testfs/libstreamer_testfs.so",
     ),
     "runai_model_streamer_s3": (S3_PROJECT, "runai_model_streamer_s3/libstreamers3.so"),
+    "runai_model_streamer_gcs": (GCS_PROJECT, "runai_model_streamer_gcs/libstreamergcs.so"),
+    "runai_model_streamer_azure": (
+        AZURE_PROJECT,
+        "runai_model_streamer_azure/libstreamerazure.so",
+    ),
+}
+#: plugin package -> (entry point, what it requires besides the core)
+PLUGINS = {
+    "runai_model_streamer_s3": ("s3", ["botocore", "certifi"]),
+    "runai_model_streamer_gcs": ("gs", ["google-auth", "requests", "certifi"]),
+    "runai_model_streamer_azure": ("az", ["azure-identity", "certifi"]),
 }
 #: Files every sdist must carry to build alone (relative to its top directory).
 NEEDED = [
@@ -95,10 +108,12 @@ def test_sdist_builds_a_wheel_offline_in_an_empty_directory(
     assert wheel.path.name.startswith(f"{name}-{VERSION}-py3-none-linux_")
     assert library in wheel.names()
     assert f"mode {mode}" in wheel.log
-    if name == "runai_model_streamer_s3":
+    if name in PLUGINS:
+        scheme, requires = PLUGINS[name]
         entry_points = wheel.read(f"{name}-{VERSION}.dist-info/entry_points.txt")
-        assert "[runai_model_streamer.backends]\ns3 = runai_model_streamer_s3" in entry_points
+        assert f"[runai_model_streamer.backends]\n{scheme} = {name}" in entry_points
         metadata = wheel.read(f"{name}-{VERSION}.dist-info/METADATA")
         assert f"Requires-Dist: runai-model-streamer=={VERSION}" in metadata
-        assert "Requires-Dist: botocore" in metadata and "Requires-Dist: certifi" in metadata
+        for requirement in requires:
+            assert f"Requires-Dist: {requirement}" in metadata, requirement
     assert str(source) in wheel.log  # built from its own copy of the sources
