@@ -157,7 +157,8 @@ def _dd(files: list[str]) -> tuple[int, int]:
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    """ "s3://bucket/key" (or gs://, az://) -> (bucket, key)."""
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
     return bucket, key
 
 
@@ -202,6 +203,49 @@ def _boto3(files: list[str]) -> tuple[int, int]:
             kept[name] = tensor
             total += tensor.numel() * tensor.element_size()
     return total, len(kept)
+
+
+def _sdk_load(files: list[str], download: Callable[[str], bytes]) -> tuple[int, int]:
+    """download(uri) -> the object's bytes, then safetensors.torch.load of them."""
+    from safetensors.torch import load
+
+    kept: dict[str, Any] = {}
+    total = 0
+    for uri in files:
+        for name, tensor in load(download(uri)).items():
+            kept[name] = tensor
+            total += tensor.numel() * tensor.element_size()
+    return total, len(kept)
+
+
+def _gcs_sdk(files: list[str]) -> tuple[int, int]:
+    """google-cloud-storage's download_as_bytes (anonymous client on the emulator of
+    STORAGE_EMULATOR_HOST), then safetensors.torch.load."""
+    from google.cloud import storage
+
+    client = storage.Client.create_anonymous_client()
+
+    def download(uri: str) -> bytes:
+        bucket, name = _split_uri(uri)
+        return bytes(client.bucket(bucket).blob(name).download_as_bytes())
+
+    return _sdk_load(files, download)
+
+
+def _azure_sdk(files: list[str]) -> tuple[int, int]:
+    """azure-storage-blob's download_blob(max_concurrency=16).readall() with
+    AZURE_STORAGE_CONNECTION_STRING, then safetensors.torch.load."""
+    from azure.storage.blob import BlobServiceClient
+
+    connection_string = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    service = BlobServiceClient.from_connection_string(connection_string)
+
+    def download(uri: str) -> bytes:
+        container, name = _split_uri(uri)
+        blob = service.get_blob_client(container, name)
+        return bytes(blob.download_blob(max_concurrency=16).readall())
+
+    return _sdk_load(files, download)
 
 
 def _obstore(files: list[str]) -> tuple[int, int]:
@@ -280,36 +324,30 @@ def _s5cmd(files: list[str]) -> tuple[int, int]:
     return total, len(kept)
 
 
-def _s3_ceiling(files: list[str]) -> tuple[int, int]:
-    """The reference for S3 loaders: 16 threads send SigV4-signed 8 MiB range GETs over kept-alive
-    connections and receive each body straight into one preallocated buffer (recv_into, the
-    GIL released), with no parsing and no tensors."""
+def _gets_into_buffers(
+    files: list[str],
+    host: str,
+    port: int | None,
+    sizes: list[int],
+    request: Callable[[str, int, int], tuple[str, dict[str, str]]],
+) -> tuple[int, int]:
+    """The reference for object-storage loaders: 16 threads send 8 MiB range GETs over
+    kept-alive connections and receive each body straight into one preallocated buffer per
+    file (recv_into, the GIL released), with no parsing and no tensors. request(uri, first,
+    end) gives the path and headers of one GET."""
     import http.client
     import mmap
     import threading
     from concurrent.futures import ThreadPoolExecutor
-    from urllib.parse import quote, urlsplit
 
-    import botocore.session
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", ""))
-    session = botocore.session.get_session()
-    credentials = session.get_credentials().get_frozen_credentials()
-    region = session.get_config_variable("region") or "us-east-1"
     piece = 8 << 20
     local = threading.local()
 
     def get(uri: str, view: memoryview, at: int, end: int) -> None:
-        bucket, key = _split_uri(uri)
-        path = quote(f"/{bucket}/{key}", safe="/~")
-        request = AWSRequest("GET", f"{endpoint.scheme}://{endpoint.netloc}{path}",
-                             headers={"Range": f"bytes={at}-{end - 1}"})  # fmt: skip
-        S3SigV4Auth(credentials, "s3", region).add_auth(request)
+        path, headers = request(uri, at, end)
         if getattr(local, "connection", None) is None:
-            local.connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port)
-        local.connection.request("GET", path, headers=dict(request.headers))
+            local.connection = http.client.HTTPConnection(host, port)
+        local.connection.request("GET", path, headers=headers)
         response = local.connection.getresponse()
         if response.status != 206:
             raise OSError(f"{uri}: HTTP {response.status} {response.read()[:200]!r}")
@@ -321,11 +359,7 @@ def _s3_ceiling(files: list[str]) -> tuple[int, int]:
 
     total = 0
     with ThreadPoolExecutor(16) as pool:
-        for uri in files:
-            client = session.create_client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
-            size = client.head_object(Bucket=_split_uri(uri)[0], Key=_split_uri(uri)[1])[
-                "ContentLength"
-            ]
+        for uri, size in zip(files, sizes, strict=True):
             memory = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             view = memoryview(memory)
             reads = [pool.submit(get, uri, view, at, min(at + piece, size))
@@ -335,6 +369,55 @@ def _s3_ceiling(files: list[str]) -> tuple[int, int]:
             _KEEP_ALIVE.append((memory, view))
             total += size
     return total, 0
+
+
+def _s3_ceiling(files: list[str]) -> tuple[int, int]:
+    """_gets_into_buffers with SigV4-signed GETs (botocore signs, path-style URLs)."""
+    from urllib.parse import quote, urlsplit
+
+    import botocore.session
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", ""))
+    session = botocore.session.get_session()
+    credentials = session.get_credentials().get_frozen_credentials()
+    region = session.get_config_variable("region") or "us-east-1"
+    client = session.create_client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+    sizes = [int(client.head_object(Bucket=b, Key=k)["ContentLength"])
+             for b, k in map(_split_uri, files)]  # fmt: skip
+
+    def request(uri: str, at: int, end: int) -> tuple[str, dict[str, str]]:
+        bucket, key = _split_uri(uri)
+        path = quote(f"/{bucket}/{key}", safe="/~")
+        signed = AWSRequest("GET", f"{endpoint.scheme}://{endpoint.netloc}{path}",
+                            headers={"Range": f"bytes={at}-{end - 1}"})  # fmt: skip
+        S3SigV4Auth(credentials, "s3", region).add_auth(signed)
+        return path, dict(signed.headers)
+
+    return _gets_into_buffers(files, endpoint.hostname or "", endpoint.port, sizes, request)
+
+
+def _gcs_ceiling(files: list[str]) -> tuple[int, int]:
+    """_gets_into_buffers with anonymous JSON API media GETs on STORAGE_EMULATOR_HOST."""
+    import urllib.request
+    from urllib.parse import quote, urlsplit
+
+    endpoint = urlsplit(os.environ["STORAGE_EMULATOR_HOST"])
+
+    def path_of(uri: str) -> str:
+        bucket, name = _split_uri(uri)
+        return f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
+
+    sizes = []
+    for uri in files:
+        with urllib.request.urlopen(endpoint.geturl() + path_of(uri)) as response:
+            sizes.append(int(json.loads(response.read())["size"]))
+
+    def request(uri: str, at: int, end: int) -> tuple[str, dict[str, str]]:
+        return path_of(uri) + "?alt=media", {"Range": f"bytes={at}-{end - 1}"}
+
+    return _gets_into_buffers(files, endpoint.hostname or "", endpoint.port, sizes, request)
 
 
 LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
@@ -349,6 +432,9 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "obstore": _obstore,
     "s5cmd": _s5cmd,
     "s3-ceiling": _s3_ceiling,
+    "gcs-ceiling": _gcs_ceiling,
+    "gcs-sdk": _gcs_sdk,
+    "azure-sdk": _azure_sdk,
 }
 
 _IMPORTS = {
@@ -363,6 +449,9 @@ _IMPORTS = {
     "obstore": "obstore",
     "s5cmd": "safetensors.torch",
     "s3-ceiling": "botocore.auth",
+    "gcs-ceiling": "http.client",
+    "gcs-sdk": "google.cloud.storage",
+    "azure-sdk": "azure.storage.blob",
 }
 
 
