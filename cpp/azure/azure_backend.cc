@@ -1,7 +1,8 @@
-// libstreamerazure: the az:// backend plugin (Azure Blob Storage).
+// libstreamerazure: the az:// backend plugin (Azure Blob Storage), also registered for
+// https:// to serve https://<account>.blob.<suffix>/<container>/<blob> URLs.
 //
 // Options (set by the Python package runai_model_streamer_azure; every value a string):
-//   account_name     the storage account (required)
+//   account_name     the storage account of az:// URIs (https:// URLs name their own)
 //   endpoint         the Blob service endpoint, "http[s]://host[:port][/path]" (a connection
 //                    string's BlobEndpoint; Azurite's is http://127.0.0.1:P/<account>);
 //                    empty: https://<account>.blob.<endpoint_suffix>
@@ -36,6 +37,9 @@ namespace {
 constexpr const char* kApiVersion = "2021-08-06";
 
 struct BlobName {
+  std::string account;
+  Endpoint endpoint;  // of the account's Blob service
+  std::string uri_prefix;  // "az://" or "https://<host>/": what listed URIs start with
   std::string container;
   std::string blob;
 };
@@ -83,7 +87,7 @@ class AzureStore : public ObjectStore {
   std::string Url(const BlobName& name, const HeaderList& query) const;
   HeaderList Headers(const std::string& method, const BlobName& name, const HeaderList& query,
                      HeaderList extra) const;
-  std::string SharedKey(const std::string& method, const std::string& path,
+  std::string SharedKey(const std::string& method, const BlobName& name,
                         const HeaderList& query, const HeaderList& headers) const;
   Status Send(const std::string& uri, const std::string& action, const std::string& method,
               const BlobName& name, const HeaderList& query, const HeaderList& extra,
@@ -126,22 +130,52 @@ Status AzureStore::Configure(const PluginOptions& options) {
       return client_.Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
     }
   }
-  if (account_.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT, "no storage account name was given");
-  }
   if (!key_.empty() + !sas_token_.empty() + !access_token_.empty() > 1) {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT,
                          "give one of an account key, a SAS token and an access token");
   }
+  if (account_.empty() && (!key_.empty() || !sas_token_.empty())) {
+    return client_.Error(RUNAI_E_INVALID_ARGUMENT, "an account key or SAS needs account_name");
+  }
+  if (account_.empty()) return Status::Ok();  // https:// URLs only
   if (endpoint.empty()) endpoint = "https://" + account_ + ".blob." + suffix;
   return client_.ParseEndpoint("endpoint", endpoint, true, &endpoint_);
 }
 
 Status AzureStore::Parse(const std::string& uri, bool need_blob, BlobName* name) const {
-  if (uri.size() < 5 || strncasecmp(uri.c_str(), "az://", 5) != 0) {
+  std::string rest;
+  if (uri.size() >= 5 && strncasecmp(uri.c_str(), "az://", 5) == 0) {
+    if (account_.empty()) {
+      return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                           uri + ": no storage account is configured for az:// URIs");
+    }
+    name->account = account_;
+    name->endpoint = endpoint_;
+    name->uri_prefix = "az://";
+    rest = uri.substr(5);
+  } else if (uri.size() >= 8 && strncasecmp(uri.c_str(), "https://", 8) == 0) {
+    // https://<account>.blob.<suffix>[:port]/<container>/<blob>: the account is the host's
+    // first label.
+    const size_t host_end = uri.find('/', 8);
+    const std::string host = uri.substr(8, host_end == std::string::npos ? host_end : host_end - 8);
+    const size_t dot = host.find('.');
+    if (dot == std::string::npos || dot == 0 || host.compare(dot, 6, ".blob.") != 0) {
+      return client_.Error(RUNAI_E_INVALID_ARGUMENT,
+                           uri + ": not an Azure Blob URL (https://<account>.blob.<suffix>/"
+                                 "<container>/<blob>)");
+    }
+    name->account = host.substr(0, dot);
+    name->endpoint = Endpoint{"https", host, ""};
+    name->uri_prefix = "https://" + host + "/";
+    rest = host_end == std::string::npos ? "" : uri.substr(host_end + 1);
+    if ((!key_.empty() || !sas_token_.empty()) && name->account != account_) {
+      return client_.Error(RUNAI_E_PERMISSION,
+                           uri + ": the account key or SAS configured is for account '" +
+                               account_ + "', not '" + name->account + "'");
+    }
+  } else {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not an az:// URI");
   }
-  const std::string rest = uri.substr(5);
   const size_t slash = rest.find('/');
   name->container = rest.substr(0, slash);
   name->blob = slash == std::string::npos ? "" : rest.substr(slash + 1);
@@ -157,19 +191,20 @@ Status AzureStore::Parse(const std::string& uri, bool need_blob, BlobName* name)
 }
 
 std::string AzureStore::Path(const BlobName& name) const {
-  std::string path = endpoint_.base_path + "/" + UriEncode(name.container, false);
+  std::string path = name.endpoint.base_path + "/" + UriEncode(name.container, false);
   if (!name.blob.empty()) path += "/" + UriEncode(name.blob, true);
   return path;
 }
 
 std::string AzureStore::Url(const BlobName& name, const HeaderList& query) const {
-  std::string url = endpoint_.scheme + "://" + endpoint_.host + Path(name) + QueryString(query);
+  std::string url =
+      name.endpoint.scheme + "://" + name.endpoint.host + Path(name) + QueryString(query);
   if (!sas_token_.empty()) url += (query.empty() ? "?" : "&") + sas_token_;
   return url;
 }
 
 // https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key (2009-09-19+).
-std::string AzureStore::SharedKey(const std::string& method, const std::string& path,
+std::string AzureStore::SharedKey(const std::string& method, const BlobName& name,
                                   const HeaderList& query, const HeaderList& headers) const {
   HeaderList ms;
   for (const auto& [name, value] : headers) {
@@ -180,12 +215,12 @@ std::string AzureStore::SharedKey(const std::string& method, const std::string& 
   // VERB, then Content-Encoding ... Range: all empty for these bodiless GET/HEAD requests.
   std::string to_sign = method + "\n" + std::string(11, '\n');
   for (const auto& [name, value] : ms) to_sign += name + ":" + value + "\n";
-  to_sign += "/" + account_ + path;
+  to_sign += "/" + name.account + Path(name);
   HeaderList sorted;
   for (const auto& [name, value] : query) sorted.emplace_back(Lower(name), value);
   std::sort(sorted.begin(), sorted.end());
   for (const auto& [name, value] : sorted) to_sign += "\n" + name + ":" + value;
-  return "SharedKey " + account_ + ":" + Base64Encode(AsBytes(HmacSha256(key_, to_sign)));
+  return "SharedKey " + name.account + ":" + Base64Encode(AsBytes(HmacSha256(key_, to_sign)));
 }
 
 HeaderList AzureStore::Headers(const std::string& method, const BlobName& name,
@@ -193,7 +228,7 @@ HeaderList AzureStore::Headers(const std::string& method, const BlobName& name,
   extra.emplace_back("x-ms-date", HttpDate(std::time(nullptr)));
   extra.emplace_back("x-ms-version", kApiVersion);
   if (!key_.empty()) {
-    extra.emplace_back("Authorization", SharedKey(method, Path(name), query, extra));
+    extra.emplace_back("Authorization", SharedKey(method, name, query, extra));
   } else if (!access_token_.empty()) {
     extra.emplace_back("Authorization", "Bearer " + access_token_);
   }
@@ -257,12 +292,12 @@ Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {
       const std::string blob_name = XmlText(blob, "Name");
       if (blob_name.empty() || blob_name.back() == '/') continue;
       const uint64_t size = std::strtoull(XmlText(blob, "Content-Length").c_str(), nullptr, 10);
-      if (!entry("az://" + name.container + "/" + blob_name, size)) return Status::Ok();
+      if (!entry(name.uri_prefix + name.container + "/" + blob_name, size)) return Status::Ok();
     }
     for (std::string_view sub : XmlElements(response.body, "BlobPrefix")) {
       const std::string sub_name = XmlText(sub, "Name");
       if (sub_name.empty() || sub_name == prefix) continue;
-      if (!entry("az://" + name.container + "/" + sub_name, 0)) return Status::Ok();
+      if (!entry(name.uri_prefix + name.container + "/" + sub_name, 0)) return Status::Ok();
     }
     marker = XmlText(response.body, "NextMarker");
     if (marker.empty()) return Status::Ok();

@@ -64,6 +64,12 @@ def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def azure_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    with azurite(tmp_path_factory.mktemp("azurite-tls"), tls=True) as server:
+        yield server
+
+
 @pytest.fixture
 def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs: GcsServer) -> Iterator[pytest.MonkeyPatch]:
     """No Google settings but the emulator's endpoint (anonymous requests)."""

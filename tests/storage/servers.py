@@ -259,9 +259,16 @@ class AzuriteServer:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    #: with TLS (and Azurite's basic OAuth): the certificate clients must trust
+    certificate: Path | None = None
 
     def blob_endpoint(self, port: int | None = None) -> str:
-        return f"http://127.0.0.1:{port or self.port}/{AZURITE_ACCOUNT}"
+        scheme = "https" if self.certificate else "http"
+        return f"{scheme}://127.0.0.1:{port or self.port}/{AZURITE_ACCOUNT}"
+
+    def production_url(self) -> str:
+        """The production-style Blob endpoint: the account in the host name."""
+        return f"https://{AZURITE_ACCOUNT}.blob.localhost:{self.port}"
 
     def connection_string(self, port: int | None = None, key: str = AZURITE_KEY) -> str:
         return (
@@ -272,7 +279,10 @@ class AzuriteServer:
     def service(self) -> Any:
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient.from_connection_string(self.connection_string())
+        verify: Any = str(self.certificate) if self.certificate else True
+        return BlobServiceClient.from_connection_string(
+            self.connection_string(), connection_verify=verify
+        )
 
     def create_container(self, container: str) -> None:
         from azure.core.exceptions import ResourceExistsError
@@ -285,7 +295,9 @@ class AzuriteServer:
 
 
 @contextmanager
-def azurite(directory: Path) -> Iterator[AzuriteServer]:
+def azurite(directory: Path, tls: bool = False) -> Iterator[AzuriteServer]:
+    """Azurite's Blob service; with tls, over HTTPS with a self-signed certificate and with
+    its basic OAuth (bearer tokens checked for issuer, audience and lifetime)."""
     binary = shutil.which("azurite-blob")
     if binary is None:
         raise RuntimeError("Azurite is needed: npm install -g azurite (.ci/run installs it)")
@@ -298,11 +310,17 @@ def azurite(directory: Path) -> Iterator[AzuriteServer]:
         binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--skipApiVersionCheck",
         "--loose", "--disableTelemetry", "--silent", "--location", str(data),
     ]  # fmt: skip
+    certificate = None
+    if tls:
+        from .tls import write_self_signed
+
+        certificate, key = write_self_signed(directory / "tls")
+        command += ["--cert", str(certificate), "--key", str(key), "--oauth", "basic"]
     with open(log, "wb") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = AzuriteServer(port, process, log)
+    server = AzuriteServer(port, process, log, certificate)
     try:
         _poll(lambda: server.create_container("streamer-ready-probe"), process, "Azurite", log)
         yield server

@@ -20,7 +20,6 @@ from runai_model_streamer import (
 )
 from runai_model_streamer._errors import StreamerPermissionError
 
-from .fault_proxy import FaultProxy
 from .model_files import NAMES, check_stream, write_shards
 from .servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer
 
@@ -129,47 +128,112 @@ def test_list_and_pull_past_one_page(
 
 
 FAKE_AZ = """#!{python}
-# `az account get-access-token`, as azure-identity's AzureCliCredential runs it.
-import json, os, time
+# `az account get-access-token`, as azure-identity's AzureCliCredential runs it: a new token
+# (an unsigned JWT with Entra ID's claims, which Azurite's basic OAuth checks) per call.
+import base64, json, os, time
 count_file = os.environ["FAKE_AZ_COUNT"]
 count = int(open(count_file).read() or 0) + 1 if os.path.exists(count_file) else 1
 open(count_file, "w").write(str(count))
 lifetime = int(os.environ.get("FAKE_AZ_LIFETIME", "3600"))
-print(json.dumps({{"accessToken": f"az-tok-{{count}}", "expires_on": int(time.time()) + lifetime}}))
+now = int(time.time())
+def part(data):
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+claims = {{"aud": "https://storage.azure.com", "iat": now - 60, "nbf": now - 60,
+          "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000001/",
+          "exp": now + lifetime, "n": count}}
+token = part({{"alg": "none", "typ": "JWT"}}) + "." + part(claims) + ".sig"
+print(json.dumps({{"accessToken": token, "expires_on": now + lifetime}}))
 """
 
 
-def test_bearer_tokens_from_azure_identity_reach_the_server_and_are_refreshed(
-    azure: AzuriteServer, model: dict[str, Path], azure_env: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from runai_model_streamer_azure import backend_options
+@pytest.fixture(scope="module")
+def tls_model(
+    azure_tls: AzuriteServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    azure_tls.create_container(CONTAINER)
+    return write_shards(
+        tmp_path_factory.mktemp("azure-tls-model"),
+        lambda name, data: azure_tls.upload(CONTAINER, name, data),
+    )
 
-    del model
-    az = tmp_path / "bin" / "az"
+
+@pytest.fixture
+def tls_env(azure_tls: AzuriteServer, azure_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No Azure settings; Azurite's certificate trusted."""
+    azure_env.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    azure_env.setenv("SSL_CERT_FILE", str(azure_tls.certificate))
+    return azure_env
+
+
+def _fake_az(directory: Path, env: pytest.MonkeyPatch) -> Path:
+    """An `az` on PATH for azure-identity's AzureCliCredential; returns its call counter."""
+    az = directory / "bin" / "az"
     az.parent.mkdir()
     az.write_text(FAKE_AZ.format(python=sys.executable))
     az.chmod(az.stat().st_mode | stat.S_IEXEC)
-    azure_env.setenv("PATH", f"{az.parent}{os.pathsep}{os.environ['PATH']}")
-    azure_env.setenv("FAKE_AZ_COUNT", str(tmp_path / "count"))
-    azure_env.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # no IMDS probe
-    proxy = FaultProxy(azure.port)
-    try:
-        azure_env.delenv("AZURE_STORAGE_CONNECTION_STRING")
-        azure_env.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
-        azure_env.setenv("RUNAI_STREAMER_AZURE_BLOB_ENDPOINT", azure.blob_endpoint(proxy.port))
-        # Azurite accepts bearer tokens only over https with --oauth: the request is refused,
-        # but it carried the token, and the error is the server's.
-        with pytest.raises(RunaiStreamerError) as raised, SafetensorsStreamer() as streamer:
-            streamer.stream_file(URIS[0])
-        assert URIS[0] in str(raised.value) and "az-tok" not in str(raised.value)
-        assert proxy.bearer_tokens and set(proxy.bearer_tokens) == {"az-tok-1"}
-        assert backend_options()["access_token"] == "az-tok-1"  # still valid: cached
-        azure_env.setenv("FAKE_AZ_LIFETIME", "60")  # inside the refresh margin
-        azure_env.setenv("AZURE_CLIENT_ID", "changed")  # a new token source
-        assert backend_options()["access_token"] == "az-tok-2"
-        assert backend_options()["access_token"] == "az-tok-3"  # expiring: refreshed again
-    finally:
-        proxy.close()
+    env.setenv("PATH", f"{az.parent}{os.pathsep}{os.environ['PATH']}")
+    env.setenv("FAKE_AZ_COUNT", str(directory / "count"))
+    env.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")  # no IMDS probe
+    return directory / "count"
+
+
+def test_https_blob_urls_over_tls_with_shared_key(
+    azure_tls: AzuriteServer, tls_model: dict[str, Path], tls_env: pytest.MonkeyPatch
+) -> None:
+    tls_env.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+    tls_env.setenv("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY)
+    base = f"{azure_tls.production_url()}/{CONTAINER}"
+    check_stream([f"{base}/{name}" for name in NAMES], [tls_model[name] for name in NAMES])
+    assert list_safetensors(f"{base}/model/") == sorted(f"{base}/{name}" for name in NAMES)
+
+    other = f"https://otheraccount.blob.localhost:{azure_tls.port}/{CONTAINER}/{NAMES[0]}"
+    with pytest.raises(StreamerPermissionError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(other)
+    assert "for account 'devstoreaccount1', not 'otheraccount'" in str(raised.value)
+
+
+def test_bearer_tokens_from_azure_identity_are_checked_and_refreshed(
+    azure_tls: AzuriteServer,
+    tls_model: dict[str, Path],
+    tls_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from runai_model_streamer_azure import backend_options
+
+    count = _fake_az(tmp_path, tls_env)
+    # https:// URLs need no configured account: the token serves any.
+    url = f"{azure_tls.production_url()}/{CONTAINER}/{NAMES[0]}"
+    check_stream([url], [tls_model[NAMES[0]]])
+    assert count.read_text() == "1"
+    check_stream([url], [tls_model[NAMES[0]]])
+    assert count.read_text() == "1"  # still valid: cached
+    # az:// with the account and an endpoint.
+    tls_env.setenv("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+    tls_env.setenv("RUNAI_STREAMER_AZURE_BLOB_ENDPOINT", azure_tls.blob_endpoint())
+    check_stream(URIS[1:2], [tls_model[NAMES[1]]])
+    assert count.read_text() == "2"  # other AZURE_* settings: a new token source
+    tls_env.setenv("FAKE_AZ_LIFETIME", "60")  # inside the refresh margin
+    tls_env.setenv("AZURE_CLIENT_ID", "changed")  # a new token source
+    first = backend_options()["access_token"]
+    second = backend_options()["access_token"]  # expiring: refreshed again
+    assert first != second and count.read_text() == "4"
+    check_stream(URIS[2:3], [tls_model[NAMES[2]]])  # a refreshed token is accepted too
+
+    # A token the server rejects is a clear error, and the token is not in it.
+    tls_env.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])  # no fake az
+    tls_env.setenv("AZURE_CLIENT_ID", "gone")
+    with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URIS[0])
+    assert "no usable Azure credentials" in str(raised.value)
+
+
+def test_urls_that_are_not_azure_blob_urls_are_refused(
+    azure_env: pytest.MonkeyPatch,
+) -> None:
+    del azure_env
+    with pytest.raises(RunaiStreamerError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file("https://example.invalid/models/model.safetensors")
+    assert "not an Azure Blob URL" in str(raised.value), raised.value
 
 
 @pytest.mark.parametrize(

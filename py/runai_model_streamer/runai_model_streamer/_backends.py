@@ -36,6 +36,7 @@ PLUGIN_DISTRIBUTIONS: dict[str, tuple[str, str]] = {
     "s3": ("runai-model-streamer-s3", "s3"),
     "gs": ("runai-model-streamer-gcs", "gcs"),
     "az": ("runai-model-streamer-azure", "azure"),
+    "https": ("runai-model-streamer-azure", "azure"),  # https://<account>.blob.core.windows.net
 }
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -75,7 +76,10 @@ def install_hint(scheme: str) -> str:
     if known is None:
         return f"no installed package declares a '{ENTRY_POINT_GROUP}' entry point named '{scheme}'"
     distribution, extra = known
-    return f"install {distribution}: pip install runai-model-streamer[{extra}]"
+    hint = f"install {distribution}: pip install runai-model-streamer[{extra}]"
+    if scheme == "https":
+        hint += " (https:// URLs are read as Azure Blob URLs)"
+    return hint
 
 
 @dataclass(frozen=True)

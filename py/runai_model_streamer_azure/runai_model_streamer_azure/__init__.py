@@ -1,7 +1,9 @@
 """The az:// backend of runai-model-streamer (Azure Blob Storage).
 
-Found by the core through the ``runai_model_streamer.backends`` entry point named ``az``
-(``az://container/blob``). The native library ``libstreamerazure`` lives in this package.
+Found by the core through the ``runai_model_streamer.backends`` entry points named ``az``
+(``az://container/blob``) and ``https`` (``https://<account>.blob.<suffix>/container/blob``,
+module ``runai_model_streamer_azure.https_urls``). The native library ``libstreamerazure`` lives
+in this package.
 Everything that needs a policy is decided here and handed to the library as options:
 
 - the account and endpoint: ``AZURE_STORAGE_CONNECTION_STRING`` (its ``AccountName``,
@@ -30,7 +32,13 @@ from typing import Any
 from runai_model_streamer import backend_support
 from runai_model_streamer.backend_support import BackendConfigError
 
-__all__ = ["AzureConfigError", "backend_options", "library_path", "parse_connection_string"]
+__all__ = [
+    "AzureConfigError",
+    "account_options",
+    "backend_options",
+    "library_path",
+    "parse_connection_string",
+]
 
 LIBRARY_ENV_VAR = "STREAMER_AZURE_LIBRARY"
 CONNECTION_STRING_ENV_VAR = "AZURE_STORAGE_CONNECTION_STRING"
@@ -167,20 +175,27 @@ def _access_token() -> str:
 
 
 def backend_options(credentials: Any = None) -> dict[str, str]:
-    """Options for libstreamerazure (see cpp/azure/azure_backend.cc). ``credentials`` (the
-    core's ``S3Credentials``) does not apply to az:// and is ignored."""
+    """Options for libstreamerazure (see cpp/azure/azure_backend.cc) serving az:// URIs.
+    ``credentials`` (the core's ``S3Credentials``) does not apply and is ignored."""
     del credentials
+    return account_options(require_account=True)
+
+
+def account_options(require_account: bool) -> dict[str, str]:
+    """The options from the environment; without ``require_account`` (https:// URLs, which
+    name their account) no account may be configured, and then requests carry an Entra ID
+    token or nothing."""
     connection_string = os.environ.get(CONNECTION_STRING_ENV_VAR, "").strip()
     if connection_string:
         options = _from_connection_string(connection_string)
     else:
         account = os.environ.get(ACCOUNT_NAME_ENV_VAR, "").strip()
-        if not account:
+        if not account and require_account:
             raise AzureConfigError(
                 f"az:// needs a storage account: set {CONNECTION_STRING_ENV_VAR} or "
                 f"{ACCOUNT_NAME_ENV_VAR}"
             )
-        options = {"account_name": account}
+        options = {"account_name": account} if account else {}
         endpoint = os.environ.get(ENDPOINT_ENV_VAR, "").strip()
         suffix = os.environ.get(ENDPOINT_SUFFIX_ENV_VAR, "").strip()
         if endpoint:
@@ -191,6 +206,9 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
             options["endpoint_suffix"] = suffix
         key = os.environ.get(ACCOUNT_KEY_ENV_VAR, "").strip()
         sas = os.environ.get(SAS_TOKEN_ENV_VAR, "").strip()
+        if (key or sas) and not account:
+            which = ACCOUNT_KEY_ENV_VAR if key else SAS_TOKEN_ENV_VAR
+            raise AzureConfigError(f"{which} needs {ACCOUNT_NAME_ENV_VAR} (the key's account)")
         if key:
             options["account_key"] = _check_key(key, ACCOUNT_KEY_ENV_VAR)
         elif sas:
