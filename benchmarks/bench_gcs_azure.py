@@ -51,9 +51,10 @@ from runai_model_streamer._config import parse_size
 from runai_model_streamer._sample import write_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_s3 import DEFAULT_UPSTREAM, upstream_ok
+
 from tests.storage.servers import azurite, fake_gcs_server
 
-DEFAULT_UPSTREAM = "/tmp/upstream-s3/bin/python"
 BUCKET = "bench"
 CLOUD_PREFIXES = ("GOOGLE_", "CLOUDSDK_", "RUNAI_STREAMER_GCS_", "AZURE_", "RUNAI_STREAMER_AZURE_",
                   "STORAGE_EMULATOR_HOST", "CLOUD_STORAGE_EMULATOR_ENDPOINT")  # fmt: skip
@@ -67,18 +68,6 @@ def _env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
-
-
-def _upstream_ok(python: str, module: str) -> str:
-    if not os.path.exists(python):
-        return f"{python} not found"
-    probe = subprocess.run(
-        [python, "-c", f"import runai_model_streamer, {module}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return "" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["failed"])[-1]
 
 
 def _bench_service(
@@ -96,7 +85,7 @@ def _bench_service(
     scheme = "gs" if service == "gcs" else "az"
     loaders = [Loader("runai-model-streamer", "runai", env=env)]
     plugin = f"runai_model_streamer_{service}"
-    why = _upstream_ok(args.upstream_python, plugin)
+    why = upstream_ok(args.upstream_python, plugin)
     upstream = Loader("upstream 0.17", "runai", args.upstream_python, env=upstream_env)
     label, kind, module = sdk
     if args.no_sdk:

@@ -73,11 +73,12 @@ def _env(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def _upstream_ok(python: str) -> str:
+def upstream_ok(python: str, plugin: str = "runai_model_streamer_s3") -> str:
+    """Why the side venv of upstream cannot run (its core and `plugin`), or ""."""
     if not os.path.exists(python):
         return f"{python} not found"
     probe = subprocess.run(
-        [python, "-c", "import runai_model_streamer, runai_model_streamer_s3"],
+        [python, "-c", f"import runai_model_streamer, {plugin}"],
         capture_output=True,
         text=True,
         check=False,
@@ -109,7 +110,7 @@ def main() -> int:
         with seaweedfs(directory / "seaweedfs") as server:
             env = _env(server.endpoint)
             loaders = [Loader("runai-model-streamer", "runai", env=env)]
-            why = _upstream_ok(args.upstream_python)
+            why = upstream_ok(args.upstream_python)
             if why:
                 skipped.append(f"upstream 0.17: {why}")
             else:

@@ -176,18 +176,8 @@ Status AzureStore::Parse(const std::string& uri, bool need_blob, BlobName* name)
   } else {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not an az:// URI");
   }
-  const size_t slash = rest.find('/');
-  name->container = rest.substr(0, slash);
-  name->blob = slash == std::string::npos ? "" : rest.substr(slash + 1);
-  if (name->container.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
-                         uri + ": the URI names no container (az://container/blob)");
-  }
-  if (need_blob && name->blob.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
-                         uri + ": the URI names a container, not a blob");
-  }
-  return Status::Ok();
+  return client_.SplitPath(uri, rest, "container", "blob", need_blob, &name->container,
+                           &name->blob);
 }
 
 std::string AzureStore::Path(const BlobName& name) const {
@@ -246,20 +236,12 @@ Status AzureStore::Size(const std::string& uri, uint64_t* size) {
   BlobName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
-  HttpResponse response;
-  status = Send(uri, "HEAD", "HEAD", name, {}, {}, &response);
-  if (!status.ok()) {
-    // HEAD answers carry the error code only: ask again with GET for the message too.
-    HttpResponse detail;
-    Status explained = Send(uri, "GET", "GET", name, {}, {{"x-ms-range", "bytes=0-0"}}, &detail);
-    if (!explained.ok() && detail.status == response.status) status = explained;
-    return status;
-  }
-  if (response.content_length < 0) {
-    return client_.Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
-  }
-  *size = static_cast<uint64_t>(response.content_length);
-  return Status::Ok();
+  return client_.SizeFromHead(
+      uri, "x-ms-range",
+      [&](const std::string& method, const HeaderList& extra, HttpResponse* response) {
+        return Send(uri, method, method, name, {}, extra, response);
+      },
+      size);
 }
 
 Status AzureStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {

@@ -129,18 +129,8 @@ Status GcsStore::Parse(const std::string& uri, bool need_object, ObjectName* nam
   if (uri.size() < 5 || strncasecmp(uri.c_str(), "gs://", 5) != 0) {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not a gs:// URI");
   }
-  const std::string rest = uri.substr(5);
-  const size_t slash = rest.find('/');
-  name->bucket = rest.substr(0, slash);
-  name->object = slash == std::string::npos ? "" : rest.substr(slash + 1);
-  if (name->bucket.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
-                         uri + ": the URI names no bucket (gs://bucket/object)");
-  }
-  if (need_object && name->object.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": the URI names a bucket, not an object");
-  }
-  return Status::Ok();
+  return client_.SplitPath(uri, uri.substr(5), "bucket", "object", need_object, &name->bucket,
+                           &name->object);
 }
 
 std::string GcsStore::Url(const ObjectName& name, const HeaderList& query) const {
@@ -183,19 +173,13 @@ Status GcsStore::Size(const std::string& uri, uint64_t* size) {
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
   HttpResponse response;
-  if (Hmac()) {  // XML API: HEAD, asked again with GET for the error code HEAD cannot carry
-    status = Send(uri, "HEAD", "HEAD", name, {}, {}, &response);
-    if (!status.ok()) {
-      HttpResponse detail;
-      Status explained = Send(uri, "GET", "GET", name, {}, {{"range", "bytes=0-0"}}, &detail);
-      if (!explained.ok() && detail.status == response.status) status = explained;
-      return status;
-    }
-    if (response.content_length < 0) {
-      return client_.Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
-    }
-    *size = static_cast<uint64_t>(response.content_length);
-    return Status::Ok();
+  if (Hmac()) {  // the XML API: HEAD
+    return client_.SizeFromHead(
+        uri, "range",
+        [&](const std::string& method, const HeaderList& extra, HttpResponse* head) {
+          return Send(uri, method, method, name, {}, extra, head);
+        },
+        size);
   }
   status = Send(uri, "GET metadata", "GET", name, {{"fields", "size"}}, {}, &response);
   if (!status.ok()) return status;

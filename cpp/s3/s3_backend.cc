@@ -102,18 +102,8 @@ Status S3Store::Parse(const std::string& uri, bool need_key, ObjectName* name) c
   if (uri.size() < 5 || strncasecmp(uri.c_str(), "s3://", 5) != 0) {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not an s3:// URI");
   }
-  const std::string rest = uri.substr(5);
-  const size_t slash = rest.find('/');
-  name->bucket = rest.substr(0, slash);
-  name->key = slash == std::string::npos ? "" : rest.substr(slash + 1);
-  if (name->bucket.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT,
-                         uri + ": the URI names no bucket (s3://bucket/key)");
-  }
-  if (need_key && name->key.empty()) {
-    return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": the URI names a bucket, not an object");
-  }
-  return Status::Ok();
+  return client_.SplitPath(uri, uri.substr(5), "bucket", "key", need_key, &name->bucket,
+                           &name->key);
 }
 
 void S3Store::Address(const ObjectName& name, const HeaderList& query, std::string* url,
@@ -155,20 +145,12 @@ Status S3Store::Size(const std::string& uri, uint64_t* size) {
   ObjectName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
-  HttpResponse response;
-  status = Send(uri, "HEAD", "HEAD", name, {}, {}, &response);
-  if (!status.ok()) {
-    // HEAD answers have no body: ask again with GET for the service's error code.
-    HttpResponse detail;
-    Status explained = Send(uri, "GET", "GET", name, {}, {{"range", "bytes=0-0"}}, &detail);
-    if (!explained.ok() && detail.status == response.status) status = explained;
-    return status;
-  }
-  if (response.content_length < 0) {
-    return client_.Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
-  }
-  *size = static_cast<uint64_t>(response.content_length);
-  return Status::Ok();
+  return client_.SizeFromHead(
+      uri, "range",
+      [&](const std::string& method, const HeaderList& extra, HttpResponse* response) {
+        return Send(uri, method, method, name, {}, extra, response);
+      },
+      size);
 }
 
 Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {

@@ -136,7 +136,8 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
             }
         )
     )
-    # Every SeaweedFS server also listens on its port + 10000 (gRPC).
+    # Every SeaweedFS server also listens on its port + 10000 (gRPC). Each bucket takes 7
+    # volumes (files that grow on demand): -volume.max leaves room for every test's buckets.
     ports = {name: free_port(10000) for name in ("master", "volume", "filer", "s3")}
     log = directory / "weed.log"
     command = [
@@ -145,7 +146,7 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
         f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
         f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-s3.domainName=localhost", "-master.telemetry=false",
-        "-master.volumeSizeLimitMB=1024", "-volume.max=32",
+        "-master.volumeSizeLimitMB=1024", "-volume.max=128",
     ]  # fmt: skip
     with open(log, "wb") as output:
         process = subprocess.Popen(

@@ -1,9 +1,10 @@
-"""gs:// and az:// through the fault-injecting proxy in front of their emulators: the shared
-HTTP layer retries and resumes for every service as it does for S3 (test_s3_faults.py), so
+"""s3://, gs:// and az:// through the fault-injecting proxy in front of SeaweedFS,
+fake-gcs-server and Azurite: the shared HTTP layer retries and resumes for every service, so
 each fault either completes with correct tensors or fails with a clear error in time."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from runai_model_streamer import RunaiStreamerError, SafetensorsStreamer
 from safetensors.torch import load_file, save_file
 
 from .fault_proxy import FaultProxy
-from .servers import AzuriteServer, GcsServer
+from .servers import AzuriteServer, GcsServer, S3Server
 
 BUCKET = "faults"
 
@@ -35,11 +36,21 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["gcs", "azure"])
+@pytest.fixture(params=["s3", "gcs", "azure"])
 def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
-    if request.param == "gcs":
+    if request.param == "s3":
+        weed: S3Server = request.getfixturevalue("weed")
+        env: pytest.MonkeyPatch = request.getfixturevalue("s3_env")
+        client = weed.client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=BUCKET)
+        client.put_object(Bucket=BUCKET, Key="model.safetensors", Body=model.read_bytes())
+        proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+        env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        found = Target(f"s3://{BUCKET}/model.safetensors", model, proxy, "RUNAI_STREAMER_S3_")
+    elif request.param == "gcs":
         gcs: GcsServer = request.getfixturevalue("gcs")
-        env: pytest.MonkeyPatch = request.getfixturevalue("gcs_env")
+        env = request.getfixturevalue("gcs_env")
         gcs.create_bucket(BUCKET)
         gcs.upload(BUCKET, "model.safetensors", model.read_bytes())
         proxy = FaultProxy(int(gcs.endpoint.rsplit(":", 1)[1]), rewrite_host=True)

@@ -17,8 +17,9 @@ from runai_model_streamer import (
     pull_files,
 )
 from runai_model_streamer.s3_utils.s3_utils import S3Credentials
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from .model_files import check_stream
 from .servers import ACCESS_KEY, SECRET_KEY, S3Server
 
 #: object keys that need encoding: spaces, unicode, '+', '=', '~'
@@ -43,18 +44,6 @@ def _upload_model(server: S3Server, bucket: str, directory: Path) -> dict[str, P
     return local
 
 
-def _check_stream(uris: list[str], local: list[Path], **kwargs: object) -> None:
-    with SafetensorsStreamer() as streamer:
-        streamer.stream_files(uris, **kwargs)  # type: ignore[arg-type]
-        got = dict(streamer.get_tensors())
-    expected: dict[str, torch.Tensor] = {}
-    for path in local:
-        expected.update(load_file(str(path)))
-    assert sorted(got) == sorted(expected)
-    for name, tensor in expected.items():
-        assert got[name].dtype == tensor.dtype and torch.equal(got[name], tensor), name
-
-
 @pytest.fixture(scope="module")
 def weed_model(weed: S3Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return _upload_model(weed, "models", tmp_path_factory.mktemp("weed-model"))
@@ -70,7 +59,7 @@ def test_stream_a_model_from_seaweedfs(
     else:
         s3_env.setenv("RUNAI_STREAMER_S3_ENDPOINT", weed.endpoint)  # what vLLM sets
     uris = [f"s3://models/{key}" for key in KEYS]
-    _check_stream(uris, [weed_model[key] for key in KEYS])
+    check_stream(uris, [weed_model[key] for key in KEYS])
 
 
 def test_explicit_credentials_and_endpoint(
@@ -79,7 +68,7 @@ def test_explicit_credentials_and_endpoint(
     s3_env.delenv("AWS_ACCESS_KEY_ID")
     s3_env.delenv("AWS_SECRET_ACCESS_KEY")
     credentials = S3Credentials(ACCESS_KEY, SECRET_KEY, endpoint=weed.endpoint)
-    _check_stream([f"s3://models/{KEYS[0]}"], [weed_model[KEYS[0]]], s3_credentials=credentials)
+    check_stream([f"s3://models/{KEYS[0]}"], [weed_model[KEYS[0]]], s3_credentials=credentials)
     assert SECRET_KEY not in repr(credentials)
 
 
@@ -92,7 +81,7 @@ def test_64_requests_in_flight_over_hundreds_of_tensors(
     path = tmp_path / "many.safetensors"
     save_file({f"t{i:03d}": torch.randn(97 + i, 53) for i in range(300)}, str(path))
     weed.client().put_object(Bucket="models", Key="many/model.safetensors", Body=path.read_bytes())
-    _check_stream(["s3://models/many/model.safetensors"], [path])
+    check_stream(["s3://models/many/model.safetensors"], [path])
 
 
 def test_byte_ranges_with_file_streamer(
@@ -143,7 +132,7 @@ def test_unsigned_requests_read_a_public_bucket(
     s3_env.delenv("AWS_SECRET_ACCESS_KEY")
     s3_env.setenv("AWS_ENDPOINT_URL", weed.endpoint)
     s3_env.setenv("RUNAI_STREAMER_S3_UNSIGNED", "1")
-    _check_stream(["s3://public-bucket/m.safetensors"], [path])
+    check_stream(["s3://public-bucket/m.safetensors"], [path])
     # the same anonymous caller is denied a private bucket, with the service's code
     with SafetensorsStreamer() as streamer, pytest.raises(PermissionError) as raised:
         streamer.stream_file(f"s3://models/{KEYS[0]}")
@@ -210,7 +199,7 @@ def test_moto_with_a_session_token_and_a_slow_server(
     local = _upload_model(moto, "slow", tmp_path)
     s3_env.setenv("AWS_ENDPOINT_URL", moto.endpoint)
     s3_env.setenv("AWS_SESSION_TOKEN", "a-session-token")
-    _check_stream([f"s3://slow/{key}" for key in KEYS], [local[key] for key in KEYS])
+    check_stream([f"s3://slow/{key}" for key in KEYS], [local[key] for key in KEYS])
 
 
 def test_cli_streams_an_s3_uri(

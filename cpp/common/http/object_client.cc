@@ -177,6 +177,43 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
   return Status::Ok();
 }
 
+Status ObjectClient::SizeFromHead(const std::string& uri, const std::string& range_header,
+                                  const Sender& send, uint64_t* size) const {
+  HttpResponse response;
+  Status status = send("HEAD", {}, &response);
+  if (!status.ok()) {
+    HttpResponse detail;
+    Status explained = send("GET", {{range_header, "bytes=0-0"}}, &detail);
+    if (!explained.ok() && detail.status == response.status) status = explained;
+    return status;
+  }
+  if (response.content_length < 0) {
+    return Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
+  }
+  *size = static_cast<uint64_t>(response.content_length);
+  return Status::Ok();
+}
+
+Status ObjectClient::SplitPath(const std::string& uri, const std::string& rest,
+                               const char* bucket_word, const char* object_word,
+                               bool need_object, std::string* bucket, std::string* object) const {
+  const size_t slash = rest.find('/');
+  *bucket = rest.substr(0, slash);
+  *object = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  const std::string scheme = uri.substr(0, uri.find("://"));
+  if (bucket->empty()) {
+    return Error(RUNAI_E_INVALID_ARGUMENT, uri + ": the URI names no " + bucket_word + " (" +
+                                               scheme + "://" + bucket_word + "/" + object_word +
+                                               ")");
+  }
+  if (need_object && object->empty()) {
+    return Error(RUNAI_E_INVALID_ARGUMENT, uri + ": the URI names a " + std::string(bucket_word) +
+                                               ", not " + (object_word[0] == 'o' ? "an " : "a ") +
+                                               object_word);
+  }
+  return Status::Ok();
+}
+
 std::string QueryString(const HeaderList& query) {
   std::string out;
   for (const auto& [name, value] : query) {
