@@ -29,7 +29,12 @@ Loaders (those not installed are listed as skipped):
   like the other loaders: the ceiling for any loader that hands out tensors in new memory.
   Warm, it measures this machine's cost of faulting in and filling new pages; the other
   loaders are read against it.
-* ``dd``: ``dd bs=16M`` of the files to /dev/null, the storage reference (cold runs).
+* ``dd``: ``dd bs=16M`` of the files to /dev/null, and ``dd iflag=direct bs=16M``, the
+  storage references (cold runs).
+* ``O_DIRECT ceiling``: 16 threads O_DIRECT-read 8 MiB pieces into reused aligned memory: the
+  storage without page-cache or page-fault costs (cold runs).
+* ``--strategies``: this package also with ``RUNAI_STREAMER_FS_STRATEGY=buffered`` and
+  ``=direct`` beside its default (``auto``).
 
 Usage::
 
@@ -51,6 +56,7 @@ from runai_model_streamer._bench import (
     PREAD_CEILING,
     Loader,
     can_drop_caches,
+    format_round_ratios,
     format_table,
     installed,
     run_benchmark,
@@ -121,6 +127,15 @@ def main() -> int:
     parser.add_argument("--no-cold", action="store_true", help="skip cold-cache runs")
     parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
     parser.add_argument("--output", help="also write the tables to this markdown file")
+    parser.add_argument(
+        "--strategies",
+        action="store_true",
+        help="also run this package with RUNAI_STREAMER_FS_STRATEGY=buffered and =direct",
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated loader label prefixes to run (e.g. runai,upstream,dd,O_DIRECT)",
+    )
     args = parser.parse_args()
     size = parse_size(args.size)
 
@@ -133,6 +148,15 @@ def main() -> int:
                 env={**os.environ, "RUNAI_STREAMER_HUGE_PAGES": "1"},
             )
         )
+    if args.strategies:
+        for strategy in ("buffered", "direct"):
+            loaders.append(
+                Loader(
+                    f"runai-model-streamer ({strategy})",
+                    "runai",
+                    env={**os.environ, "RUNAI_STREAMER_FS_STRATEGY": strategy},
+                )
+            )
     skipped: list[str] = []
     if installed("safetensors"):
         loaders.append(Loader("safetensors (mmap+copy)", "safetensors"))
@@ -179,7 +203,15 @@ def main() -> int:
             these.append(Loader(PREAD_CEILING, "pread"))
             caches = ["warm", "cold"] if cold else ["warm"]
             for cache in caches:
-                run_loaders = these + ([Loader("dd", "dd")] if cache == "cold" else [])
+                references = [
+                    Loader("dd", "dd"),
+                    Loader("dd iflag=direct", "dd-direct"),
+                    Loader("O_DIRECT ceiling (16 threads, reused memory)", "direct-ceiling"),
+                ]
+                run_loaders = these + (references if cache == "cold" else [])
+                if args.only:
+                    prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
+                    run_loaders = [x for x in run_loaders if x.label.startswith(prefixes)]
                 report(f"== {label}, {cache} cache, {len(run_loaders)} loaders")
                 if cache == "warm":  # read once so every loader starts from a warm cache
                     for f in files:
@@ -191,7 +223,11 @@ def main() -> int:
                 )
                 title = f"{label}, {cache} cache, {args.rounds} rounds (median)"
                 sections.append(format_table(results, title=title, model_bytes=model_bytes))
-                print(sections[-1] + "\n", flush=True)
+                sections.append(
+                    f"{run_loaders[0].label} per round:\n\n"
+                    + format_round_ratios(results, run_loaders[0].label)
+                )
+                print("\n\n".join(sections[-2:]) + "\n", flush=True)
             if use_tensorizer:
                 shutil.rmtree(directory / f"tensorizer-{len(files)}", ignore_errors=True)
     if skipped:

@@ -1,18 +1,15 @@
 #include "streamer/impl/request.h"
 
-#include <unistd.h>
-
 #include "streamer/impl/local_file.h"
 
 namespace runai::streamer {
 
 FileSource::FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
-                       std::vector<runai_range_t> ranges)
-    : path_(std::move(path)), backend_(std::move(backend)), ranges_(std::move(ranges)) {}
-
-FileSource::~FileSource() {
-  if (fd_ >= 0) ::close(fd_);
-}
+                       std::vector<runai_range_t> ranges, FsStrategy strategy)
+    : path_(std::move(path)),
+      backend_(std::move(backend)),
+      ranges_(std::move(ranges)),
+      strategy_(strategy) {}
 
 common::Status FileSource::Open(uint64_t* size) {
   std::lock_guard<std::mutex> lock(open_mutex_);
@@ -20,8 +17,11 @@ common::Status FileSource::Open(uint64_t* size) {
     opened_ = true;
     if (backend_ != nullptr) {
       open_status_ = backend_->Size(path_, &size_);
+      if (open_status_.ok()) reader_ = MakePluginReader(backend_, path_);
     } else {
-      open_status_ = OpenLocalFile(path_, &fd_, &size_);
+      int fd = -1;
+      open_status_ = OpenLocalFile(path_, &fd, &size_);
+      if (open_status_.ok()) reader_ = MakeDirectReader(path_, fd, size_, strategy_);
     }
   }
   *size = size_;
@@ -29,18 +29,14 @@ common::Status FileSource::Open(uint64_t* size) {
 }
 
 common::Status FileSource::Read(uint64_t offset, uint64_t size, char* dst) const {
-  if (backend_ != nullptr) return backend_->Read(path_, offset, size, dst);
-  return ReadFully(fd_, offset, size, dst);
+  return reader_->Read(offset, size, dst);  // only after a successful Open
 }
 
 void FileSource::TaskDone() {
   if (tasks_left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   // No task of this file is queued or running any more.
   std::lock_guard<std::mutex> lock(open_mutex_);
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  reader_.reset();
 }
 
 Request::Request(uint64_t id, std::vector<std::unique_ptr<FileSource>> files)

@@ -13,17 +13,17 @@
 
 #include "common/status.h"
 #include "streamer/impl/backend_plugin.h"
+#include "streamer/impl/file_reader.h"
 #include "streamer/streamer.h"
 
 namespace runai::streamer {
 
-// One file of a request. The source (fd or backend size) is opened lazily by
+// One file of a request. Its reader (local file or backend) is opened lazily by
 // the first task that needs it and closed by the last task that finishes.
 class FileSource {
  public:
   FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
-             std::vector<runai_range_t> ranges);
-  ~FileSource();
+             std::vector<runai_range_t> ranges, FsStrategy strategy);
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
 
@@ -44,11 +44,12 @@ class FileSource {
   const std::string path_;
   const std::shared_ptr<BackendPlugin> backend_;  // null for local files
   const std::vector<runai_range_t> ranges_;
+  const FsStrategy strategy_;
 
   std::mutex open_mutex_;
   bool opened_ = false;
   common::Status open_status_;
-  int fd_ = -1;
+  std::unique_ptr<FileReader> reader_;
   uint64_t size_ = 0;
   std::atomic<int64_t> tasks_left_{0};
 };

@@ -1,7 +1,8 @@
 """Settings read from the environment (validated, with errors naming the variable and value).
 
-``RUNAI_STREAMER_CONCURRENCY``, ``RUNAI_STREAMER_CHUNK_BYTESIZE`` and ``RUNAI_STREAMER_TIMEOUT_MS``
-are read and validated by the native library when a streamer is created. The Python side reads:
+``RUNAI_STREAMER_CONCURRENCY``, ``RUNAI_STREAMER_CHUNK_BYTESIZE``, ``RUNAI_STREAMER_TIMEOUT_MS`` and
+``RUNAI_STREAMER_FS_STRATEGY`` (``auto``, ``buffered`` or ``direct``: how local files are read) are
+read and validated by the native library when a streamer is created. The Python side reads:
 
 ``RUNAI_STREAMER_MEMORY_LIMIT``
     Bytes of destination memory in flight: ``-1`` (default) unlimited, ``0`` the largest tensor,

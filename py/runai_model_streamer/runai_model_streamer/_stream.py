@@ -3,7 +3,8 @@
 Input: for each file, byte ranges ("items"). The planner groups each file's items into
 *windows*; a window is one destination buffer and one engine request whose ranges are the
 window's items. Items adjacent in the file get adjacent destinations, so the engine can merge
-their reads; every other item starts at a 64-byte aligned destination.
+their reads; every other item starts at a 64-byte aligned destination, or, when large, at the
+position within a 4 KiB block of its file offset (for direct I/O into place).
 
 A window holds at most :data:`MAX_WINDOW_BYTES` (256 MiB) and, with a memory limit L, at most
 L bytes (one item larger than that gets a window of its own). Windows are submitted while the
@@ -54,6 +55,11 @@ from runai_model_streamer._native import (
 logger = logging.getLogger("runai_model_streamer")
 
 ALIGNMENT = 64
+#: An item of at least DIRECT_MIN_BYTES that starts a window or follows a gap in the file gets
+#: a destination at the same position within a 4 KiB block as its file offset (up to 4 KiB of
+#: padding), so that the engine can read it with O_DIRECT straight into place.
+DIRECT_ALIGNMENT = 4096
+DIRECT_MIN_BYTES = 64 << 10
 PREFETCH_BYTES = 1 << 30
 #: windows are at most this big (one larger item gets its own): the first tensors arrive
 #: sooner, and memory of a big file is allocated (and freed) piece by piece
@@ -131,17 +137,24 @@ def plan_windows(
                 file_windows[0].empty_items.append(item)
                 continue
             offset = offsets[item]
-            dst = cursor if offset == previous_end else -(-cursor // ALIGNMENT) * ALIGNMENT
+            dst = cursor if offset == previous_end else _start_of(offset, size, cursor)
             if window.items and dst + size > cap:
                 window = WindowPlan(position)
                 file_windows.append(window)
-                dst = 0
+                dst = _start_of(offset, size, 0)
             window.items.append(item)
             window.dst.append(dst)
             window.nbytes = cursor = dst + size
             previous_end = offset + size
         plans.extend(file_windows)
     return plans
+
+
+def _start_of(offset: int, size: int, cursor: int) -> int:
+    """Where an item not adjacent to the previous one starts (at or after ``cursor``)."""
+    if size >= DIRECT_MIN_BYTES:
+        return cursor + (offset - cursor) % DIRECT_ALIGNMENT
+    return -(-cursor // ALIGNMENT) * ALIGNMENT
 
 
 class BufferPool:

@@ -1,0 +1,205 @@
+// Reads that bypass the page cache: O_DIRECT (macOS: F_NOCACHE) into the destination where the
+// destination and the file offset share their alignment, through a per-thread bounce buffer
+// for unaligned heads and tails (tensor offsets in safetensors are not aligned). Under "auto"
+// each read first asks mincore() which of its pages are cached: those are copied from the
+// page cache (warm loads stay as fast as buffered ones), only the others are read direct.
+// mincore starts no I/O, unlike a preadv2(RWF_NOWAIT) probe, whose miss queues readahead of
+// the very bytes about to be read direct.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "streamer/impl/file_reader.h"
+#include "streamer/impl/local_file.h"
+#include "streamer/streamer.h"
+
+namespace runai::streamer {
+namespace {
+
+constexpr uint64_t kAlign = 4096;               // offset, length and address alignment
+constexpr uint64_t kBounceBytes = 1 << 20;      // per worker thread
+constexpr uint64_t kMaxDirectRead = 64 << 20;   // per syscall
+
+uint64_t AlignDown(uint64_t value) { return value & ~(kAlign - 1); }
+uint64_t AlignUp(uint64_t value) { return AlignDown(value + kAlign - 1); }
+
+common::Status ReadError(uint64_t offset, int err) {
+  return {common::StatusCodeFromErrno(err),
+          "pread at offset " + std::to_string(offset) + ": " + common::ErrnoText(err)};
+}
+
+common::Status EndedAt(uint64_t offset) {
+  return {RUNAI_E_EOF,
+          "file ended at offset " + std::to_string(offset) + " (was it truncated while being read?)"};
+}
+
+bool DebugLogging() {
+  const char* level = std::getenv("RUNAI_STREAMER_LOG_LEVEL");
+  return level != nullptr && strcasecmp(level, "DEBUG") == 0;
+}
+
+char* BounceBuffer() {
+  struct Freer {
+    void operator()(char* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<char, Freer> buffer;
+  if (buffer == nullptr) {
+    void* memory = nullptr;
+    if (posix_memalign(&memory, kAlign, kBounceBytes) != 0) return nullptr;
+    buffer.reset(static_cast<char*>(memory));
+  }
+  return buffer.get();
+}
+
+class DirectReader : public FileReader {
+ public:
+  DirectReader(int buffered_fd, int direct_fd, bool per_page_choice)
+      : buffered_fd_(buffered_fd), direct_fd_(direct_fd), per_page_choice_(per_page_choice) {}
+  ~DirectReader() override {
+    ::close(buffered_fd_);
+    ::close(direct_fd_);
+  }
+
+  common::Status Read(uint64_t offset, uint64_t size, char* dst) override {
+    if (!per_page_choice_) return ReadDirect(offset, size, dst);
+    // Runs of pages that are (not) in the page cache, each read its own way.
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t start = offset / page * page;
+    const uint64_t length = (offset + size + page - 1) / page * page - start;
+#if defined(__APPLE__)
+    std::vector<char> resident(length / page);
+#else
+    std::vector<unsigned char> resident(length / page);
+#endif
+    void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, buffered_fd_,
+                       static_cast<off_t>(start));
+    if (map == MAP_FAILED) return ReadDirect(offset, size, dst);
+    const bool known = ::mincore(map, length, resident.data()) == 0;
+    ::munmap(map, length);
+    if (!known) return ReadDirect(offset, size, dst);
+    size_t first = 0;
+    while (first < resident.size()) {
+      const bool cached = resident[first] & 1;
+      size_t last = first + 1;
+      while (last < resident.size() && (resident[last] & 1) == cached) ++last;
+      const uint64_t from = std::max(offset, start + first * page);
+      const uint64_t to = std::min(offset + size, start + last * page);
+      char* into = dst + (from - offset);
+      common::Status status = cached ? ReadFully(buffered_fd_, from, to - from, into)
+                                     : ReadDirect(from, to - from, into);
+      if (!status.ok()) return status;
+      first = last;
+    }
+    return common::Status::Ok();
+  }
+
+ private:
+  common::Status ReadDirect(uint64_t offset, uint64_t size, char* dst) {
+    if (direct_refused_.load(std::memory_order_relaxed)) {
+      return ReadFully(buffered_fd_, offset, size, dst);
+    }
+    const uint64_t end = offset + size;
+    const uint64_t first = AlignUp(offset), last = AlignDown(end);
+    const bool congruent = (reinterpret_cast<uintptr_t>(dst) - offset) % kAlign == 0;
+    if (!congruent || first >= last) return ReadBounced(offset, size, dst);
+    common::Status status;
+    if (offset < first) status = ReadBounced(offset, first - offset, dst);
+    for (uint64_t at = first; status.ok() && at < last;) {
+      const size_t want = static_cast<size_t>(std::min(last - at, kMaxDirectRead));
+      const ssize_t got = ::pread(direct_fd_, dst + (at - offset), want, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && errno == EINVAL) return Refused(offset, size, dst);
+      if (got < 0) return ReadError(at, errno);
+      if (got == 0 || static_cast<uint64_t>(got) % kAlign != 0) return EndedAt(at + got);
+      at += static_cast<uint64_t>(got);
+    }
+    if (status.ok() && last < end) status = ReadBounced(last, end - last, dst + (last - offset));
+    return status;
+  }
+
+  // Whole aligned blocks into the bounce buffer, the wanted bytes copied out.
+  common::Status ReadBounced(uint64_t offset, uint64_t size, char* dst) {
+    char* bounce = BounceBuffer();
+    if (bounce == nullptr) return ReadFully(buffered_fd_, offset, size, dst);
+    uint64_t done = 0;
+    while (done < size) {
+      const uint64_t at = offset + done;
+      const uint64_t block = AlignDown(at);
+      const size_t want =
+          static_cast<size_t>(std::min(kBounceBytes, AlignUp(offset + size) - block));
+      const ssize_t got = ::pread(direct_fd_, bounce, want, static_cast<off_t>(block));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0 && errno == EINVAL) return Refused(at, size - done, dst + done);
+      if (got < 0) return ReadError(at, errno);
+      if (static_cast<uint64_t>(got) <= at - block) return EndedAt(block + got);
+      const uint64_t take = std::min(static_cast<uint64_t>(got) - (at - block), size - done);
+      std::memcpy(dst + done, bounce + (at - block), take);
+      done += take;
+    }
+    return common::Status::Ok();
+  }
+
+  // The filesystem accepted O_DIRECT at open but refuses these reads: buffered from now on.
+  common::Status Refused(uint64_t offset, uint64_t size, char* dst) {
+    direct_refused_.store(true, std::memory_order_relaxed);
+    return ReadFully(buffered_fd_, offset, size, dst);
+  }
+
+  const int buffered_fd_;
+  const int direct_fd_;
+  const bool per_page_choice_;
+  std::atomic<bool> direct_refused_{false};
+};
+
+// A second descriptor of the same file that bypasses the page cache, or -1 (errno set).
+int OpenUncached(const std::string& path, int fd) {
+#if defined(O_DIRECT)
+  int direct = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_DIRECT);
+#else
+  int direct = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+#if defined(F_NOCACHE)
+  if (direct >= 0 && ::fcntl(direct, F_NOCACHE, 1) != 0) {
+    const int err = errno;
+    ::close(direct);
+    errno = err;
+    return -1;
+  }
+#endif
+#endif
+  if (direct < 0) return -1;
+  struct stat a, b;  // the path may name another file by now
+  if (::fstat(fd, &a) != 0 || ::fstat(direct, &b) != 0 || a.st_dev != b.st_dev ||
+      a.st_ino != b.st_ino) {
+    ::close(direct);
+    errno = ESTALE;
+    return -1;
+  }
+  return direct;
+}
+
+}  // namespace
+
+std::unique_ptr<FileReader> MakeDirectReader(const std::string& path, int fd, uint64_t size,
+                                             FsStrategy strategy) {
+  if (strategy == FsStrategy::kBuffered || size == 0) return MakeBufferedReader(fd);
+  const int direct = OpenUncached(path, fd);
+  if (direct < 0) {
+    if (DebugLogging()) {
+      std::fprintf(stderr, "runai-model-streamer: %s: no direct I/O (%s): buffered reads\n",
+                   path.c_str(), common::ErrnoText(errno).c_str());
+    }
+    return MakeBufferedReader(fd);
+  }
+  return std::make_unique<DirectReader>(fd, direct, strategy == FsStrategy::kAuto);
+}
+
+}  // namespace runai::streamer

@@ -1,0 +1,48 @@
+// The ways of reading a file's bytes, behind one interface: the engine's workers call Read on
+// the reader of a request's file, concurrently, and know nothing of how it reads.
+//   buffered   pread through the page cache (buffered_reader.cc)
+//   direct     O_DIRECT into the destination, bounce buffers for unaligned edges; under
+//              "auto", only the pages mincore() reports not cached (direct_reader.cc)
+//   plugin     an object-storage backend (plugin_reader.cc)
+#ifndef RUNAI_STREAMER_STREAMER_IMPL_FILE_READER_H_
+#define RUNAI_STREAMER_STREAMER_IMPL_FILE_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "streamer/impl/backend_plugin.h"
+
+namespace runai::streamer {
+
+class FileReader {
+ public:
+  virtual ~FileReader() = default;
+  // Reads exactly [offset, offset + size) into dst; the message is the cause only (callers
+  // add the path and range). Safe to call from many threads at once.
+  virtual common::Status Read(uint64_t offset, uint64_t size, char* dst) = 0;
+};
+
+// How local files are read: RUNAI_STREAMER_FS_STRATEGY=auto|buffered|direct.
+enum class FsStrategy {
+  kAuto,      // per chunk: cached pages buffered, the others direct
+  kBuffered,  // always through the page cache
+  kDirect,    // always O_DIRECT (where the filesystem allows it)
+};
+inline constexpr const char* kEnvFsStrategy = "RUNAI_STREAMER_FS_STRATEGY";
+// The strategy the environment asks for; RUNAI_E_CONFIG names a bad value.
+common::Status FsStrategyFromEnvironment(FsStrategy* strategy);
+
+// Takes ownership of fd (open, read-only, regular file of `size` bytes).
+std::unique_ptr<FileReader> MakeBufferedReader(int fd);
+// A direct (or auto) reader of path, owning fd; a buffered one when the filesystem refuses
+// O_DIRECT (tmpfs, some FUSE), with a line on stderr when RUNAI_STREAMER_LOG_LEVEL=DEBUG.
+std::unique_ptr<FileReader> MakeDirectReader(const std::string& path, int fd, uint64_t size,
+                                             FsStrategy strategy);
+std::unique_ptr<FileReader> MakePluginReader(std::shared_ptr<BackendPlugin> backend,
+                                             std::string uri);
+
+}  // namespace runai::streamer
+
+#endif  // RUNAI_STREAMER_STREAMER_IMPL_FILE_READER_H_
