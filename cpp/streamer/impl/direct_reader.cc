@@ -29,6 +29,12 @@ constexpr uint64_t kAlign = 4096;               // offset, length and address al
 constexpr uint64_t kBounceBytes = 1 << 20;      // per worker thread
 constexpr uint64_t kMaxDirectRead = 64 << 20;   // per syscall
 
+#if defined(__APPLE__)
+using MincoreByte = char;
+#else
+using MincoreByte = unsigned char;
+#endif
+
 uint64_t AlignDown(uint64_t value) { return value & ~(kAlign - 1); }
 uint64_t AlignUp(uint64_t value) { return AlignDown(value + kAlign - 1); }
 
@@ -62,30 +68,28 @@ char* BounceBuffer() {
 
 class DirectReader : public FileReader {
  public:
-  DirectReader(int buffered_fd, int direct_fd, bool per_page_choice)
-      : buffered_fd_(buffered_fd), direct_fd_(direct_fd), per_page_choice_(per_page_choice) {}
+  // `map` (size bytes of the file, or null) is where mincore() looks up which pages are
+  // cached: mapped once per file, since an mmap/munmap per read would take the address-space
+  // lock for writing and stall the other workers' page faults.
+  DirectReader(int buffered_fd, int direct_fd, void* map, uint64_t size)
+      : buffered_fd_(buffered_fd), direct_fd_(direct_fd), map_(map), size_(size) {}
   ~DirectReader() override {
+    if (map_ != nullptr) ::munmap(map_, size_);
     ::close(buffered_fd_);
     ::close(direct_fd_);
   }
 
   common::Status Read(uint64_t offset, uint64_t size, char* dst) override {
-    if (!per_page_choice_) return ReadDirect(offset, size, dst);
+    if (map_ == nullptr) return ReadDirect(offset, size, dst);
     // Runs of pages that are (not) in the page cache, each read its own way.
     const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     const uint64_t start = offset / page * page;
-    const uint64_t length = (offset + size + page - 1) / page * page - start;
-#if defined(__APPLE__)
-    std::vector<char> resident(length / page);
-#else
-    std::vector<unsigned char> resident(length / page);
-#endif
-    void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, buffered_fd_,
-                       static_cast<off_t>(start));
-    if (map == MAP_FAILED) return ReadDirect(offset, size, dst);
-    const bool known = ::mincore(map, length, resident.data()) == 0;
-    ::munmap(map, length);
-    if (!known) return ReadDirect(offset, size, dst);
+    const uint64_t length = offset + size - start;
+    thread_local std::vector<MincoreByte> resident;
+    resident.resize((length + page - 1) / page);
+    if (::mincore(static_cast<char*>(map_) + start, length, resident.data()) != 0) {
+      return ReadDirect(offset, size, dst);
+    }
     size_t first = 0;
     while (first < resident.size()) {
       const bool cached = resident[first] & 1;
@@ -156,7 +160,8 @@ class DirectReader : public FileReader {
 
   const int buffered_fd_;
   const int direct_fd_;
-  const bool per_page_choice_;
+  void* const map_;  // null: every read direct
+  const uint64_t size_;
   std::atomic<bool> direct_refused_{false};
 };
 
@@ -199,7 +204,12 @@ std::unique_ptr<FileReader> MakeDirectReader(const std::string& path, int fd, ui
     }
     return MakeBufferedReader(fd);
   }
-  return std::make_unique<DirectReader>(fd, direct, strategy == FsStrategy::kAuto);
+  void* map = nullptr;
+  if (strategy == FsStrategy::kAuto) {
+    map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) map = nullptr;  // residency unknown: read direct
+  }
+  return std::make_unique<DirectReader>(fd, direct, map, size);
 }
 
 }  // namespace runai::streamer
