@@ -7,6 +7,7 @@
 // the very bytes about to be read direct.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
