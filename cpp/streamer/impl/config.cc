@@ -1,6 +1,7 @@
 #include "streamer/impl/config.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "common/parse.h"
@@ -56,6 +57,21 @@ common::Status ValidateConfig(const runai_streamer_config_t& config) {
                         kMaxBackendTimeoutMs);
   }
   return status;
+}
+
+common::Status FsStrategyFromEnvironment(FsStrategy* strategy) {
+  const char* text = std::getenv(kEnvFsStrategy);
+  if (text == nullptr || *text == '\0' || std::strcmp(text, "auto") == 0) {
+    *strategy = FsStrategy::kAuto;
+  } else if (std::strcmp(text, "buffered") == 0) {
+    *strategy = FsStrategy::kBuffered;
+  } else if (std::strcmp(text, "direct") == 0) {
+    *strategy = FsStrategy::kDirect;
+  } else {
+    return {RUNAI_E_CONFIG, std::string("environment variable ") + kEnvFsStrategy + "='" + text +
+                                "' must be auto, buffered or direct"};
+  }
+  return common::Status::Ok();
 }
 
 }  // namespace runai::streamer

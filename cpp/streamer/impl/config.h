@@ -24,6 +24,16 @@ inline constexpr const char* kEnvBackendTimeoutMs = "RUNAI_STREAMER_TIMEOUT_MS";
 // Defaults overridden by the environment; RUNAI_E_CONFIG names a bad variable.
 common::Status ConfigFromEnvironment(runai_streamer_config_t* config);
 
+// How local files are read: RUNAI_STREAMER_FS_STRATEGY=auto|buffered|direct.
+enum class FsStrategy {
+  kAuto,      // per read: cached pages buffered, the others direct
+  kBuffered,  // always through the page cache
+  kDirect,    // always O_DIRECT (where the filesystem allows it)
+};
+inline constexpr const char* kEnvFsStrategy = "RUNAI_STREAMER_FS_STRATEGY";
+// The strategy the environment asks for; RUNAI_E_CONFIG names a bad value.
+common::Status FsStrategyFromEnvironment(FsStrategy* strategy);
+
 // Checks every field is in range; RUNAI_E_CONFIG names the bad field.
 common::Status ValidateConfig(const runai_streamer_config_t& config);
 

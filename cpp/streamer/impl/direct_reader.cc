@@ -39,16 +39,6 @@ using MincoreByte = unsigned char;
 uint64_t AlignDown(uint64_t value) { return value & ~(kAlign - 1); }
 uint64_t AlignUp(uint64_t value) { return AlignDown(value + kAlign - 1); }
 
-common::Status ReadError(uint64_t offset, int err) {
-  return {common::StatusCodeFromErrno(err),
-          "pread at offset " + std::to_string(offset) + ": " + common::ErrnoText(err)};
-}
-
-common::Status EndedAt(uint64_t offset) {
-  return {RUNAI_E_EOF,
-          "file ended at offset " + std::to_string(offset) + " (was it truncated while being read?)"};
-}
-
 bool DebugLogging() {
   const char* level = std::getenv("RUNAI_STREAMER_LOG_LEVEL");
   return level != nullptr && strcasecmp(level, "DEBUG") == 0;
@@ -83,7 +73,7 @@ class DirectReader : public FileReader {
   common::Status Read(uint64_t offset, uint64_t size, char* dst) override {
     if (map_ == nullptr) return ReadDirect(offset, size, dst);
     // Runs of pages that are (not) in the page cache, each read its own way.
-    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t page = page_size_;
     const uint64_t start = offset / page * page;
     const uint64_t length = offset + size - start;
     thread_local std::vector<MincoreByte> resident;
@@ -123,8 +113,8 @@ class DirectReader : public FileReader {
       const ssize_t got = ::pread(direct_fd_, dst + (at - offset), want, static_cast<off_t>(at));
       if (got < 0 && errno == EINTR) continue;
       if (got < 0 && errno == EINVAL) return Refused(offset, size, dst);
-      if (got < 0) return ReadError(at, errno);
-      if (got == 0 || static_cast<uint64_t>(got) % kAlign != 0) return EndedAt(at + got);
+      if (got < 0) return PreadFailed(at, errno);
+      if (got == 0 || static_cast<uint64_t>(got) % kAlign != 0) return FileEndedAt(at + got);
       at += static_cast<uint64_t>(got);
     }
     if (status.ok() && last < end) status = ReadBounced(last, end - last, dst + (last - offset));
@@ -144,8 +134,8 @@ class DirectReader : public FileReader {
       const ssize_t got = ::pread(direct_fd_, bounce, want, static_cast<off_t>(block));
       if (got < 0 && errno == EINTR) continue;
       if (got < 0 && errno == EINVAL) return Refused(at, size - done, dst + done);
-      if (got < 0) return ReadError(at, errno);
-      if (static_cast<uint64_t>(got) <= at - block) return EndedAt(block + got);
+      if (got < 0) return PreadFailed(at, errno);
+      if (static_cast<uint64_t>(got) <= at - block) return FileEndedAt(block + got);
       const uint64_t take = std::min(static_cast<uint64_t>(got) - (at - block), size - done);
       std::memcpy(dst + done, bounce + (at - block), take);
       done += take;
@@ -163,6 +153,7 @@ class DirectReader : public FileReader {
   const int direct_fd_;
   void* const map_;  // null: every read direct
   const uint64_t size_;
+  const uint64_t page_size_ = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   std::atomic<bool> direct_refused_{false};
 };
 
@@ -194,7 +185,7 @@ int OpenUncached(const std::string& path, int fd) {
 
 }  // namespace
 
-std::unique_ptr<FileReader> MakeDirectReader(const std::string& path, int fd, uint64_t size,
+std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uint64_t size,
                                              FsStrategy strategy) {
   if (strategy == FsStrategy::kBuffered || size == 0) return MakeBufferedReader(fd);
   const int direct = OpenUncached(path, fd);

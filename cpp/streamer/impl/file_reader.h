@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "streamer/impl/backend_plugin.h"
+#include "streamer/impl/config.h"
 
 namespace runai::streamer {
 
@@ -24,21 +25,12 @@ class FileReader {
   virtual common::Status Read(uint64_t offset, uint64_t size, char* dst) = 0;
 };
 
-// How local files are read: RUNAI_STREAMER_FS_STRATEGY=auto|buffered|direct.
-enum class FsStrategy {
-  kAuto,      // per chunk: cached pages buffered, the others direct
-  kBuffered,  // always through the page cache
-  kDirect,    // always O_DIRECT (where the filesystem allows it)
-};
-inline constexpr const char* kEnvFsStrategy = "RUNAI_STREAMER_FS_STRATEGY";
-// The strategy the environment asks for; RUNAI_E_CONFIG names a bad value.
-common::Status FsStrategyFromEnvironment(FsStrategy* strategy);
-
 // Takes ownership of fd (open, read-only, regular file of `size` bytes).
 std::unique_ptr<FileReader> MakeBufferedReader(int fd);
-// A direct (or auto) reader of path, owning fd; a buffered one when the filesystem refuses
-// O_DIRECT (tmpfs, some FUSE), with a line on stderr when RUNAI_STREAMER_LOG_LEVEL=DEBUG.
-std::unique_ptr<FileReader> MakeDirectReader(const std::string& path, int fd, uint64_t size,
+// The reader of a local file for `strategy`, owning fd: buffered, or direct (per read under
+// auto); buffered too when the filesystem refuses O_DIRECT (tmpfs, some FUSE), with a line on
+// stderr when RUNAI_STREAMER_LOG_LEVEL=DEBUG.
+std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uint64_t size,
                                              FsStrategy strategy);
 std::unique_ptr<FileReader> MakePluginReader(std::shared_ptr<BackendPlugin> backend,
                                              std::string uri);

@@ -94,6 +94,16 @@ common::Status ListLocalDirectory(const std::string& dir,
   return common::Status::Ok();
 }
 
+common::Status PreadFailed(uint64_t offset, int err) {
+  return {common::StatusCodeFromErrno(err),
+          "pread at offset " + std::to_string(offset) + ": " + common::ErrnoText(err)};
+}
+
+common::Status FileEndedAt(uint64_t offset) {
+  return {RUNAI_E_EOF, "file ended at offset " + std::to_string(offset) +
+                           " (was it truncated while being read?)"};
+}
+
 common::Status ReadFully(int fd, uint64_t offset, uint64_t size, char* dst) {
   uint64_t done = 0;
   while (done < size) {
@@ -101,14 +111,9 @@ common::Status ReadFully(int fd, uint64_t offset, uint64_t size, char* dst) {
     ssize_t got = ::pread(fd, dst + done, want, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      return {common::StatusCodeFromErrno(err),
-              "pread at offset " + std::to_string(offset + done) + ": " + common::ErrnoText(err)};
+      return PreadFailed(offset + done, errno);
     }
-    if (got == 0) {
-      return {RUNAI_E_EOF, "file ended at offset " + std::to_string(offset + done) +
-                               " (was it truncated while being read?)"};
-    }
+    if (got == 0) return FileEndedAt(offset + done);
     done += static_cast<uint64_t>(got);
   }
   return common::Status::Ok();

@@ -27,6 +27,10 @@ common::Status ListLocalDirectory(const std::string& dir,
 // add path and range.
 common::Status ReadFully(int fd, uint64_t offset, uint64_t size, char* dst);
 
+// The causes ReadFully reports, for the other readers of local files.
+common::Status PreadFailed(uint64_t offset, int err);
+common::Status FileEndedAt(uint64_t offset);
+
 }  // namespace runai::streamer
 
 #endif  // RUNAI_STREAMER_STREAMER_IMPL_LOCAL_FILE_H_

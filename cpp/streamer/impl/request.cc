@@ -21,7 +21,7 @@ common::Status FileSource::Open(uint64_t* size) {
     } else {
       int fd = -1;
       open_status_ = OpenLocalFile(path_, &fd, &size_);
-      if (open_status_.ok()) reader_ = MakeDirectReader(path_, fd, size_, strategy_);
+      if (open_status_.ok()) reader_ = MakeLocalReader(path_, fd, size_, strategy_);
     }
   }
   *size = size_;
