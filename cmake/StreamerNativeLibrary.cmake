@@ -15,6 +15,9 @@
 #       environment; default auto = bazel when `bazel` or `bazelisk` is on
 #       PATH, else cmake) picks between the two builds when NATIVE_LIBS_PATH
 #       is not set. The mode taken is printed in the build log.
+#       STREAMER_STATIC_TLS_PREFIX (variable, else environment) makes both
+#       builds link the plugins' libcurl and OpenSSL statically from that
+#       prefix (scripts/build-tls-deps) instead of the system's libcurl.
 #
 #   streamer_install_native_library(<path> DESTINATION <dir>)
 #       Installs the library into <dir> (relative to the install prefix, i.e.
@@ -356,6 +359,10 @@ function(_streamer_cmake_build name out_var)
     elseif(name STREQUAL "streamerazure")
       set(build_azure ON)
     endif()
+    _streamer_setting(STREAMER_STATIC_TLS_PREFIX tls_prefix)
+    if(NOT tls_prefix STREQUAL "")
+      list(APPEND forwarded "-DSTREAMER_STATIC_TLS_PREFIX:PATH=${tls_prefix}")
+    endif()
     ExternalProject_Add(streamer_native_cmake
       SOURCE_DIR "${STREAMER_SOURCE_ROOT}/cpp"
       BINARY_DIR "${prefix}/build"
@@ -408,6 +415,10 @@ function(_streamer_bazel_build name bazel out_var)
   endif()
   if(DEFINED ENV{CMAKE_BUILD_PARALLEL_LEVEL})
     list(APPEND flags "--jobs=$ENV{CMAKE_BUILD_PARALLEL_LEVEL}")
+  endif()
+  _streamer_setting(STREAMER_STATIC_TLS_PREFIX tls_prefix)
+  if(NOT tls_prefix STREQUAL "")
+    list(APPEND flags "--repo_env=STREAMER_STATIC_TLS_PREFIX=${tls_prefix}")
   endif()
 
   set(target_name "streamer_native_bazel_${name}")
