@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -77,6 +79,20 @@ TEST(Plugin, CreateFailures) {
   // Nothing was registered by the failures.
   uint64_t size = 0;
   EXPECT_EQ(runai_streamer_file_size(streamer.get(), "tfs://a", &size), RUNAI_E_UNSUPPORTED_SCHEME);
+}
+
+// A plugin stays mapped after its streamer is gone: one that links its own OpenSSL leaves an
+// atexit handler behind, which must still point at code when the process exits.
+TEST(Plugin, StaysLoadedAfterTheStreamerIsDestroyed) {
+  TempDir dir;
+  {
+    Streamer streamer;
+    ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, {{"root", dir.path()}}), RUNAI_OK)
+        << runai_streamer_last_error();
+  }
+  void* handle = dlopen(TESTFS_PLUGIN, RTLD_NOW | RTLD_NOLOAD);
+  EXPECT_NE(handle, nullptr) << TESTFS_PLUGIN << " was unloaded";
+  if (handle != nullptr) dlclose(handle);
 }
 
 class TestfsTest : public ::testing::Test {

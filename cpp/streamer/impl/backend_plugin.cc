@@ -43,7 +43,9 @@ common::Status BackendPlugin::Load(const std::string& library_path, const Option
   std::shared_ptr<BackendPlugin> plugin(new BackendPlugin());
   plugin->library_path_ = library_path;
   dlerror();
-  plugin->handle_ = dlopen(library_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: a plugin stays mapped until the process exits. Plugins that link their own
+  // OpenSSL register exit handlers (atexit), which would point into unmapped code after dlclose.
+  plugin->handle_ = dlopen(library_path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (plugin->handle_ == nullptr) {
     const char* why = dlerror();
     return PluginError(library_path, std::string("cannot load: ") + (why ? why : "dlopen failed"));
