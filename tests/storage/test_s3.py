@@ -178,6 +178,26 @@ def test_refused_connection_is_a_clear_error(s3_env: pytest.MonkeyPatch) -> None
     assert "s3://models/x.safetensors" in message and "after 2 attempts" in message, message
 
 
+def test_https_verifies_the_server_with_the_ca_bundle_it_is_given(
+    weed_tls: S3Server, s3_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert weed_tls.certificate is not None and weed_tls.endpoint.startswith("https://")
+    local = _upload_model(weed_tls, "tls-models", tmp_path)
+    uris = [f"s3://tls-models/{key}" for key in KEYS]
+    s3_env.setenv("AWS_ENDPOINT_URL", weed_tls.endpoint)
+    for name in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+        s3_env.delenv(name, raising=False)
+    s3_env.setenv("AWS_CA_BUNDLE", str(weed_tls.certificate))
+    check_stream(uris, [local[key] for key in KEYS])
+
+    # The machine's own CAs do not trust a self-signed certificate: a clear error, no retries.
+    s3_env.delenv("AWS_CA_BUNDLE")
+    with SafetensorsStreamer() as streamer, pytest.raises(OSError) as raised:
+        streamer.stream_file(uris[0])
+    message = str(raised.value)
+    assert uris[0] in message and "certificate" in message.lower(), message
+
+
 def test_bad_environment_values_name_the_variable(s3_env: pytest.MonkeyPatch) -> None:
     from runai_model_streamer import StreamerConfigError
 
