@@ -1,8 +1,12 @@
 /* Streams a whole file through libstreamer's C API and compares it with a plain read.
- * Used by `scripts/rehearse-release --qemu` to run the linux-aarch64 wheel's library under
+ * Used by `scripts/rehearse-release --qemu` to run the linux-aarch64 wheels' libraries under
  * qemu-aarch64 (built with zig for aarch64-linux-gnu.2.17).
  *
- *   stream_with_libstreamer LIBRARY FILE    prints "stream: ok ..." and exits 0 on success */
+ *   stream_with_libstreamer LIBRARY FILE [URI PLUGIN [KEY=VALUE...]]
+ *
+ * streams FILE, or with URI and PLUGIN streams URI through that backend plugin (registered for
+ * the URI's scheme with the given options) and compares it with FILE. Prints "stream: ok ..."
+ * and exits 0 on success. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +23,22 @@ typedef const char* (*runai_streamer_last_error_fn)(void);
 typedef int (*runai_streamer_create_fn)(const runai_streamer_config_t*, runai_streamer_t**);
 typedef void (*runai_streamer_destroy_fn)(runai_streamer_t*);
 typedef int (*runai_streamer_submit_fn)(runai_streamer_t*, const runai_file_request_t*, size_t, uint64_t*);
+typedef int (*runai_streamer_register_backend_fn)(runai_streamer_t*, const char*, const char*,
+                                                  const char* const*, const char* const*, size_t);
 typedef int (*runai_streamer_wait_fn)(runai_streamer_t*, uint64_t, runai_completion_t*, size_t,
                                       int64_t, size_t*);
 
 int main(int argc, char** argv) {
-  if (argc != 3) { fprintf(stderr, "usage: %s LIBRARY FILE\n", argv[0]); return 2; }
+  if (argc != 3 && argc < 5) {
+    fprintf(stderr, "usage: %s LIBRARY FILE [URI PLUGIN [KEY=VALUE...]]\n", argv[0]);
+    return 2;
+  }
   void* library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   if (!library) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
   LOAD(runai_streamer_version) LOAD(runai_streamer_last_error) LOAD(runai_streamer_create)
   LOAD(runai_streamer_destroy) LOAD(runai_streamer_submit) LOAD(runai_streamer_wait)
+  LOAD(runai_streamer_register_backend)
+  const char* source = argc >= 5 ? argv[3] : argv[2];
 
   FILE* file = fopen(argv[2], "rb");
   if (!file) { perror(argv[2]); return 1; }
@@ -49,11 +60,35 @@ int main(int argc, char** argv) {
     ranges[i].size = k == N - 1 ? (uint64_t)size - k * quarter : quarter;
     ranges[i].dst = got + k * quarter;
   }
-  runai_file_request_t request = {argv[2], ranges, N};
+  runai_file_request_t request = {source, ranges, N};
   runai_streamer_t* streamer = NULL;
   uint64_t id = 0;
-  if (runai_streamer_create(NULL, &streamer) != RUNAI_OK ||
-      runai_streamer_submit(streamer, &request, 1, &id) != RUNAI_OK) {
+  if (runai_streamer_create(NULL, &streamer) != RUNAI_OK) {
+    fprintf(stderr, "libstreamer: %s\n", runai_streamer_last_error());
+    return 1;
+  }
+  if (argc >= 5) {
+    enum { MAX_OPTIONS = 32 };
+    const char* keys[MAX_OPTIONS];
+    const char* values[MAX_OPTIONS];
+    size_t count = 0;
+    for (int i = 5; i < argc && count < MAX_OPTIONS; ++i, ++count) {
+      char* equals = strchr(argv[i], '=');
+      if (!equals) { fprintf(stderr, "option without '=': %s\n", argv[i]); return 2; }
+      *equals = '\0';
+      keys[count] = argv[i];
+      values[count] = equals + 1;
+    }
+    char scheme[16] = {0};
+    const char* colon = strstr(source, "://");
+    if (!colon || colon - source >= (long)sizeof(scheme)) { fprintf(stderr, "not a URI: %s\n", source); return 2; }
+    memcpy(scheme, source, (size_t)(colon - source));
+    if (runai_streamer_register_backend(streamer, scheme, argv[4], keys, values, count) != RUNAI_OK) {
+      fprintf(stderr, "register %s: %s\n", argv[4], runai_streamer_last_error());
+      return 1;
+    }
+  }
+  if (runai_streamer_submit(streamer, &request, 1, &id) != RUNAI_OK) {
     fprintf(stderr, "libstreamer: %s\n", runai_streamer_last_error());
     return 1;
   }
@@ -70,6 +105,7 @@ int main(int argc, char** argv) {
   }
   runai_streamer_destroy(streamer);
   if (memcmp(expected, got, (size_t)size) != 0) { fprintf(stderr, "stream: bytes differ\n"); return 1; }
-  printf("stream: ok, %ld bytes in %d ranges, libstreamer %s\n", size, N, runai_streamer_version());
+  printf("stream: ok, %ld bytes of %s in %d ranges, libstreamer %s\n", size, source, N,
+         runai_streamer_version());
   return 0;
 }

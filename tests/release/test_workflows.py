@@ -80,8 +80,19 @@ def test_release_phases():
     native = jobs["native"]
     built = {f"{m['os']}-{m['arch']}" for m in native["strategy"]["matrix"]["include"]}
     assert built == PLATFORMS
-    upload = next(s for s in native["steps"] if s.get("uses", "").startswith("actions/upload-"))
-    assert upload["with"]["name"] == "native-libs-${{ matrix.os }}-${{ matrix.arch }}"
+    uploads = [s for s in native["steps"] if s.get("uses", "").startswith("actions/upload-")]
+    assert {u["with"]["name"] for u in uploads} == {
+        "native-libs-${{ matrix.os }}-${{ matrix.arch }}",
+        "sdk-${{ matrix.os }}-${{ matrix.arch }}",
+    }
+    # The plugins' OpenSSL + libcurl: one script, cached on its hash, linked through Bazel.
+    text = (WORKFLOWS / "on-release.yaml").read_text()
+    assert text.count("scripts/build-tls-deps --prefix") == 2  # Linux container, macOS
+    assert "hashFiles('scripts/build-tls-deps')" in text
+    assert text.count("--repo_env=STREAMER_STATIC_TLS_PREFIX=") == 2
+    # The native SDKs go to the GitHub release, with the only write permission of the workflow.
+    assert jobs["sdk"]["needs"] == "native"
+    assert jobs["sdk"]["permissions"] == {"contents": "write"}
     # Phase 2: cibuildwheel on the merged artifacts, /project inside the Linux container.
     wheels = jobs["wheels"]
     assert set(wheels["needs"]) >= {"native"}
