@@ -171,3 +171,30 @@ def test_linux_target_rejects_a_mach_o_library(tmp_path: Path) -> None:
         f"NATIVE_LIBS_PATH: {library} is Mach-O for arm64, but this build targets {TARGET} "
         "and needs an ELF shared library."
     ) in out
+
+
+def test_static_tls_prefix_without_the_libraries(tmp_path: Path) -> None:
+    """A STREAMER_STATIC_TLS_PREFIX that scripts/build-tls-deps did not fill fails at configure
+    time (CMake) and at fetch time (Bazel), naming the prefix and the script."""
+    prefix = tmp_path / "no-tls"
+    configure = subprocess.run(
+        ["cmake", "-S", str(REPO / "cpp"), "-B", str(tmp_path / "build"), "-G", "Ninja",
+         "-DSTREAMER_BUILD_TESTS=OFF", "-DSTREAMER_BUILD_S3=ON",
+         f"-DSTREAMER_STATIC_TLS_PREFIX={prefix}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    out = " ".join((configure.stdout + configure.stderr).split())
+    assert configure.returncode != 0
+    assert f"STREAMER_STATIC_TLS_PREFIX={prefix} has no lib/libcurl.a" in out, out
+    assert f"scripts/build-tls-deps --prefix {prefix}" in out
+
+    bazel = shutil.which("bazel") or shutil.which("bazelisk")
+    assert bazel, "bazel is needed (Debian: bazel-bootstrap)"
+    built = subprocess.run(
+        [bazel, "--max_idle_secs=60", "build", "--symlink_prefix=/",
+         f"--repo_env=STREAMER_STATIC_TLS_PREFIX={prefix}", "//cpp:libstreamers3.so"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    out = " ".join((built.stdout + built.stderr).split())
+    assert built.returncode != 0
+    assert f"STREAMER_STATIC_TLS_PREFIX={prefix} has no lib/libcurl.a" in out, out

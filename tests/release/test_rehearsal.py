@@ -145,3 +145,8 @@ def test_checks_catch_a_wrong_minimum_macos(rehearsal):
     assert "lib: imports _aligned_alloc (macOS 10.15) but claims macOS 10.14" in (
         module.check_binary("lib", info_1014, wrong, set(), "runai_streamer_")
     )
+    # pipe2 is in new SDKs' libSystem, but only macOS 27 has it.
+    info_pipe2 = {**info, "undefined": [*info["undefined"], "_pipe2"]}
+    assert "lib: imports _pipe2 (macOS 27.0) but claims macOS 11.0" in (
+        module.check_binary("lib", info_pipe2, platforms["macos-arm64"], set(), "runai_streamer_")
+    )
