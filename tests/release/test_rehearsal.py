@@ -1,9 +1,11 @@
 """Runs scripts/rehearse-release: the core package's wheels for four platforms and the three
-plugins' wheels for both Linux platforms (static OpenSSL + libcurl from scripts/build-tls-deps),
-built on this Linux x86_64 machine with zig, repaired and checked; the host's wheels installed
-and streamed (local and s3:// over HTTPS), the aarch64 libraries run under qemu-aarch64.
-The macOS plugin wheels are one documented command (docs/RELEASING.md): their two extra
-OpenSSL builds would take CI past its time."""
+plugins' wheels for Linux x86_64 (static OpenSSL + libcurl from scripts/build-tls-deps), built on
+this Linux x86_64 machine with zig, repaired and checked; the host's wheels installed and
+streamed (local and s3:// over HTTPS), the aarch64 core library run under qemu-aarch64.
+The plugin wheels of the other three platforms (and the aarch64 s3 plugin streaming over HTTPS
+under qemu) are one documented command, `scripts/rehearse-release --qemu` (docs/RELEASING.md):
+each platform's OpenSSL + curl build adds about 5 minutes, which would take a fresh-machine CI
+run past 45 minutes."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ EXPECTED = {
     "macos-x86_64": ("macosx_10_15_x86_64", "x86_64", "10.15", "dylib"),
     "macos-arm64": ("macosx_11_0_arm64", "arm64", "11.0", "dylib"),
 }
-PLUGIN_PLATFORMS = ("linux-x86_64", "linux-aarch64")
+PLUGIN_PLATFORMS = ("linux-x86_64",)
 PLUGINS = ("s3", "gcs", "azure")
 #: what a plugin may need on Linux: glibc's own libraries, nothing else (no libcurl, no libssl)
 GLIBC = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
@@ -46,7 +48,7 @@ def test_rehearsal_succeeds(rehearsal):
     result, report, _ = rehearsal
     assert report["problems"] == []
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "10 wheel(s), 0 problem(s)" in result.stdout
+    assert "7 wheel(s), 0 problem(s)" in result.stdout
 
 
 @pytest.mark.parametrize("platform", sorted(EXPECTED))
@@ -90,16 +92,19 @@ def test_host_wheels_install_and_stream_local_and_s3_over_https(rehearsal):
     assert "https stream: ok" in log and "libstreamers3.so (ok)" in log
 
 
-def test_aarch64_libraries_stream_a_file_and_an_s3_object_under_qemu(rehearsal):
+def test_aarch64_library_streams_a_file_under_qemu(rehearsal):
     _, report, out = rehearsal
     assert report["wheels"]["linux-aarch64/core"]["qemu"] == "ok"
     log = (out / "logs" / "qemu-aarch64.log").read_text()
-    assert "stream: ok, 3145728 bytes of s3://rehearsal/payload.bin" in log
+    assert "stream: ok, 3145728 bytes of " in log and "/payload.bin in 4 ranges" in log
 
 
 def test_auditwheel_accepts_the_linux_wheels(rehearsal):
     _, report, _ = rehearsal
-    for name in (f"{p}/{k}" for p in PLUGIN_PLATFORMS for k in ("core", *PLUGINS)):
+    names = ["linux-aarch64/core"] + [
+        f"{p}/{k}" for p in PLUGIN_PLATFORMS for k in ("core", *PLUGINS)
+    ]
+    for name in names:
         platform = name.split("/")[0]
         shown = subprocess.run(
             [sys.executable, "-m", "auditwheel", "show", report["wheels"][name]["path"]],
