@@ -311,7 +311,8 @@ double ResidentFraction(const std::string& path) {
 
 struct StrategyCase {
   const char* strategy;
-  const char* cache;  // "warm", "cold", "mixed"
+  const char* cache;     // "warm", "cold", "mixed"
+  const char* io_uring;  // RUNAI_STREAMER_IO_URING: whole blocks through io_uring or pread
 };
 
 class ReadStrategies : public ::testing::TestWithParam<StrategyCase> {};
@@ -320,6 +321,7 @@ class ReadStrategies : public ::testing::TestWithParam<StrategyCase> {};
 // bounce-buffer path of direct reads), files of sizes that are not block multiples.
 TEST_P(ReadStrategies, RandomRangesAreExact) {
   ScopedEnv strategy("RUNAI_STREAMER_FS_STRATEGY", GetParam().strategy);
+  ScopedEnv io_uring("RUNAI_STREAMER_IO_URING", GetParam().io_uring);
   Corpus corpus;
   MakeCorpus(&corpus, 10, 21);
   for (const std::string& path : corpus.paths) {
@@ -335,6 +337,7 @@ TEST_P(ReadStrategies, RandomRangesAreExact) {
 // out): the middle of each range is read straight into it, heads and tails bounced.
 TEST_P(ReadStrategies, AlignedDestinationsAreExact) {
   ScopedEnv strategy("RUNAI_STREAMER_FS_STRATEGY", GetParam().strategy);
+  ScopedEnv io_uring("RUNAI_STREAMER_IO_URING", GetParam().io_uring);
   TempDir dir;
   std::mt19937_64 rng(31);
   const size_t size = (3 << 20) + 1234;  // not a multiple of any block size
@@ -385,6 +388,7 @@ TEST_P(ReadStrategies, AlignedDestinationsAreExact) {
 // reads write back dirty cached pages first, buffered ones read them).
 TEST_P(ReadStrategies, RewrittenFileIsNeverStale) {
   ScopedEnv strategy("RUNAI_STREAMER_FS_STRATEGY", GetParam().strategy);
+  ScopedEnv io_uring("RUNAI_STREAMER_IO_URING", GetParam().io_uring);
   TempDir dir;
   std::mt19937_64 rng(41);
   const size_t size = (1 << 20) + 77;
@@ -414,11 +418,13 @@ TEST_P(ReadStrategies, RewrittenFileIsNeverStale) {
 
 INSTANTIATE_TEST_SUITE_P(
     Strategies, ReadStrategies,
-    ::testing::Values(StrategyCase{"auto", "warm"}, StrategyCase{"auto", "cold"},
-                      StrategyCase{"auto", "mixed"}, StrategyCase{"direct", "warm"},
-                      StrategyCase{"direct", "cold"}, StrategyCase{"buffered", "cold"}),
+    ::testing::Values(StrategyCase{"auto", "warm", "1"}, StrategyCase{"auto", "cold", "1"},
+                      StrategyCase{"auto", "mixed", "1"}, StrategyCase{"direct", "warm", "1"},
+                      StrategyCase{"direct", "cold", "1"}, StrategyCase{"buffered", "cold", "1"},
+                      StrategyCase{"auto", "mixed", "0"}, StrategyCase{"direct", "cold", "0"}),
     [](const ::testing::TestParamInfo<StrategyCase>& info) {
-      return std::string(info.param.strategy) + "_" + info.param.cache;
+      return std::string(info.param.strategy) + "_" + info.param.cache +
+             (info.param.io_uring[0] == '0' ? "_pread" : "");
     });
 
 // tmpfs refuses O_DIRECT: "direct" falls back to buffered reads there, silently.
@@ -434,6 +440,15 @@ TEST(ReadStrategies, TmpfsFallsBackToBufferedReads) {
   RandomRequest request(corpus, 500, 52);
   request.Submit(streamer.get());
   request.WaitAndCheck(streamer.get());
+}
+
+TEST(ReadStrategies, BadIoUringValueIsAConfigError) {
+  ScopedEnv io_uring("RUNAI_STREAMER_IO_URING", "yes");
+  runai_streamer_t* streamer = nullptr;
+  EXPECT_EQ(runai_streamer_create(nullptr, &streamer), RUNAI_E_CONFIG);
+  EXPECT_NE(std::string(runai_streamer_last_error()).find("RUNAI_STREAMER_IO_URING='yes'"),
+            std::string::npos)
+      << runai_streamer_last_error();
 }
 
 TEST(ReadStrategies, BadValueIsAConfigError) {

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,56 @@ def test_a_bad_strategy_names_the_variable(model: Path, monkeypatch: pytest.Monk
     with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
         streamer.stream_file(str(model))
     assert "RUNAI_STREAMER_FS_STRATEGY='fastest'" in str(raised.value)
+
+
+@pytest.mark.parametrize("io_uring", ["1", "0"])
+def test_direct_reads_with_and_without_io_uring_yield_the_same_tensors(
+    model: Path, monkeypatch: pytest.MonkeyPatch, io_uring: str
+) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_FS_STRATEGY", "direct")
+    monkeypatch.setenv("RUNAI_STREAMER_IO_URING", io_uring)
+    _drop_from_page_cache(model)
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(str(model))
+        got = dict(streamer.get_tensors())
+    for name, tensor in load_file(str(model)).items():
+        assert torch.equal(got[name], tensor), name
+
+
+def _how_direct_reads_go(model: Path, io_uring: str) -> str:
+    """The DEBUG line of a fresh process (the engine says it once per process)."""
+    code = (
+        "import sys\n"
+        "from runai_model_streamer import SafetensorsStreamer\n"
+        "with SafetensorsStreamer() as s:\n"
+        "    s.stream_file(sys.argv[1])\n"
+        "    n = sum(1 for _ in s.get_tensors())\n"
+    )
+    env = dict(
+        os.environ,
+        RUNAI_STREAMER_LOG_LEVEL="DEBUG",
+        RUNAI_STREAMER_FS_STRATEGY="direct",
+        RUNAI_STREAMER_IO_URING=io_uring,
+    )
+    _drop_from_page_cache(model)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return "\n".join(line for line in done.stderr.splitlines() if "direct reads" in line)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="io_uring is Linux only")
+def test_direct_reads_go_through_io_uring_where_the_kernel_offers_it(model: Path) -> None:
+    # CI's Linux kernels offer io_uring (kernel.io_uring_disabled=0): its absence fails here.
+    assert _how_direct_reads_go(model, "1") == "runai-model-streamer: direct reads through io_uring"
+    assert _how_direct_reads_go(model, "0") == ""  # off: nothing set up, nothing to say
+
+
+def test_a_bad_io_uring_value_names_the_variable(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_IO_URING", "yes")
+    with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(str(model))
+    assert "RUNAI_STREAMER_IO_URING='yes'" in str(raised.value)

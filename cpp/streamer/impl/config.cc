@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <string>
 
 #include "common/parse.h"
@@ -59,19 +60,33 @@ common::Status ValidateConfig(const runai_streamer_config_t& config) {
   return status;
 }
 
-common::Status FsStrategyFromEnvironment(FsStrategy* strategy) {
+common::Status LocalReadsFromEnvironment(LocalReads* reads) {
   const char* text = std::getenv(kEnvFsStrategy);
   if (text == nullptr || *text == '\0' || std::strcmp(text, "auto") == 0) {
-    *strategy = FsStrategy::kAuto;
+    reads->strategy = FsStrategy::kAuto;
   } else if (std::strcmp(text, "buffered") == 0) {
-    *strategy = FsStrategy::kBuffered;
+    reads->strategy = FsStrategy::kBuffered;
   } else if (std::strcmp(text, "direct") == 0) {
-    *strategy = FsStrategy::kDirect;
+    reads->strategy = FsStrategy::kDirect;
   } else {
     return {RUNAI_E_CONFIG, std::string("environment variable ") + kEnvFsStrategy + "='" + text +
                                 "' must be auto, buffered or direct"};
   }
+  text = std::getenv(kEnvIoUring);
+  if (text == nullptr || *text == '\0' || std::strcmp(text, "1") == 0) {
+    reads->io_uring = true;
+  } else if (std::strcmp(text, "0") == 0) {
+    reads->io_uring = false;
+  } else {
+    return {RUNAI_E_CONFIG,
+            std::string("environment variable ") + kEnvIoUring + "='" + text + "' must be 0 or 1"};
+  }
   return common::Status::Ok();
+}
+
+bool DebugLogging() {
+  const char* level = std::getenv("RUNAI_STREAMER_LOG_LEVEL");
+  return level != nullptr && strcasecmp(level, "DEBUG") == 0;
 }
 
 }  // namespace runai::streamer

@@ -31,8 +31,20 @@ enum class FsStrategy {
   kDirect,    // always O_DIRECT (where the filesystem allows it)
 };
 inline constexpr const char* kEnvFsStrategy = "RUNAI_STREAMER_FS_STRATEGY";
-// The strategy the environment asks for; RUNAI_E_CONFIG names a bad value.
-common::Status FsStrategyFromEnvironment(FsStrategy* strategy);
+// RUNAI_STREAMER_IO_URING=0|1 (default 1): direct reads go through io_uring where the kernel
+// offers it (many reads in flight per worker), else one pread after another.
+inline constexpr const char* kEnvIoUring = "RUNAI_STREAMER_IO_URING";
+
+struct LocalReads {
+  FsStrategy strategy = FsStrategy::kAuto;
+  bool io_uring = true;
+};
+// What the environment asks for; RUNAI_E_CONFIG names a bad value.
+common::Status LocalReadsFromEnvironment(LocalReads* reads);
+
+// RUNAI_STREAMER_LOG_LEVEL=DEBUG: the engine says on stderr how it reads (once per file or
+// process, never per read).
+bool DebugLogging();
 
 // Checks every field is in range; RUNAI_E_CONFIG names the bad field.
 common::Status ValidateConfig(const runai_streamer_config_t& config);

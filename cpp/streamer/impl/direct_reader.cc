@@ -3,11 +3,12 @@
 // for unaligned heads and tails (tensor offsets in safetensors are not aligned). Under "auto"
 // each read first asks mincore() which of its pages are cached: those are copied from the
 // page cache (warm loads stay as fast as buffered ones), only the others are read direct.
+// Whole blocks go through the thread's io_uring where the kernel offers it (many pieces in
+// flight at once), else one pread after another.
 // mincore starts no I/O, unlike a preadv2(RWF_NOWAIT) probe, whose miss queues readahead of
 // the very bytes about to be read direct.
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "streamer/impl/file_reader.h"
+#include "streamer/impl/io_uring_reads.h"
 #include "streamer/impl/local_file.h"
 #include "streamer/streamer.h"
 
@@ -39,11 +41,6 @@ using MincoreByte = unsigned char;
 uint64_t AlignDown(uint64_t value) { return value & ~(kAlign - 1); }
 uint64_t AlignUp(uint64_t value) { return AlignDown(value + kAlign - 1); }
 
-bool DebugLogging() {
-  const char* level = std::getenv("RUNAI_STREAMER_LOG_LEVEL");
-  return level != nullptr && strcasecmp(level, "DEBUG") == 0;
-}
-
 char* BounceBuffer() {
   struct Freer {
     void operator()(char* p) const { std::free(p); }
@@ -62,8 +59,12 @@ class DirectReader : public FileReader {
   // `map` (size bytes of the file, or null) is where mincore() looks up which pages are
   // cached: mapped once per file, since an mmap/munmap per read would take the address-space
   // lock for writing and stall the other workers' page faults.
-  DirectReader(int buffered_fd, int direct_fd, void* map, uint64_t size)
-      : buffered_fd_(buffered_fd), direct_fd_(direct_fd), map_(map), size_(size) {}
+  DirectReader(int buffered_fd, int direct_fd, void* map, uint64_t size, bool io_uring)
+      : buffered_fd_(buffered_fd),
+        direct_fd_(direct_fd),
+        map_(map),
+        size_(size),
+        io_uring_(io_uring) {}
   ~DirectReader() override {
     if (map_ != nullptr) ::munmap(map_, size_);
     ::close(buffered_fd_);
@@ -108,17 +109,32 @@ class DirectReader : public FileReader {
     if (!congruent || first >= last) return ReadBounced(offset, size, dst);
     common::Status status;
     if (offset < first) status = ReadBounced(offset, first - offset, dst);
-    for (uint64_t at = first; status.ok() && at < last;) {
-      const size_t want = static_cast<size_t>(std::min(last - at, kMaxDirectRead));
-      const ssize_t got = ::pread(direct_fd_, dst + (at - offset), want, static_cast<off_t>(at));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0 && errno == EINVAL) return Refused(offset, size, dst);
-      if (got < 0) return PreadFailed(at, errno);
-      if (got == 0 || static_cast<uint64_t>(got) % kAlign != 0) return FileEndedAt(at + got);
-      at += static_cast<uint64_t>(got);
+    if (status.ok()) {
+      IoUringReads* ring = io_uring_ ? IoUringReads::ForThisThread() : nullptr;
+      char* into = dst + (first - offset);
+      const BlockReads blocks = ring != nullptr ? ring->Read(direct_fd_, first, last - first, into)
+                                                : PreadBlocks(first, last - first, into);
+      if (blocks.error == EINVAL) return Refused(offset, size, dst);
+      if (blocks.error == BlockReads::kFileEnded) return FileEndedAt(blocks.at);
+      if (blocks.error != 0) return PreadFailed(blocks.at, blocks.error);
     }
     if (status.ok() && last < end) status = ReadBounced(last, end - last, dst + (last - offset));
     return status;
+  }
+
+  // Whole blocks straight into dst, one pread after another.
+  BlockReads PreadBlocks(uint64_t offset, uint64_t size, char* dst) const {
+    for (uint64_t at = offset; at < offset + size;) {
+      const size_t want = static_cast<size_t>(std::min(offset + size - at, kMaxDirectRead));
+      const ssize_t got = ::pread(direct_fd_, dst + (at - offset), want, static_cast<off_t>(at));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return {errno, at};
+      if (got == 0 || static_cast<uint64_t>(got) % kAlign != 0) {
+        return {BlockReads::kFileEnded, at + static_cast<uint64_t>(got)};
+      }
+      at += static_cast<uint64_t>(got);
+    }
+    return {};
   }
 
   // Whole aligned blocks into the bounce buffer, the wanted bytes copied out.
@@ -153,6 +169,7 @@ class DirectReader : public FileReader {
   const int direct_fd_;
   void* const map_;  // null: every read direct
   const uint64_t size_;
+  const bool io_uring_;
   const uint64_t page_size_ = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   std::atomic<bool> direct_refused_{false};
 };
@@ -180,14 +197,23 @@ int OpenUncached(const std::string& path, int fd) {
     errno = ESTALE;
     return -1;
   }
+  // The same regular file: reads may block now (io_uring answers EAGAIN to O_NONBLOCK files
+  // instead of waiting for the device).
+  const int flags = ::fcntl(direct, F_GETFL);
+  if (flags == -1 || ::fcntl(direct, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    const int err = errno;
+    ::close(direct);
+    errno = err;
+    return -1;
+  }
   return direct;
 }
 
 }  // namespace
 
 std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uint64_t size,
-                                             FsStrategy strategy) {
-  if (strategy == FsStrategy::kBuffered || size == 0) return MakeBufferedReader(fd);
+                                             const LocalReads& reads) {
+  if (reads.strategy == FsStrategy::kBuffered || size == 0) return MakeBufferedReader(fd);
   const int direct = OpenUncached(path, fd);
   if (direct < 0) {
     if (DebugLogging()) {
@@ -197,11 +223,11 @@ std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uin
     return MakeBufferedReader(fd);
   }
   void* map = nullptr;
-  if (strategy == FsStrategy::kAuto) {
+  if (reads.strategy == FsStrategy::kAuto) {
     map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) map = nullptr;  // residency unknown: read direct
   }
-  return std::make_unique<DirectReader>(fd, direct, map, size);
+  return std::make_unique<DirectReader>(fd, direct, map, size, reads.io_uring);
 }
 
 }  // namespace runai::streamer

@@ -52,7 +52,7 @@ Engine::Engine(const runai_streamer_config_t& config) : config_(config) {}
 common::Status Engine::Create(const runai_streamer_config_t& config,
                               std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> engine(new Engine(config));
-  common::Status status = FsStrategyFromEnvironment(&engine->fs_strategy_);
+  common::Status status = LocalReadsFromEnvironment(&engine->local_reads_);
   if (!status.ok()) return status;
   try {
     for (int32_t i = 0; i < config.concurrency; ++i) {
@@ -174,7 +174,7 @@ common::Status Engine::Submit(const runai_file_request_t* files, size_t num_file
     if (!status.ok()) return status;
     sources.push_back(std::make_unique<FileSource>(
         path, std::move(backend),
-        std::vector<runai_range_t>(file.ranges, file.ranges + file.num_ranges), fs_strategy_));
+        std::vector<runai_range_t>(file.ranges, file.ranges + file.num_ranges), local_reads_));
   }
 
   uint64_t id;

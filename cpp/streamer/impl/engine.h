@@ -72,7 +72,7 @@ class Engine {
   static size_t TakeLocked(Request& request, runai_completion_t* out, size_t max);
 
   const runai_streamer_config_t config_;
-  FsStrategy fs_strategy_ = FsStrategy::kAuto;  // how local files are read
+  LocalReads local_reads_;  // how local files are read
 
   std::mutex mutex_;
   std::condition_variable work_cv_;  // queue_ gained tasks, or shutting down

@@ -2,7 +2,9 @@
 // the reader of a request's file, concurrently, and know nothing of how it reads.
 //   buffered   pread through the page cache (buffered_reader.cc)
 //   direct     O_DIRECT into the destination, bounce buffers for unaligned edges; under
-//              "auto", only the pages mincore() reports not cached (direct_reader.cc)
+//              "auto", only the pages mincore() reports not cached (direct_reader.cc); whole
+//              blocks many at a time through io_uring where the kernel offers it
+//              (io_uring_reads.cc), else with pread
 //   plugin     an object-storage backend (plugin_reader.cc)
 #ifndef RUNAI_STREAMER_STREAMER_IMPL_FILE_READER_H_
 #define RUNAI_STREAMER_STREAMER_IMPL_FILE_READER_H_
@@ -27,11 +29,12 @@ class FileReader {
 
 // Takes ownership of fd (open, read-only, regular file of `size` bytes).
 std::unique_ptr<FileReader> MakeBufferedReader(int fd);
-// The reader of a local file for `strategy`, owning fd: buffered, or direct (per read under
-// auto); buffered too when the filesystem refuses O_DIRECT (tmpfs, some FUSE), with a line on
-// stderr when RUNAI_STREAMER_LOG_LEVEL=DEBUG.
+// The reader of a local file for `reads.strategy`, owning fd: buffered, or direct (per read
+// under auto; through io_uring where the kernel offers it and reads.io_uring); buffered too
+// when the filesystem refuses O_DIRECT (tmpfs, some FUSE), with a line on stderr when
+// RUNAI_STREAMER_LOG_LEVEL=DEBUG.
 std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uint64_t size,
-                                             FsStrategy strategy);
+                                             const LocalReads& reads);
 std::unique_ptr<FileReader> MakePluginReader(std::shared_ptr<BackendPlugin> backend,
                                              std::string uri);
 

@@ -5,11 +5,11 @@
 namespace runai::streamer {
 
 FileSource::FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
-                       std::vector<runai_range_t> ranges, FsStrategy strategy)
+                       std::vector<runai_range_t> ranges, LocalReads local_reads)
     : path_(std::move(path)),
       backend_(std::move(backend)),
       ranges_(std::move(ranges)),
-      strategy_(strategy) {}
+      local_reads_(local_reads) {}
 
 common::Status FileSource::Open(uint64_t* size) {
   std::lock_guard<std::mutex> lock(open_mutex_);
@@ -21,7 +21,7 @@ common::Status FileSource::Open(uint64_t* size) {
     } else {
       int fd = -1;
       open_status_ = OpenLocalFile(path_, &fd, &size_);
-      if (open_status_.ok()) reader_ = MakeLocalReader(path_, fd, size_, strategy_);
+      if (open_status_.ok()) reader_ = MakeLocalReader(path_, fd, size_, local_reads_);
     }
   }
   *size = size_;

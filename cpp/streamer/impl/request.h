@@ -23,7 +23,7 @@ namespace runai::streamer {
 class FileSource {
  public:
   FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
-             std::vector<runai_range_t> ranges, FsStrategy strategy);
+             std::vector<runai_range_t> ranges, LocalReads local_reads);
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
 
@@ -44,7 +44,7 @@ class FileSource {
   const std::string path_;
   const std::shared_ptr<BackendPlugin> backend_;  // null for local files
   const std::vector<runai_range_t> ranges_;
-  const FsStrategy strategy_;
+  const LocalReads local_reads_;
 
   std::mutex open_mutex_;
   bool opened_ = false;

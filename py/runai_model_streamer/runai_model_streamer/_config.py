@@ -1,8 +1,10 @@
 """Settings read from the environment (validated, with errors naming the variable and value).
 
-``RUNAI_STREAMER_CONCURRENCY``, ``RUNAI_STREAMER_CHUNK_BYTESIZE``, ``RUNAI_STREAMER_TIMEOUT_MS`` and
-``RUNAI_STREAMER_FS_STRATEGY`` (``auto``, ``buffered`` or ``direct``: how local files are read) are
-read and validated by the native library when a streamer is created. The Python side reads:
+``RUNAI_STREAMER_CONCURRENCY``, ``RUNAI_STREAMER_CHUNK_BYTESIZE``, ``RUNAI_STREAMER_TIMEOUT_MS``,
+``RUNAI_STREAMER_FS_STRATEGY`` (``auto``, ``buffered`` or ``direct``: how local files are read)
+and ``RUNAI_STREAMER_IO_URING`` (``1``, the default, or ``0``: direct reads through io_uring
+where the kernel offers it) are read and validated by the native library when a streamer is
+created. The Python side reads:
 
 ``RUNAI_STREAMER_MEMORY_LIMIT``
     Bytes of destination memory in flight: ``-1`` (default) unlimited, ``0`` the largest tensor,
