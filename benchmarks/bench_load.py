@@ -34,7 +34,8 @@ Loaders (those not installed are listed as skipped):
 * ``O_DIRECT ceiling``: 16 threads O_DIRECT-read 8 MiB pieces into reused aligned memory: the
   storage without page-cache or page-fault costs (cold runs).
 * ``--strategies``: this package also with ``RUNAI_STREAMER_FS_STRATEGY=buffered`` and
-  ``=direct`` beside its default (``auto``).
+  ``=direct`` beside its default (``auto``), and ``auto`` with ``RUNAI_STREAMER_IO_URING=0``
+  (direct reads with one pread after another instead of io_uring).
 
 Usage::
 
@@ -130,7 +131,7 @@ def main() -> int:
     parser.add_argument(
         "--strategies",
         action="store_true",
-        help="also run this package with RUNAI_STREAMER_FS_STRATEGY=buffered and =direct",
+        help="also run this package buffered, direct, and auto without io_uring",
     )
     parser.add_argument(
         "--only",
@@ -149,13 +150,14 @@ def main() -> int:
             )
         )
     if args.strategies:
-        for strategy in ("buffered", "direct"):
+        variants = {
+            "buffered": {"RUNAI_STREAMER_FS_STRATEGY": "buffered"},
+            "direct": {"RUNAI_STREAMER_FS_STRATEGY": "direct"},
+            "auto, pread": {"RUNAI_STREAMER_IO_URING": "0"},
+        }
+        for variant, settings in variants.items():
             loaders.append(
-                Loader(
-                    f"runai-model-streamer ({strategy})",
-                    "runai",
-                    env={**os.environ, "RUNAI_STREAMER_FS_STRATEGY": strategy},
-                )
+                Loader(f"runai-model-streamer ({variant})", "runai", env={**os.environ, **settings})
             )
     skipped: list[str] = []
     if installed("safetensors"):
