@@ -2,8 +2,10 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <strings.h>
+#include <initializer_list>
 #include <string>
+
+#include <strings.h>
 
 #include "common/parse.h"
 
@@ -19,6 +21,21 @@ common::Status ReadEnv(const char* name, int64_t min, int64_t max, int64_t* valu
     return {RUNAI_E_CONFIG, std::string("environment variable ") + name + "='" + text + "' " + why};
   }
   return common::Status::Ok();
+}
+
+// Reads a variable that names one of `choices` (unset or empty: the first); *index is the
+// choice's position.
+common::Status ReadEnvChoice(const char* name, std::initializer_list<const char*> choices,
+                             const char* must_be, size_t* index) {
+  const char* text = std::getenv(name);
+  *index = 0;
+  if (text == nullptr || *text == '\0') return common::Status::Ok();
+  for (const char* choice : choices) {
+    if (std::strcmp(text, choice) == 0) return common::Status::Ok();
+    ++*index;
+  }
+  return {RUNAI_E_CONFIG,
+          std::string("environment variable ") + name + "='" + text + "' must be " + must_be};
 }
 
 common::Status CheckField(const char* field, int64_t value, int64_t min, int64_t max) {
@@ -61,26 +78,15 @@ common::Status ValidateConfig(const runai_streamer_config_t& config) {
 }
 
 common::Status LocalReadsFromEnvironment(LocalReads* reads) {
-  const char* text = std::getenv(kEnvFsStrategy);
-  if (text == nullptr || *text == '\0' || std::strcmp(text, "auto") == 0) {
-    reads->strategy = FsStrategy::kAuto;
-  } else if (std::strcmp(text, "buffered") == 0) {
-    reads->strategy = FsStrategy::kBuffered;
-  } else if (std::strcmp(text, "direct") == 0) {
-    reads->strategy = FsStrategy::kDirect;
-  } else {
-    return {RUNAI_E_CONFIG, std::string("environment variable ") + kEnvFsStrategy + "='" + text +
-                                "' must be auto, buffered or direct"};
-  }
-  text = std::getenv(kEnvIoUring);
-  if (text == nullptr || *text == '\0' || std::strcmp(text, "1") == 0) {
-    reads->io_uring = true;
-  } else if (std::strcmp(text, "0") == 0) {
-    reads->io_uring = false;
-  } else {
-    return {RUNAI_E_CONFIG,
-            std::string("environment variable ") + kEnvIoUring + "='" + text + "' must be 0 or 1"};
-  }
+  constexpr FsStrategy kStrategies[] = {FsStrategy::kAuto, FsStrategy::kBuffered,
+                                        FsStrategy::kDirect};
+  size_t strategy = 0, io_uring = 0;
+  common::Status status = ReadEnvChoice(kEnvFsStrategy, {"auto", "buffered", "direct"},
+                                        "auto, buffered or direct", &strategy);
+  if (status.ok()) status = ReadEnvChoice(kEnvIoUring, {"1", "0"}, "0 or 1", &io_uring);
+  if (!status.ok()) return status;
+  reads->strategy = kStrategies[strategy];
+  reads->io_uring = io_uring == 0;
   return common::Status::Ok();
 }
 

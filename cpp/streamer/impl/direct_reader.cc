@@ -3,10 +3,9 @@
 // for unaligned heads and tails (tensor offsets in safetensors are not aligned). Under "auto"
 // each read first asks mincore() which of its pages are cached: those are copied from the
 // page cache (warm loads stay as fast as buffered ones), only the others are read direct.
-// Whole blocks go through the thread's io_uring where the kernel offers it (many pieces in
-// flight at once), else one pread after another.
 // mincore starts no I/O, unlike a preadv2(RWF_NOWAIT) probe, whose miss queues readahead of
-// the very bytes about to be read direct.
+// the very bytes about to be read direct. Whole blocks go through the thread's io_uring where
+// the kernel offers it (many pieces in flight at once), else one pread after another.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
