@@ -4,7 +4,8 @@ It relays HTTP/1.1 requests (keep-alive) to the server and, for ranged GETs (the
 reads), applies the faults it has been given, each to a bounded number of responses, so
 that a client that retries correctly completes and one that trusts a bad response is
 caught: connection resets mid-body, 503 SlowDown bursts, stalls past the low-speed limit, a
-body cut short under a correct Content-Length, a wrong Content-Range, and a dead server.
+body cut short under a correct Content-Length, a wrong Content-Range, and a dead server. It
+also takes requests as a forward proxy does (an absolute URL in the request line).
 Every loop is bounded in time; the proxy binds 127.0.0.1 only.
 """
 
@@ -87,6 +88,8 @@ class FaultProxy:
     dead: bool = False
     #: send the upstream's own address as Host (fake-gcs-server routes XML API requests by it)
     rewrite_host: bool = False
+    #: the URL of every request that came as to a forward proxy (http_proxy), in order
+    proxied: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -155,6 +158,7 @@ class FaultProxy:
                 head = _read_until(client, from_client, b"\r\n\r\n")
                 if head is None:
                     return
+                head = self._origin_form(head)
                 method = head.split(b" ", 1)[0].decode()
                 body = _read_exactly(
                     client, from_client, int(_headers(head).get("content-length", "0"))
@@ -212,6 +216,17 @@ class FaultProxy:
         finally:
             upstream.close()
             client.close()
+
+    def _origin_form(self, head: bytes) -> bytes:
+        """A forward proxy's request ("GET http://host/path HTTP/1.1") as a server takes it."""
+        line, separator, rest = head.partition(b"\r\n")
+        method, target, version = line.split(b" ", 2)
+        if not target.startswith(b"http://"):
+            return head
+        with self._lock:
+            self.proxied.append(target.decode("latin-1"))
+        path = b"/" + target[len(b"http://") :].partition(b"/")[2]
+        return b" ".join((method, path, version)) + separator + rest
 
 
 def _with_host(head: bytes, host: str) -> bytes:

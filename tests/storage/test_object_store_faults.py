@@ -101,6 +101,24 @@ def test_transient_faults_are_retried_and_tensors_are_correct(
         assert torch.equal(got[name], tensor), name
 
 
+def test_a_proxy_from_the_environment_carries_every_request(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With http_proxy set, data reads go through curl's own receive path (which speaks to
+    proxies), and it retries and resumes as the direct path does."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", target.proxy.endpoint)
+    target.proxy.add("reset", "truncate")
+    got = _stream(target.uri)
+    assert target.proxy.applied == ["reset", "truncate"]
+    assert len(target.proxy.proxied) >= 8, target.proxy.proxied  # the 8+ ranged GETs
+    expected = load_file(str(target.model))
+    assert sorted(got) == sorted(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name
+
+
 def test_a_wrong_content_range_is_an_error_never_data(target: Target) -> None:
     target.proxy.add("wrong_range")
     with pytest.raises(RunaiStreamerError) as raised:

@@ -9,11 +9,12 @@
 #include <random>
 #include <thread>
 
+#include "common/http/direct_get.h"
+
 namespace runai::common {
 namespace {
 
 constexpr size_t kMaxErrorBody = 1 << 20;  // bodies kept in memory: errors and listings
-constexpr long kReceiveBufferBytes = 512 << 10;  // CURL_MAX_READ_SIZE of older libcurls
 
 struct Transfer {
   CURL* curl;
@@ -23,7 +24,7 @@ struct Transfer {
   bool overflow = false;
 };
 
-std::string LowerTrim(const char* begin, const char* end) {
+std::string Trim(const char* begin, const char* end) {
   while (begin < end && std::isspace(static_cast<unsigned char>(*begin))) ++begin;
   while (end > begin && std::isspace(static_cast<unsigned char>(end[-1]))) --end;
   return std::string(begin, end);
@@ -32,7 +33,6 @@ std::string LowerTrim(const char* begin, const char* end) {
 size_t OnHeader(char* data, size_t size, size_t count, void* context) {
   auto* transfer = static_cast<Transfer*>(context);
   const size_t bytes = size * count;
-  const char* colon = static_cast<const char*>(std::memchr(data, ':', bytes));
   if (bytes >= 5 && std::strncmp(data, "HTTP/", 5) == 0) {
     // A new response (after 100-continue or a redirect): forget the previous one's headers.
     transfer->response->content_range.clear();
@@ -40,24 +40,8 @@ size_t OnHeader(char* data, size_t size, size_t count, void* context) {
     transfer->response->status = 0;
     return bytes;
   }
-  if (colon == nullptr) return bytes;
-  std::string name = LowerTrim(data, colon);
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::string value = LowerTrim(colon + 1, data + bytes);
-  if (name == "content-range") {
-    transfer->response->content_range = value;
-  } else if (name == "content-length") {
-    char* end = nullptr;
-    const long long parsed = std::strtoll(value.c_str(), &end, 10);
-    if (end != value.c_str() && *end == '\0' && parsed >= 0) {
-      transfer->response->content_length = parsed;
-    }
-  } else if (name == "x-amz-request-id" || name == "x-ms-request-id" ||
-             name == "x-guploader-uploadid") {
-    transfer->response->request_id = value;
-  } else if (name == "x-ms-error-code") {
-    transfer->response->error_code = value;
-  }
+  std::string name, value;
+  ReadHeaderLine(data, bytes, &name, &value, transfer->response);
   return bytes;
 }
 
@@ -96,6 +80,51 @@ Status InitHttp() {
   return Status::Ok();
 }
 
+bool ReadHeaderLine(const char* data, size_t size, std::string* name, std::string* value,
+                    HttpResponse* response) {
+  const char* colon = static_cast<const char*>(std::memchr(data, ':', size));
+  if (colon == nullptr) return false;
+  *name = Trim(data, colon);
+  for (char& c : *name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  *value = Trim(colon + 1, data + size);
+  if (*name == "content-range") {
+    response->content_range = *value;
+  } else if (*name == "content-length") {
+    char* end = nullptr;
+    const long long parsed = std::strtoll(value->c_str(), &end, 10);
+    response->content_length = end != value->c_str() && *end == '\0' && parsed >= 0 ? parsed : -1;
+  } else if (*name == "x-amz-request-id" || *name == "x-ms-request-id" ||
+             *name == "x-guploader-uploadid") {
+    response->request_id = *value;
+  } else if (*name == "x-ms-error-code") {
+    response->error_code = *value;
+  }
+  return true;
+}
+
+void SetTransportError(int curl_code, const std::string& detail, HttpResponse* response) {
+  const auto code = static_cast<CURLcode>(curl_code);
+  response->transport_error =
+      std::string(curl_easy_strerror(code)) + (detail.empty() ? "" : ": " + detail);
+  // Connection problems, timeouts and cut bodies are worth another attempt.
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      response->transient = true;
+      break;
+    default:
+      break;
+  }
+}
+
 HttpConnection::HttpConnection() : curl_(curl_easy_init()) {}
 
 HttpConnection::~HttpConnection() {
@@ -105,6 +134,15 @@ HttpConnection::~HttpConnection() {
 bool HttpConnection::Perform(const std::string& method, const std::string& url,
                              const HeaderList& headers, const HttpSettings& settings, char* dst,
                              uint64_t capacity, HttpResponse* response) {
+  // Data reads take the direct path; everything else, and what it leaves, goes through curl.
+  if (method == "GET" && dst != nullptr && !ProxyInEnvironment()) {
+    if (direct_ == nullptr) direct_ = std::make_unique<DirectGet>();
+    const DirectGet::Outcome outcome =
+        direct_->Perform(url, headers, settings, dst, capacity, response);
+    if (outcome != DirectGet::Outcome::kUnhandled) {
+      return outcome == DirectGet::Outcome::kComplete;
+    }
+  }
   *response = HttpResponse();
   CURL* curl = static_cast<CURL*>(curl_);
   if (curl == nullptr) {
@@ -155,25 +193,7 @@ bool HttpConnection::Perform(const std::string& method, const std::string& url,
     response->transport_error = "the response body is longer than requested";
     return false;
   }
-  response->transport_error =
-      std::string(curl_easy_strerror(code)) + (error[0] != '\0' ? std::string(": ") + error : "");
-  // Connection problems, timeouts and cut bodies are worth another attempt.
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      response->transient = true;
-      break;
-    default:
-      break;
-  }
+  SetTransportError(code, error, response);
   return false;
 }
 

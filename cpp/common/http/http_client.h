@@ -16,6 +16,10 @@
 
 namespace runai::common {
 
+// What one receive from a connection may take: larger reads than curl's 16 KiB default mean
+// fewer recv calls per GB. 512 KiB is CURL_MAX_READ_SIZE of older libcurls.
+constexpr long kReceiveBufferBytes = 512 << 10;
+
 struct HttpSettings {
   std::string ca_file;   // CA bundle (chosen by the Python side); empty: libcurl's default
   bool verify_tls = true;
@@ -42,7 +46,10 @@ struct HttpResponse {
   bool too_long = false;        // the body was longer than the buffer given for it
 };
 
-// One libcurl easy handle: one kept-alive connection. Not thread-safe; see ConnectionPool.
+class DirectGet;
+
+// One libcurl easy handle: one kept-alive connection (and one more for DirectGet's data
+// reads). Not thread-safe; see ConnectionPool.
 class HttpConnection {
  public:
   HttpConnection();
@@ -59,6 +66,7 @@ class HttpConnection {
 
  private:
   void* curl_;  // CURL*
+  std::unique_ptr<DirectGet> direct_;
 };
 
 // Connections reused across requests and threads (keep-alive), created on demand.
@@ -73,6 +81,15 @@ class ConnectionPool {
 };
 
 bool IsTransientHttpStatus(long status);
+
+// One response header line ("Name: value", CRLF or not) into `response` where it is one that
+// both receive paths keep (Content-Range, Content-Length, request ids, error codes). Returns
+// its lower-case name and trimmed value; false for a line without a colon.
+bool ReadHeaderLine(const char* data, size_t size, std::string* name, std::string* value,
+                    HttpResponse* response);
+// libcurl's result `curl_code` (with curl's detail, if any) as response->transport_error, and
+// whether it is worth another attempt as response->transient.
+void SetTransportError(int curl_code, const std::string& detail, HttpResponse* response);
 // Milliseconds to wait before retry number `attempt` (1, 2, ...): full jitter.
 long BackoffMs(const HttpSettings& settings, int attempt);
 void SleepMs(long ms);
