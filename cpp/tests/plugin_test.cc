@@ -5,8 +5,10 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <thread>
 #include <vector>
@@ -144,6 +146,38 @@ TEST_F(TestfsTest, ServesDataSizeAndListThroughTheEngine) {
   auto results = WaitAll(streamer.get(), id, 2);
   for (const auto& entry : results) EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
   EXPECT_EQ(buffer, content_);
+}
+
+TEST_F(TestfsTest, EveryReadLiesInOneChunkAlignedSlotOfTheFile) {
+  Streamer streamer(4, 4096);
+  const std::string log = dir_.path() + "/reads.log";
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"read_log", log}})), RUNAI_OK);
+  std::vector<uint8_t> buffer(content_.size());
+  // An unaligned start, a neighbour (merged into the same read) and one after a gap.
+  runai_range_t ranges[] = {{100, 20000, buffer.data() + 100},
+                            {20100, 300, buffer.data() + 20100},
+                            {30000, 5000, buffer.data() + 30000}};
+  runai_file_request_t file{"tfs://model.bin", ranges, 3};
+  uint64_t id = 0;
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
+  for (const auto& entry : WaitAll(streamer.get(), id, 3)) {
+    EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  }
+  for (const runai_range_t& range : ranges) {
+    EXPECT_EQ(0, std::memcmp(range.dst, content_.data() + range.offset, range.size));
+  }
+  std::ifstream lines(log);
+  uint64_t offset = 0, size = 0, total = 0;
+  std::string uri;
+  std::vector<uint64_t> starts;
+  while (lines >> offset >> size >> uri) {
+    EXPECT_EQ(offset / 4096, (offset + size - 1) / 4096) << offset << " +" << size;
+    starts.push_back(offset);
+    total += size;
+  }
+  EXPECT_EQ(total, 20000u + 300u + 5000u);
+  std::sort(starts.begin(), starts.end());
+  EXPECT_EQ(starts, (std::vector<uint64_t>{100, 4096, 8192, 12288, 16384, 30000, 32768}));
 }
 
 TEST_F(TestfsTest, TwoSchemesServedAtOnce) {

@@ -216,25 +216,28 @@ std::vector<Task> Engine::MakeTasks(const std::shared_ptr<Request>& request) con
     std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
       return ranges[a].offset < ranges[b].offset;
     });
+    // A task covers at most one chunk-aligned slot of the file ([k * chunk, (k + 1) * chunk)):
+    // whatever the ranges, reads start and end at the same file offsets, which object stores
+    // keep in chunks of a similar power of two.
     Task current{request, f, {}};
-    uint64_t current_bytes = 0;
+    uint64_t slot_end = 0;
     auto flush = [&] {
       if (current.pieces.empty()) return;
       file.AddTask();
       tasks.push_back(std::move(current));
       current = Task{request, f, {}};
-      current_bytes = 0;
     };
     for (uint32_t r : order) {
       const runai_range_t& range = ranges[r];
       uint64_t done = 0;
       while (done < range.size) {
-        uint64_t take = std::min(range.size - done, chunk - current_bytes);
-        current.pieces.push_back(
-            Piece{r, range.offset + done, take, static_cast<char*>(range.dst) + done});
+        const uint64_t at = range.offset + done;
+        if (!current.pieces.empty() && at >= slot_end) flush();
+        if (current.pieces.empty()) slot_end = (at / chunk + 1) * chunk;
+        const uint64_t take = std::min(range.size - done, slot_end - at);
+        current.pieces.push_back(Piece{r, at, take, static_cast<char*>(range.dst) + done});
         done += take;
-        current_bytes += take;
-        if (current_bytes == chunk || current.pieces.size() == kMaxPiecesPerTask) flush();
+        if (at + take == slot_end || current.pieces.size() == kMaxPiecesPerTask) flush();
       }
     }
     flush();
