@@ -321,7 +321,7 @@ DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSetting
   // The body: what came with the head, then the rest straight into its destination.
   const size_t early = head.size() - head_end;
   uint64_t got_total = std::min<uint64_t>(early, length);
-  std::memcpy(out, head.data() + head_end, got_total);
+  if (got_total > 0) std::memcpy(out, head.data() + head_end, got_total);
   while (got_total < length) {
     const long got = Receive(curl, socket_, out + got_total, length - got_total, &speed, response);
     if (got <= 0) {
