@@ -14,7 +14,6 @@ namespace {
 
 constexpr size_t kMaxHead = 64 << 10;       // response status line and headers
 constexpr size_t kHeadRead = 16 << 10;      // what one recv for the head asks for
-constexpr size_t kMaxErrorBody = 1 << 20;   // as the curl path keeps
 constexpr int kPollSliceMs = 1000;          // the low-speed check runs at least this often
 
 using Clock = std::chrono::steady_clock;
@@ -170,14 +169,8 @@ bool DirectGet::Connect(const Target& target, const HttpSettings& settings,
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
   curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");  // proxies are the curl path's
-  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);  // ALPN offers only 1.1
+  ApplyConnectionOptions(curl, settings);  // HTTP/1.1 only in ALPN; the buffer caps each recv
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);  // caps each curl_easy_recv
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, settings.verify_tls ? 1L : 0L);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, settings.verify_tls ? 2L : 0L);
-  if (!settings.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
   const CURLcode code = curl_easy_perform(curl);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);  // `error` goes out of scope
   curl_socket_t socket = CURL_SOCKET_BAD;
@@ -310,7 +303,7 @@ DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSetting
   const auto length = static_cast<uint64_t>(response->content_length);
   if (length > (success ? capacity : kMaxErrorBody)) {
     response->too_long = true;
-    response->transport_error = "the response body is longer than requested";
+    response->transport_error = kBodyTooLong;
     return Exchange::kFailed;
   }
   char* out = dst;

@@ -14,8 +14,6 @@
 namespace runai::common {
 namespace {
 
-constexpr size_t kMaxErrorBody = 1 << 20;  // bodies kept in memory: errors and listings
-
 struct Transfer {
   CURL* curl;
   HttpResponse* response;
@@ -160,19 +158,12 @@ bool HttpConnection::Perform(const std::string& method, const std::string& url,
   char error[CURL_ERROR_SIZE] = {};
   curl_easy_reset(curl);  // keeps the connection cache
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  ApplyConnectionOptions(curl, settings);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  // Larger reads than curl's 16 KiB default: fewer recv calls and write callbacks per GB.
-  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, settings.low_speed_bytes);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, settings.low_speed_seconds);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, settings.verify_tls ? 1L : 0L);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, settings.verify_tls ? 2L : 0L);
-  if (!settings.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
@@ -190,7 +181,7 @@ bool HttpConnection::Perform(const std::string& method, const std::string& url,
   if (code == CURLE_OK) return true;
   if (transfer.overflow) {
     response->too_long = true;
-    response->transport_error = "the response body is longer than requested";
+    response->transport_error = kBodyTooLong;
     return false;
   }
   SetTransportError(code, error, response);
@@ -217,6 +208,18 @@ void ConnectionPool::Give(std::unique_ptr<HttpConnection> connection) {
 bool IsTransientHttpStatus(long status) {
   return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
          status == 504;
+}
+
+void ApplyConnectionOptions(void* handle, const HttpSettings& settings) {
+  CURL* curl = static_cast<CURL*>(handle);
+  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  // Larger reads than curl's 16 KiB default: fewer recv calls (and write callbacks) per GB.
+  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, settings.verify_tls ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, settings.verify_tls ? 2L : 0L);
+  if (!settings.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
 }
 
 long BackoffMs(const HttpSettings& settings, int attempt) {

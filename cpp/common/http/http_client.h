@@ -19,6 +19,10 @@ namespace runai::common {
 // What one receive from a connection may take: larger reads than curl's 16 KiB default mean
 // fewer recv calls per GB. 512 KiB is CURL_MAX_READ_SIZE of older libcurls.
 constexpr long kReceiveBufferBytes = 512 << 10;
+// Bodies kept in memory (errors and listings) are cut off beyond this.
+constexpr size_t kMaxErrorBody = 1 << 20;
+// Why a response was refused when its body would not fit the buffer given for it.
+inline constexpr char kBodyTooLong[] = "the response body is longer than requested";
 
 struct HttpSettings {
   std::string ca_file;   // CA bundle (chosen by the Python side); empty: libcurl's default
@@ -90,6 +94,9 @@ bool ReadHeaderLine(const char* data, size_t size, std::string* name, std::strin
 // libcurl's result `curl_code` (with curl's detail, if any) as response->transport_error, and
 // whether it is worth another attempt as response->transient.
 void SetTransportError(int curl_code, const std::string& detail, HttpResponse* response);
+// The options every connection shares, whichever path reads from it: no signals, HTTP/1.1,
+// large receives, the connect timeout and TLS verification. `curl` is a CURL*.
+void ApplyConnectionOptions(void* curl, const HttpSettings& settings);
 // Milliseconds to wait before retry number `attempt` (1, 2, ...): full jitter.
 long BackoffMs(const HttpSettings& settings, int attempt);
 void SleepMs(long ms);
