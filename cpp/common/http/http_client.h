@@ -19,7 +19,7 @@ namespace runai::common {
 // What one receive from a connection may take: larger reads than curl's 16 KiB default mean
 // fewer recv calls per GB. 512 KiB is CURL_MAX_READ_SIZE of older libcurls.
 constexpr long kReceiveBufferBytes = 512 << 10;
-// Bodies kept in memory (errors and listings) are cut off beyond this.
+// The longest body kept in memory (errors and listings): a longer one is refused (kBodyTooLong).
 constexpr size_t kMaxErrorBody = 1 << 20;
 // Why a response was refused when its body would not fit the buffer given for it.
 inline constexpr char kBodyTooLong[] = "the response body is longer than requested";
