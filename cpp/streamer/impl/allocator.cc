@@ -47,7 +47,39 @@ void Prefault(char* base, uint64_t size, int32_t threads, uint64_t page_size) {
   for (std::thread& helper : helpers) helper.join();
 }
 
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14 uapi; older headers lack the name
+#endif
+
+#if defined(MADV_POPULATE_WRITE)
+// Asked once per process: a kernel without the advice answers EINVAL for any memory.
+bool KernelPopulates() {
+  static const bool populates = [] {
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    void* probe = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    if (probe == MAP_FAILED) return false;
+    const bool ok = ::madvise(probe, page, MADV_POPULATE_WRITE) == 0;
+    ::munmap(probe, page);
+    return ok;
+  }();
+  return populates;
+}
+#endif
+
 }  // namespace
+
+void PopulateForWrite(char* dst, uint64_t size) {
+#if defined(MADV_POPULATE_WRITE)
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(dst) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(dst) + size) & ~(page - 1);
+  if (end <= begin || !KernelPopulates()) return;
+  (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#else
+  (void)dst;
+  (void)size;
+#endif
+}
 
 common::Status AllocateDestination(uint64_t size, int32_t prefault_threads, void** out) {
   if (size == 0) return {RUNAI_E_INVALID_ARGUMENT, "cannot allocate 0 bytes"};

@@ -6,6 +6,7 @@
 #include <limits>
 #include <system_error>
 
+#include "streamer/impl/allocator.h"
 #include "streamer/impl/local_file.h"
 
 namespace runai::streamer {
@@ -303,6 +304,8 @@ std::vector<Engine::PieceResult> Engine::Execute(const Task& task) const {
       size += pieces[end].size;
       ++end;
     }
+    // New memory faulted in by one call, not one page fault at a time inside the copy.
+    PopulateForWrite(pieces[i].dst, size);
     common::Status status = file.Read(pieces[i].file_offset, size, pieces[i].dst);
     for (size_t k = i; k < end; ++k) results[k] = PieceResult{true, status};
     i = end;
