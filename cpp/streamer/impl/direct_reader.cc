@@ -1,15 +1,20 @@
 // Reads that bypass the page cache: O_DIRECT (macOS: F_NOCACHE) into the destination where the
 // destination and the file offset share their alignment, through a per-thread bounce buffer
 // for unaligned heads and tails (tensor offsets in safetensors are not aligned). Under "auto"
-// each read first asks mincore() which of its pages are cached: those are copied from the
-// page cache (warm loads stay as fast as buffered ones), only the others are read direct.
-// mincore starts no I/O, unlike a preadv2(RWF_NOWAIT) probe, whose miss queues readahead of
-// the very bytes about to be read direct. Whole blocks go through the thread's io_uring where
-// the kernel offers it (many pieces in flight at once), else one pread after another.
+// each read first asks which of its pages are cached: cachestat() (Linux >= 6.5) counts them
+// without touching the address space, and only a read that is partly cached asks mincore()
+// which pages; cached pages are copied from the page cache (warm loads stay as fast as
+// buffered ones), only the others are read direct. Neither starts I/O, unlike a
+// preadv2(RWF_NOWAIT) probe, whose miss queues readahead of the very bytes about to be read
+// direct. Whole blocks go through the thread's io_uring where the kernel offers it (many
+// pieces in flight at once), else one pread after another.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -37,6 +42,48 @@ using MincoreByte = char;
 using MincoreByte = unsigned char;
 #endif
 
+// cachestat(2): Linux 6.5 uapi, one number on every architecture; older headers lack it.
+#if defined(__linux__) && !defined(__NR_cachestat)
+#define __NR_cachestat 451
+#endif
+
+enum class Cached { kAll, kNone, kSome, kUnknown };
+
+#if defined(__NR_cachestat)
+struct CachestatRange {
+  uint64_t off;
+  uint64_t len;
+};
+struct Cachestat {
+  uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+// Cleared at the first failure: an older kernel (ENOSYS) or a seccomp filter (EPERM) refuses
+// every call, so the process stops asking.
+std::atomic<bool> cachestat_works{true};
+#endif
+
+// How many of the pages [start, start + length) of fd holds in the page cache.
+Cached CountCached(int fd, uint64_t start, uint64_t length, uint64_t page) {
+#if defined(__NR_cachestat)
+  if (cachestat_works.load(std::memory_order_relaxed)) {
+    CachestatRange range{start, length};
+    Cachestat stat{};
+    if (::syscall(__NR_cachestat, fd, &range, &stat, 0) == 0) {
+      const uint64_t pages = (length + page - 1) / page;
+      if (stat.nr_cache >= pages) return Cached::kAll;
+      return stat.nr_cache == 0 ? Cached::kNone : Cached::kSome;
+    }
+    cachestat_works.store(false, std::memory_order_relaxed);
+  }
+#else
+  (void)fd;
+  (void)start;
+  (void)length;
+  (void)page;
+#endif
+  return Cached::kUnknown;
+}
+
 uint64_t AlignDown(uint64_t value) { return value & ~(kAlign - 1); }
 uint64_t AlignUp(uint64_t value) { return AlignDown(value + kAlign - 1); }
 
@@ -55,9 +102,9 @@ char* BounceBuffer() {
 
 class DirectReader : public FileReader {
  public:
-  // `map` (size bytes of the file, or null) is where mincore() looks up which pages are
-  // cached: mapped once per file, since an mmap/munmap per read would take the address-space
-  // lock for writing and stall the other workers' page faults.
+  // `map` (size bytes of the file, or null) is where mincore() looks up which pages of a
+  // partly cached read are cached: mapped once per file, since an mmap/munmap per read would
+  // take the address-space lock for writing and stall the other workers' page faults.
   DirectReader(int buffered_fd, int direct_fd, void* map, uint64_t size, bool io_uring)
       : buffered_fd_(buffered_fd),
         direct_fd_(direct_fd),
@@ -72,10 +119,19 @@ class DirectReader : public FileReader {
 
   common::Status Read(uint64_t offset, uint64_t size, char* dst) override {
     if (map_ == nullptr) return ReadDirect(offset, size, dst);
-    // Runs of pages that are (not) in the page cache, each read its own way.
     const uint64_t page = page_size_;
     const uint64_t start = offset / page * page;
     const uint64_t length = offset + size - start;
+    switch (CountCached(buffered_fd_, start, length, page)) {
+      case Cached::kAll:
+        return ReadFully(buffered_fd_, offset, size, dst);
+      case Cached::kNone:
+        return ReadDirect(offset, size, dst);
+      case Cached::kSome:
+      case Cached::kUnknown:
+        break;
+    }
+    // Runs of pages that are (not) in the page cache, each read its own way.
     thread_local std::vector<MincoreByte> resident;
     resident.resize((length + page - 1) / page);
     if (::mincore(static_cast<char*>(map_) + start, length, resident.data()) != 0) {

@@ -2,7 +2,8 @@
 // the reader of a request's file, concurrently, and know nothing of how it reads.
 //   buffered   pread through the page cache (buffered_reader.cc)
 //   direct     O_DIRECT into the destination, bounce buffers for unaligned edges; under
-//              "auto", only the pages mincore() reports not cached (direct_reader.cc); whole
+//              "auto", only the pages not cached (cachestat, then mincore for a read that
+//              is partly cached) (direct_reader.cc); whole
 //              blocks many at a time through io_uring where the kernel offers it
 //              (io_uring_reads.cc), else with pread
 //   plugin     an object-storage backend (plugin_reader.cc)
