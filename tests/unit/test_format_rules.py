@@ -83,6 +83,33 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     ),
     "repeated name, same entry": ('{"a": %s, "a": %s}' % (A, A), 4, "accepted"),
     "repeated name, last entry kept": ('{"a": %s, "a": %s}' % (A, _u8(4, 8)), 8, "refused"),
+    # the earlier entries of a repeated name are parsed (names, types), not checked further
+    "repeated name, earlier entry of another size": (
+        '{"a": %s, "a": %s}' % (_entry("F32", [4], 0, 16), A),
+        4,
+        "accepted",
+    ),
+    "repeated name, earlier entry past the end": (
+        '{"a": %s, "a": %s}' % (_u8(0, 99), A),
+        4,
+        "accepted",
+    ),
+    "repeated name, earlier entry with an unknown dtype": (
+        '{"a": %s, "a": %s}' % (_entry("Q9", [4], 0, 4), A),
+        4,
+        "refused",
+    ),
+    "repeated name, earlier entry with a field twice": (
+        '{"a": {"dtype": "U8", "dtype": "U8", "shape": [4], "data_offsets": [0, 4]}, "a": %s}' % A,
+        4,
+        "refused",
+    ),
+    "repeated name, earlier entry with a negative dimension": (
+        '{"a": %s, "a": %s}' % (_entry("U8", [-4], 0, 4), A),
+        4,
+        "refused",
+    ),
+    "repeated name, earlier entry not an object": ('{"a": 5, "a": %s}' % A, 4, "refused"),
     "entry as an array": ('{"a": ["U8", [4], [0, 4]]}', 4, "accepted"),
     "entry as a short array": ('{"a": ["U8", [4]]}', 4, "refused"),
     "gap": ('{"a": %s, "b": %s}' % (A, _u8(6, 8)), 8, "refused"),

@@ -136,21 +136,21 @@ def check_header_length(path: str, file_size: int, header_size: int) -> None:
 
 
 class _RepeatedKeys(dict):  # type: ignore[type-arg]
-    """A JSON object that repeats keys: the last value is kept, as the reference's maps do."""
+    """A JSON object that repeats keys: the last value is kept, as the reference's maps do;
+    ``shadowed`` holds the earlier ones, which the reference still parses (and may refuse)."""
 
     repeated: frozenset[str] = frozenset()
+    shadowed: tuple[tuple[str, Any], ...] = ()
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) == len(pairs):
         return result
-    seen: set[str] = set()
-    repeated = set()
-    for key, _ in pairs:
-        (repeated if key in seen else seen).add(key)
+    last = {key: index for index, (key, _) in enumerate(pairs)}
     marked = _RepeatedKeys(result)
-    marked.repeated = frozenset(repeated)
+    marked.shadowed = tuple(pair for index, pair in enumerate(pairs) if last[pair[0]] != index)
+    marked.repeated = frozenset(key for key, _ in marked.shadowed)
     return marked
 
 
@@ -214,10 +214,9 @@ _BITS = {name: bits for name, (_, bits) in DTYPES.items()}
 _FIELDS = ("dtype", "shape", "data_offsets")
 
 
-def _entry_fields(name: str, entry: Any, data_size: int) -> tuple[str, list[int], int, int]:
-    """The slow, precise check of one header entry: its (dtype, shape, begin, end), or raises
-    ValueError saying what is wrong."""
-    where = f"tensor {name!r}"
+def _entry_types(where: str, entry: Any) -> tuple[str, list[int], list[int]]:
+    """What the reference checks as it parses an entry (field names and types): its (dtype,
+    shape, data_offsets), or raises ValueError saying what is wrong."""
     if isinstance(entry, list):
         if len(entry) != 3:
             raise ValueError(
@@ -240,6 +239,14 @@ def _entry_fields(name: str, entry: Any, data_size: int) -> tuple[str, list[int]
         raise ValueError(f"{where}: shape {shape!r} is not a list of non-negative integers")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_u64(o) for o in offsets):
         raise ValueError(f"{where}: data_offsets {offsets!r} is not [begin, end]")
+    return dtype, shape, offsets
+
+
+def _entry_fields(name: str, entry: Any, data_size: int) -> tuple[str, list[int], int, int]:
+    """The slow, precise check of one header entry: its (dtype, shape, begin, end), or raises
+    ValueError saying what is wrong."""
+    where = f"tensor {name!r}"
+    dtype, shape, offsets = _entry_types(where, entry)
     begin, end = offsets
     if end < begin:
         raise ValueError(f"{where}: data_offsets {offsets!r} end before they begin")
@@ -313,6 +320,12 @@ def parse_header(path: str, file_size: int, header_size: int, raw: bytes) -> Saf
     metadata = document.pop("__metadata__", None)
     if metadata is not None and not isinstance(metadata, dict):
         raise _error(path, "__metadata__ is not a JSON object")
+    for name, entry in getattr(document, "shadowed", ()):
+        # A name given more than once: the last entry is the tensor, the others must parse.
+        try:
+            _entry_types(f"tensor {name!r} (an earlier entry of a name given twice)", entry)
+        except ValueError as problem:
+            raise _error(path, str(problem)) from None
     bits_of = _BITS
     tensors: list[TensorMetadata] = []
     append = tensors.append
