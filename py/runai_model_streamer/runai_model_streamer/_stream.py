@@ -348,15 +348,23 @@ class RangeStream:
         window.ranges = None
 
     def _fill(self) -> None:
+        batch: list[WindowPlan] = []
+        in_flight = self._in_flight
         while self._pending:
             plan = self._pending[0]
-            if self._active and (
-                self._in_flight + plan.nbytes > self._budget
-                or len(self._active) >= MAX_REQUESTS_IN_FLIGHT
+            if (self._active or batch) and (
+                in_flight + plan.nbytes > self._budget
+                or len(self._active) + len(batch) >= MAX_REQUESTS_IN_FLIGHT
             ):
-                return
-            self._pending.popleft()
-            self._submit(plan)
+                break
+            batch.append(self._pending.popleft())
+            in_flight += plan.nbytes
+        # Every buffer of the batch is mapped before the batch's first read starts: mmap()
+        # waits for the address-space lock, which the engine's workers hold (shared) while they
+        # fault destination pages in, and they wait behind it in turn (2 GB warm: 20-90 ms).
+        buffers = [self._take_buffer(plan) for plan in batch]
+        for plan, buffer in zip(batch, buffers, strict=True):
+            self._submit(plan, buffer)
 
     def _refresh_backends(self) -> None:
         if self._refresh is None or time.monotonic() - self._refreshed_at < REFRESH_SECONDS:
@@ -367,15 +375,18 @@ class RangeStream:
         except Exception as error:  # the current options may well still be valid
             logger.warning("refreshing the backend options failed (streaming goes on): %s", error)
 
-    def _submit(self, plan: WindowPlan) -> None:
-        self._refresh_backends()
+    def _take_buffer(self, plan: WindowPlan) -> Buffer | None:
         if not plan.items:
+            return None
+        if self._pool is not None:
+            return self._pool.take(plan.nbytes)
+        return allocate(plan.nbytes, self._prefault, self._huge_pages)
+
+    def _submit(self, plan: WindowPlan, buffer: Buffer | None) -> None:
+        self._refresh_backends()
+        if buffer is None:
             self._active.append(_ActiveWindow(plan, None, None, None, None))
             return
-        if self._pool is not None:
-            buffer = self._pool.take(plan.nbytes)
-        else:
-            buffer = allocate(plan.nbytes, self._prefault, self._huge_pages)
         base = torch.from_numpy(np.asarray(buffer))
         items = np.asarray(plan.items, dtype=np.intp)
         ranges = np.empty(len(items), dtype=RANGE_DTYPE)
