@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "streamer/impl/file_reader.h"
@@ -102,14 +103,13 @@ char* BounceBuffer() {
 
 class DirectReader : public FileReader {
  public:
-  // `map` (size bytes of the file, or null) is where mincore() looks up which pages of a
-  // partly cached read are cached: mapped once per file, since an mmap/munmap per read would
-  // take the address-space lock for writing and stall the other workers' page faults.
-  DirectReader(int buffered_fd, int direct_fd, void* map, uint64_t size, bool io_uring)
+  // `by_residency` ("auto"): each read asks which of its pages are cached; else every read
+  // is direct.
+  DirectReader(int buffered_fd, int direct_fd, uint64_t size, bool by_residency, bool io_uring)
       : buffered_fd_(buffered_fd),
         direct_fd_(direct_fd),
-        map_(map),
         size_(size),
+        by_residency_(by_residency),
         io_uring_(io_uring) {}
   ~DirectReader() override {
     if (map_ != nullptr) ::munmap(map_, size_);
@@ -118,7 +118,7 @@ class DirectReader : public FileReader {
   }
 
   common::Status Read(uint64_t offset, uint64_t size, char* dst) override {
-    if (map_ == nullptr) return ReadDirect(offset, size, dst);
+    if (!by_residency_) return ReadDirect(offset, size, dst);
     const uint64_t page = page_size_;
     const uint64_t start = offset / page * page;
     const uint64_t length = offset + size - start;
@@ -132,9 +132,10 @@ class DirectReader : public FileReader {
         break;
     }
     // Runs of pages that are (not) in the page cache, each read its own way.
+    char* const map = Map();
     thread_local std::vector<MincoreByte> resident;
     resident.resize((length + page - 1) / page);
-    if (::mincore(static_cast<char*>(map_) + start, length, resident.data()) != 0) {
+    if (map == nullptr || ::mincore(map + start, length, resident.data()) != 0) {
       return ReadDirect(offset, size, dst);
     }
     size_t first = 0;
@@ -214,6 +215,18 @@ class DirectReader : public FileReader {
     return common::Status::Ok();
   }
 
+  // Where mincore() looks up which pages of a partly cached read are cached (null: the file
+  // could not be mapped, residency unknown). Mapped once per file, on the first read that
+  // needs it (with cachestat(), only a partly cached one), since an mmap or munmap takes the
+  // address-space lock for writing and stalls the other workers filling their destinations.
+  char* Map() {
+    std::call_once(map_once_, [this] {
+      void* map = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, buffered_fd_, 0);
+      map_ = map == MAP_FAILED ? nullptr : static_cast<char*>(map);
+    });
+    return map_;
+  }
+
   // The filesystem accepted O_DIRECT at open but refuses these reads: buffered from now on.
   common::Status Refused(uint64_t offset, uint64_t size, char* dst) {
     direct_refused_.store(true, std::memory_order_relaxed);
@@ -222,9 +235,11 @@ class DirectReader : public FileReader {
 
   const int buffered_fd_;
   const int direct_fd_;
-  void* const map_;  // null: every read direct
   const uint64_t size_;
+  const bool by_residency_;
   const bool io_uring_;
+  std::once_flag map_once_;
+  char* map_ = nullptr;  // written once, under map_once_
   const uint64_t page_size_ = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   std::atomic<bool> direct_refused_{false};
 };
@@ -277,12 +292,8 @@ std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uin
     }
     return MakeBufferedReader(fd);
   }
-  void* map = nullptr;
-  if (reads.strategy == FsStrategy::kAuto) {
-    map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) map = nullptr;  // residency unknown: read direct
-  }
-  return std::make_unique<DirectReader>(fd, direct, map, size, reads.io_uring);
+  return std::make_unique<DirectReader>(fd, direct, size, reads.strategy == FsStrategy::kAuto,
+                                        reads.io_uring);
 }
 
 }  // namespace runai::streamer
