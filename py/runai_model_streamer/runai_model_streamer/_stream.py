@@ -14,7 +14,8 @@ bytes of windows not yet fully handed out stay within L (without a limit: within
 Items are yielded file by file in the given order, and within a window in completion order.
 
 Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: huge pages
-advised), faulted in by the engine's reader threads as they write (``RUNAI_STREAMER_PREFAULT=1``:
+advised), faulted in by the engine's reader threads, each read's pages just before it (one
+``madvise(MADV_POPULATE_WRITE)`` where Linux has it) (``RUNAI_STREAMER_PREFAULT=1``:
 ``runai_streamer_alloc`` instead, huge pages faulted in by helper threads before reading).
 Measured on the development VM (2 GB model, fresh process per run, medians of 3): plain pages
 2.3-2.7 GB/s warm; huge pages 0.7-0.9 GB/s in two runs out of three and 5.7 GB/s in one. The VM's
@@ -185,7 +186,7 @@ class BufferPool:
 
 class MappedBuffer:
     """An anonymous private mapping (huge pages advised on request), not faulted in up front:
-    the engine's reader threads fault its pages in as they write (in parallel, inside pread).
+    the engine's reader threads fault its pages in, in parallel, each just before its read.
     Unmapped when the last array viewing it is gone."""
 
     __slots__ = ("__weakref__", "_array", "_map", "address", "size")
