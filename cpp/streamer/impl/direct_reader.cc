@@ -219,11 +219,15 @@ class DirectReader : public FileReader {
   // could not be mapped, residency unknown). Mapped once per file, on the first read that
   // needs it (with cachestat(), only a partly cached one), since an mmap or munmap takes the
   // address-space lock for writing and stalls the other workers filling their destinations.
+  // (A mutex, not std::call_once: that brings libstdc++'s TLS symbols into the exports of a
+  // library linked with a static libstdc++.)
   char* Map() {
-    std::call_once(map_once_, [this] {
+    std::lock_guard<std::mutex> lock(map_mutex_);
+    if (!map_tried_) {
+      map_tried_ = true;
       void* map = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, buffered_fd_, 0);
       map_ = map == MAP_FAILED ? nullptr : static_cast<char*>(map);
-    });
+    }
     return map_;
   }
 
@@ -238,8 +242,9 @@ class DirectReader : public FileReader {
   const uint64_t size_;
   const bool by_residency_;
   const bool io_uring_;
-  std::once_flag map_once_;
-  char* map_ = nullptr;  // written once, under map_once_
+  std::mutex map_mutex_;
+  bool map_tried_ = false;  // under map_mutex_
+  char* map_ = nullptr;     // under map_mutex_
   const uint64_t page_size_ = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   std::atomic<bool> direct_refused_{false};
 };
