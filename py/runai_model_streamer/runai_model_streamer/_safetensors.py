@@ -12,7 +12,8 @@ accepted here exactly when ``safetensors`` loads it, with one deliberate differe
 data section must be fully indexed: tensors sorted by offset follow each other from byte 0 to
 the end of the file, with no gap, no overlap and nothing after the last one. Like the reference
 (its JSON parser), unknown keys in a tensor entry are ignored, a repeated tensor name keeps its
-last entry, and an entry may be written as the array ``[dtype, shape, data_offsets]``.
+last entry (the earlier ones must still have the fields and types of an entry), and an entry
+may be written as the array ``[dtype, shape, data_offsets]``.
 """
 
 from __future__ import annotations
@@ -139,8 +140,11 @@ class _RepeatedKeys(dict):  # type: ignore[type-arg]
     """A JSON object that repeats keys: the last value is kept, as the reference's maps do;
     ``shadowed`` holds the earlier ones, which the reference still parses (and may refuse)."""
 
-    repeated: frozenset[str] = frozenset()
     shadowed: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def repeated(self) -> frozenset[str]:
+        return frozenset(key for key, _ in self.shadowed)
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -150,7 +154,6 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     last = {key: index for index, (key, _) in enumerate(pairs)}
     marked = _RepeatedKeys(result)
     marked.shadowed = tuple(pair for index, pair in enumerate(pairs) if last[pair[0]] != index)
-    marked.repeated = frozenset(key for key, _ in marked.shadowed)
     return marked
 
 
