@@ -108,6 +108,31 @@ def run_once(loader: Loader, files: Sequence[str], timeout: float = 600) -> dict
     return result
 
 
+def round_order(loaders: Sequence[Loader], round_index: int) -> list[Loader]:
+    """The order of one round, from a balanced Latin square (Williams design): within rounds,
+    each loader runs right after each other one once in every len(loaders) rounds (an even
+    count; odd counts take twice as many rounds, the second half mirrored). Not a rotation: on
+    the VMs measured a process runs slower right after one that freed gigabytes (the host takes
+    the freed memory back while the next one faults its pages in), and a rotation puts every
+    loader after the same one in every round."""
+    n = len(loaders)
+    if n == 0:
+        return []
+    # First row 0, 1, n-1, 2, n-2, ...; round r adds r to every entry (mod n).
+    first = [0]
+    low, high = 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    order = [loaders[(k + round_index) % n] for k in first]
+    if n % 2 and (round_index // n) % 2:
+        order.reverse()
+    return order
+
+
 def run_benchmark(
     loaders: Sequence[Loader],
     files: Sequence[str],
@@ -115,9 +140,10 @@ def run_benchmark(
     cold: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[Result]:
-    """Runs every loader ``rounds`` times, alternating (the order rotates every round), after
-    one untimed run of the first loader: on the VMs measured, the first process to fault in
-    memory after a pause pays for pages the host has taken back, whatever loader it is."""
+    """Runs every loader ``rounds`` times, alternating (each round in the order of
+    round_order), after one untimed run of the first loader: on the VMs measured, the first
+    process to fault in memory after a pause pays for pages the host has taken back, whatever
+    loader it is."""
     if cold and not can_drop_caches():
         raise PermissionError(f"cold-cache runs need to write {DROP_CACHES} (run as root)")
     results = {loader.label: Result(loader.label) for loader in loaders}
@@ -127,8 +153,7 @@ def run_benchmark(
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             run_once(loaders[0], files)  # its failures show up again in the timed rounds
     for round_index in range(rounds):
-        shift = round_index % max(len(loaders), 1)
-        for loader in list(loaders[shift:]) + list(loaders[:shift]):
+        for loader in round_order(loaders, round_index):
             result = results[loader.label]
             if cold:
                 drop_caches()

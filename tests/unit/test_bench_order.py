@@ -1,0 +1,45 @@
+"""The order the benchmarks run loaders in: every loader once a round, and no loader always
+right after the same one (on the VMs measured, the process after one that freed gigabytes runs
+slower, so a fixed predecessor biases one loader's figures)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+from runai_model_streamer._bench import Loader, round_order
+
+
+def _loaders(count: int) -> list[Loader]:
+    return [Loader(f"loader {i}", "runai") for i in range(count)]
+
+
+@pytest.mark.parametrize("count", range(1, 11))
+def test_every_loader_follows_every_other_equally_often(count: int) -> None:
+    loaders = _loaders(count)
+    rounds = count if count % 2 == 0 else 2 * count  # a Williams square's cycle
+    follows: Counter[tuple[str, str]] = Counter()
+    for round_index in range(rounds):
+        order = round_order(loaders, round_index)
+        assert sorted(x.label for x in order) == sorted(x.label for x in loaders)
+        follows.update((a.label, b.label) for a, b in itertools.pairwise(order))
+    expected = {(a.label, b.label) for a in loaders for b in loaders if a is not b}
+    assert set(follows) == expected
+    assert len(set(follows.values())) <= 1  # each pair the same number of times
+
+
+def test_the_order_is_the_same_in_every_run() -> None:
+    loaders = _loaders(6)
+    first_run = [round_order(loaders, r) for r in range(5)]
+    assert first_run == [round_order(loaders, r) for r in range(5)]
+    assert round_order([], 3) == []
+
+
+def test_the_first_loader_does_not_always_follow_the_same_one() -> None:
+    loaders = _loaders(6)  # bench_load's warm set with --strategies: this package first
+    before = []
+    for round_index in range(1, 5):  # round 1 has it first
+        order = round_order(loaders, round_index)
+        before.append(order[order.index(loaders[0]) - 1].label)
+    assert len(set(before)) == 4
