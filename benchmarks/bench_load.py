@@ -3,9 +3,10 @@
 
 Generates (in a temporary directory) a model of --size bytes with ~300 tensors of mixed dtypes
 as one file and as a 4-shard set, then loads each with every available loader, each run in its
-own process (so peak RSS is per run), alternating loaders round by round after one untimed
-warm-up run, with a warm page cache and (as root) a cold one (``echo 3 >
-/proc/sys/vm/drop_caches`` before every run).
+own process (so peak RSS is per run), loaders alternating round by round (each round in the
+order of a row of a balanced Latin square, so that no loader always runs right after the same
+one) after one untimed warm-up run, with a warm page cache (the files read whole before every
+run) and (as root) a cold one (``echo 3 > /proc/sys/vm/drop_caches`` before every run).
 Prints markdown tables: median GB/s, median seconds, peak RSS (and RSS above the interpreter
 with its imports), and the ratio of every loader against every other.
 
@@ -215,13 +216,13 @@ def main() -> int:
                     prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
                     run_loaders = [x for x in run_loaders if x.label.startswith(prefixes)]
                 report(f"== {label}, {cache} cache, {len(run_loaders)} loaders")
-                if cache == "warm":  # read once so every loader starts from a warm cache
-                    for f in files:
-                        with open(f, "rb") as handle:
-                            while handle.read(64 << 20):
-                                pass
                 results = run_benchmark(
-                    run_loaders, files, rounds=args.rounds, cold=cache == "cold", progress=report
+                    run_loaders,
+                    files,
+                    rounds=args.rounds,
+                    cold=cache == "cold",
+                    warm=cache == "warm",
+                    progress=report,
                 )
                 title = f"{label}, {cache} cache, {args.rounds} rounds (median)"
                 sections.append(format_table(results, title=title, model_bytes=model_bytes))

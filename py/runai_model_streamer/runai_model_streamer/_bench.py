@@ -95,6 +95,14 @@ def drop_caches() -> None:
         out.write("3\n")
 
 
+def fill_page_cache(files: Sequence[str]) -> None:
+    """Reads every file once, so that all of it is in the page cache."""
+    for path in files:
+        with open(path, "rb", buffering=0) as handle:
+            while handle.read(64 << 20):
+                pass
+
+
 def run_once(loader: Loader, files: Sequence[str], timeout: float = 600) -> dict[str, object]:
     command = [loader.python, WORKER, loader.kind, *(loader.files or files)]
     env = loader.env if loader.env is not None else dict(os.environ)
@@ -139,24 +147,35 @@ def run_benchmark(
     rounds: int = 3,
     cold: bool = False,
     progress: Callable[[str], None] | None = None,
+    warm: bool = False,
 ) -> list[Result]:
     """Runs every loader ``rounds`` times, alternating (each round in the order of
     round_order), after one untimed run of the first loader: on the VMs measured, the first
     process to fault in memory after a pause pays for pages the host has taken back, whatever
-    loader it is."""
+    loader it is. Before every run, ``cold`` drops the page cache and ``warm`` (local files)
+    reads the files whole: on those VMs the page cache loses pages not read for a while (about
+    2% of a 2 GB file in 10 s), and a loader reading with O_DIRECT brings none back, so without
+    it a loader's warm figure would depend on the loaders that ran before it."""
+    if cold and warm:
+        raise ValueError("a run is cold or warm, not both")
     if cold and not can_drop_caches():
         raise PermissionError(f"cold-cache runs need to write {DROP_CACHES} (run as root)")
     results = {loader.label: Result(loader.label) for loader in loaders}
-    if loaders:
+
+    def prepare(loader: Loader) -> None:
         if cold:
             drop_caches()
+        elif warm:
+            fill_page_cache(loader.files or files)
+
+    if loaders:
+        prepare(loaders[0])
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             run_once(loaders[0], files)  # its failures show up again in the timed rounds
     for round_index in range(rounds):
         for loader in round_order(loaders, round_index):
             result = results[loader.label]
-            if cold:
-                drop_caches()
+            prepare(loader)
             try:
                 run = run_once(loader, files)
             except (RuntimeError, subprocess.TimeoutExpired) as error:

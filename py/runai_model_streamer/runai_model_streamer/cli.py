@@ -220,6 +220,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             files,
             rounds=args.rounds,
             cold=args.cold,
+            warm=not args.cold,
             progress=None if args.quiet else print,
         )
     print(format_table(results, model_bytes=size))
@@ -332,7 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--size", type=_size, default=parse_size("512MB"))
     bench.add_argument("--shards", type=int, default=1)
     bench.add_argument("--rounds", type=int, default=3)
-    bench.add_argument("--cold", action="store_true", help="drop the page cache before each run")
+    bench.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the page cache before each run (default: read the files whole before each run)",
+    )
     bench.add_argument("--loaders", help="comma-separated loader kinds (default: all installed)")
     bench.add_argument("--dir", help="directory for the temporary model (default: $TMPDIR)")
     bench.add_argument("--quiet", action="store_true")

@@ -1,14 +1,16 @@
-"""The order the benchmarks run loaders in: every loader once a round, and no loader always
-right after the same one (on the VMs measured, the process after one that freed gigabytes runs
-slower, so a fixed predecessor biases one loader's figures)."""
+"""How the benchmarks run loaders: every loader once a round, no loader always right after the
+same one (on the VMs measured, the process after one that freed gigabytes runs slower, so a
+fixed predecessor biases one loader's figures), and a page cache either dropped or refilled
+before every run."""
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from runai_model_streamer._bench import Loader, round_order
+from runai_model_streamer._bench import Loader, round_order, run_benchmark
 
 
 def _loaders(count: int) -> list[Loader]:
@@ -43,3 +45,14 @@ def test_the_first_loader_does_not_always_follow_the_same_one() -> None:
         order = round_order(loaders, round_index)
         before.append(order[order.index(loaders[0]) - 1].label)
     assert len(set(before)) == 4
+
+
+def test_a_run_is_cold_or_warm_not_both(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cold or warm"):
+        run_benchmark(_loaders(1), [str(tmp_path / "x")], cold=True, warm=True)
+
+
+def test_warm_runs_read_the_files_first(tmp_path: Path) -> None:
+    # The refill reads every file before the loader runs: a missing one fails there.
+    with pytest.raises(FileNotFoundError, match=r"missing\.safetensors"):
+        run_benchmark(_loaders(1), [str(tmp_path / "missing.safetensors")], warm=True)
