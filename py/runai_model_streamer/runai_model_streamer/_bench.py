@@ -153,9 +153,9 @@ def run_benchmark(
     round_order), after one untimed run of the first loader: on the VMs measured, the first
     process to fault in memory after a pause pays for pages the host has taken back, whatever
     loader it is. Before every run, ``cold`` drops the page cache and ``warm`` (local files)
-    reads the files whole: on those VMs the page cache loses pages not read for a while (about
-    2% of a 2 GB file in 10 s), and a loader reading with O_DIRECT brings none back, so without
-    it a loader's warm figure would depend on the loaders that ran before it."""
+    reads the files whole: on those VMs the page cache loses pages not read for a while (1% of
+    a 2 GB file in 10 s, 16% in 90 s), and a loader reading with O_DIRECT brings none back, so
+    without it a loader's warm figure would depend on the loaders that ran before it."""
     if cold and warm:
         raise ValueError("a run is cold or warm, not both")
     if cold and not can_drop_caches():
