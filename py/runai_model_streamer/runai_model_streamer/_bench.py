@@ -124,17 +124,8 @@ def round_order(loaders: Sequence[Loader], round_index: int) -> list[Loader]:
     the freed memory back while the next one faults its pages in), and a rotation puts every
     loader after the same one in every round."""
     n = len(loaders)
-    if n == 0:
-        return []
     # First row 0, 1, n-1, 2, n-2, ...; round r adds r to every entry (mod n).
-    first = [0]
-    low, high = 1, n - 1
-    while len(first) < n:
-        first.append(low)
-        low += 1
-        if len(first) < n:
-            first.append(high)
-            high -= 1
+    first = [(j + 1) // 2 if j % 2 else (n - j // 2) % n for j in range(n)]
     order = [loaders[(k + round_index) % n] for k in first]
     if n % 2 and (round_index // n) % 2:
         order.reverse()
