@@ -172,6 +172,15 @@ TEST_F(DirectGetTest, ReceivesTheBodyIntoTheDestinationAndSendsTheRequestAsCurlW
                 "\r\nRange: bytes=0-3145727\r\nx-amz-date: 20261202T000000Z\r\n\r\n");
 }
 
+TEST_F(DirectGetTest, SendsThePathAsWrittenWithDotSegmentsAndEmptySegments) {
+  ScriptedServer server({{Partial("ab")}});
+  std::string dst(2, '\0');
+  ASSERT_EQ(Get(server, &dst, "/b/a/../x/./y//z"), DirectGet::Outcome::kComplete);
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].find("GET /b/a/../x/./y//z HTTP/1.1\r\n"), 0u)
+      << server.requests()[0];
+}
+
 TEST_F(DirectGetTest, AGivenHostHeaderIsTheOnlyOne) {
   ScriptedServer server({{Partial("ab")}});
   std::string dst(2, '\0');

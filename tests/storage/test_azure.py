@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from runai_model_streamer import (
     RunaiStreamerError,
     SafetensorsStreamer,
@@ -19,6 +20,7 @@ from runai_model_streamer import (
     pull_files,
 )
 from runai_model_streamer._errors import StreamerPermissionError
+from safetensors.torch import save
 
 from .model_files import NAMES, check_stream, write_shards
 from .servers import AZURITE_ACCOUNT, AZURITE_KEY, AzuriteServer
@@ -281,3 +283,24 @@ def test_no_account_at_all_is_a_clear_error(azure_env: pytest.MonkeyPatch) -> No
     with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
         streamer.stream_file(URIS[0])
     assert "AZURE_STORAGE_ACCOUNT_NAME" in str(raised.value), raised.value
+
+
+def test_a_uri_asks_for_exactly_the_blob_named(
+    azure: AzuriteServer, azure_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Azure keeps empty segments in blob names and refuses names with "." or ".." segments
+    (the SDK cannot even upload them); a URI with such segments is asked for as written, so it
+    is a missing blob, never the blob its normalised form names."""
+    from runai_model_streamer import SafetensorsStreamer
+
+    azure.create_container("exact")
+    tensors = {"exact.w": torch.randn(4, 3)}
+    azure.upload("exact", "m/b//z.safetensors", save(tensors))
+    for twin in ("m/b/z.safetensors", "m/x.safetensors", "m/y.safetensors"):
+        azure.upload("exact", twin, save({"twin.w": torch.zeros(2)}))
+    (tmp_path / "z.safetensors").write_bytes(save(tensors))
+    check_stream(["az://exact/m/b//z.safetensors"], [tmp_path / "z.safetensors"])
+    for uri in ("az://exact/m/a/../x.safetensors", "az://exact/m/./y.safetensors"):
+        with pytest.raises(FileNotFoundError) as raised, SafetensorsStreamer() as streamer:
+            streamer.stream_file(uri)
+        assert uri in str(raised.value) and "BlobNotFound" in str(raised.value)

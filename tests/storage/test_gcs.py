@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from runai_model_streamer import (
     RunaiStreamerError,
     SafetensorsStreamer,
@@ -15,6 +16,7 @@ from runai_model_streamer import (
     list_safetensors,
     pull_files,
 )
+from safetensors.torch import save
 
 from .fault_proxy import FaultProxy
 from .model_files import NAMES, check_stream, write_shards
@@ -185,3 +187,21 @@ def test_no_credentials_at_all_is_a_clear_error(gcs_env: pytest.MonkeyPatch) -> 
         streamer.stream_file(URIS[0])
     message = str(raised.value)
     assert "no usable Google credentials" in message and "ANONYMOUS" in message, message
+
+
+def test_a_uri_asks_for_exactly_the_object_named(
+    gcs: GcsServer, gcs_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Dot and empty segments are part of the object's name (the JSON API encodes it whole),
+    never resolved into another object's."""
+    gcs.create_bucket("gcs-exact")
+    names = ["exact/a/../x.safetensors", "exact/./y.safetensors", "exact/b//z.safetensors"]
+    twins = ["exact/x.safetensors", "exact/y.safetensors", "exact/b/z.safetensors"]
+    paths = []
+    for index, (name, twin) in enumerate(zip(names, twins, strict=True)):
+        tensors = {f"exact{index}.w": torch.randn(4, 3 + index)}
+        gcs.upload("gcs-exact", name, save(tensors))
+        gcs.upload("gcs-exact", twin, save({f"twin{index}.w": torch.zeros(2)}))
+        paths.append(tmp_path / f"{index}.safetensors")
+        paths[-1].write_bytes(save(tensors))
+    check_stream([f"gs://gcs-exact/{name}" for name in names], paths)

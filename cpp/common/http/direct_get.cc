@@ -138,7 +138,9 @@ DirectGet::~DirectGet() { Disconnect(); }
 
 bool DirectGet::ParseTarget(const std::string& url, Target* target) {
   CURLU* parsed = curl_url();
-  if (parsed == nullptr || curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
+  // CURLU_PATH_AS_IS: the object key as written, "." and ".." segments included.
+  if (parsed == nullptr ||
+      curl_url_set(parsed, CURLUPART_URL, url.c_str(), CURLU_PATH_AS_IS) != CURLUE_OK) {
     curl_url_cleanup(parsed);
     return false;
   }

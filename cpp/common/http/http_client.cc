@@ -214,6 +214,9 @@ void ApplyConnectionOptions(void* handle, const HttpSettings& settings) {
   CURL* curl = static_cast<CURL*>(handle);
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  // The URL's path is the object key as written: never remove "." / ".." segments from it (an
+  // object named a/../b would otherwise be asked for as b).
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
   // Larger reads than curl's 16 KiB default: fewer recv calls (and write callbacks) per GB.
   curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
