@@ -154,3 +154,30 @@ def test_bench_pread_ceiling_reads_every_byte(tmp_path: Path) -> None:
     gone = _bench.Loader("ceiling", "pread", files=[str(tmp_path / "missing.bin")])
     with pytest.raises(RuntimeError, match=r"missing\.bin"):
         _bench.run_once(gone, [])
+
+
+def test_verify_without_safetensors_says_so_before_streaming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runai_model_streamer.cli import main
+
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # as if it were not installed
+    with pytest.raises(SystemExit) as raised:
+        main(["stream", str(tmp_path / "absent.safetensors"), "--verify"])
+    message = str(raised.value)
+    assert "safetensors package, which is not installed: pip install safetensors" in message
+
+
+def test_pull_a_local_directory_with_a_progress_bar(tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    assert run("sample", str(source), "--size", "2MB", "--shards", "2").returncode == 0
+    (source / "notes.md").write_text("skip me")
+    dst = tmp_path / "copy"
+    done = run("pull", str(source), str(dst), "--ignore", "*.md")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in dst.iterdir()) == sorted(
+        p.name for p in source.glob("*.safetensors")
+    )
+    assert f"into {dst}" in done.stdout and "GB/s" in done.stdout
+    missing = run("pull", str(tmp_path / "absent"), str(dst))
+    assert missing.returncode == 1 and "absent: no such directory" in missing.stderr

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -16,14 +18,23 @@ from runai_model_streamer import (
     FileStreamer,
     ObjectStorageModel,
     SafetensorsStreamer,
+    UnsafeObjectKeyError,
     list_safetensors,
     pull_files,
 )
-from runai_model_streamer._backends import PLUGIN_DISTRIBUTIONS, find_backends, uri_scheme
+from runai_model_streamer._backends import (
+    PLUGIN_DISTRIBUTIONS,
+    core_origin,
+    find_backends,
+    install_hint,
+    uri_scheme,
+)
 from runai_model_streamer.s3_utils.s3_utils import S3Credentials
 from safetensors.torch import load_file, save_file
 
 from .helpers import assert_same
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _model_dir(directory: Path, shards: int = 3) -> Path:
@@ -84,12 +95,34 @@ def test_missing_plugin_names_the_distribution_to_install(tmp_path: Path) -> Non
     message = str(raised.value)
     assert uri in message
     if scheme is not None:
-        distribution, extra = PLUGIN_DISTRIBUTIONS[scheme]
-        assert distribution in message and f"runai-model-streamer[{extra}]" in message
+        assert PLUGIN_DISTRIBUTIONS[scheme][0] in message
     else:
         assert "runai_model_streamer.backends" in message
     with pytest.raises(ImportError):
         list_safetensors("nosuchscheme://bucket/")
+
+
+def test_the_install_hint_never_replaces_a_core_that_came_from_elsewhere(tmp_path: Path) -> None:
+    version = importlib.metadata.version("runai-model-streamer")
+    from_index = install_hint("s3", None)
+    assert from_index == (
+        f'install runai-model-streamer-s3: pip install "runai-model-streamer[s3]=={version}"'
+    )
+    checkout = tmp_path / "my checkout"
+    (checkout / "py" / "runai_model_streamer_gcs").mkdir(parents=True)
+    url = "file://" + urllib.parse.quote(str(checkout))
+    from_checkout = install_hint("gs", {"url": url, "dir_info": {"editable": True}})
+    assert from_checkout == (
+        "install runai-model-streamer-gcs from the checkout this core was installed from: "
+        f"pip install '{checkout}/py/runai_model_streamer_gcs'"
+    )
+    from_wheel = install_hint("az", {"url": "file:///w/x.whl", "archive_info": {}})
+    assert "same source as this core (file:///w/x.whl)" in from_wheel
+    assert "pip install" not in from_wheel
+    # this test environment: the core is an editable install of this checkout
+    origin = core_origin()
+    assert origin is not None and "dir_info" in origin
+    assert f"pip install {ROOT}/py/runai_model_streamer_s3" in install_hint("s3", origin)
 
 
 def test_stream_uris_through_the_testfs_plugin(testfs_root: Path) -> None:
@@ -201,3 +234,55 @@ def test_object_storage_model_retries_after_a_failure(tmp_path: Path) -> None:
     ):
         m.pull_files(allow_pattern=["*.bin"])
     assert os.path.exists(str(tmp_path / "empty") + ".lock")
+
+
+def test_local_pull_copies_linked_files_as_content_and_never_writes_outside(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside content")
+    source = tmp_path / "source"
+    (source / "real").mkdir(parents=True)
+    (source / "real" / "w.bin").write_bytes(b"weights")
+    (source / "linked.txt").symlink_to(outside / "secret.txt")  # a file link: its content
+    (source / "linked_dir").symlink_to(source / "real")  # a directory link: descended
+    (source / "loop").symlink_to(source)  # a link back up: not followed again
+    (source / "dangling").symlink_to(tmp_path / "nowhere")
+    dst = tmp_path / "dst"
+    pull_files(source, dst)
+    copied = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+    assert copied == ["linked.txt", "linked_dir/w.bin", "real/w.bin"]
+    assert not any(p.is_symlink() for p in dst.rglob("*"))
+    assert (dst / "linked.txt").read_text() == "outside content"
+    # a link inside the destination that leads out is refused before anything is written
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    dst2 = tmp_path / "dst2"
+    dst2.mkdir()
+    (dst2 / "real").symlink_to(victim_dir)
+    with pytest.raises(UnsafeObjectKeyError) as raised:
+        pull_files(source, dst2)
+    assert "real/w.bin" in str(raised.value) and str(victim_dir) in str(raised.value)
+    assert list(victim_dir.iterdir()) == [] and sorted(os.listdir(dst2)) == ["real"]
+
+
+@pytest.mark.parametrize(
+    "relative, why",
+    [
+        ("/abs", "absolute path"),
+        ("a/../b", "'..' path segment"),
+        ("./b", "'.' path segment"),
+        ("a//b", "empty path segment"),
+        ("a/", "empty path segment"),
+        ("a\\b", "backslash"),
+        ("a\0b", "NUL"),
+    ],
+)
+def test_key_paths_that_are_not_plain_relative_paths_are_refused(relative: str, why: str) -> None:
+    from runai_model_streamer.storage import _check_relative
+
+    with pytest.raises(UnsafeObjectKeyError) as raised:
+        _check_relative("s3://b/p/", "s3://b/p/" + relative, relative)
+    assert why in str(raised.value) and "s3://b/p/" in str(raised.value)
+    assert _check_relative("s3://b/p/", "k", "a/b.c/..d/e..") == "a/b.c/..d/e.."

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         SafetensorsFormatError,
         StreamerConfigError,
         StreamerLibraryError,
+        UnsafeObjectKeyError,
     )
     from runai_model_streamer.distributed_streamer import DistributedStreamer
     from runai_model_streamer.file_streamer import FileChunks, FileStreamer
@@ -54,6 +55,7 @@ _LAZY = {
     "BackendNotInstalledError": "runai_model_streamer._errors",
     "BackendError": "runai_model_streamer._errors",
     "DistributedStreamError": "runai_model_streamer._errors",
+    "UnsafeObjectKeyError": "runai_model_streamer._errors",
 }
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "StreamerConfigError",
     "StreamerLibraryError",
     "TensorMetadata",
+    "UnsafeObjectKeyError",
     "__version__",
     "list_safetensors",
     "pull_files",

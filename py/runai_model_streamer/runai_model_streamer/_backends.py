@@ -16,8 +16,11 @@ scheme is streamed (and again when the options change).
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
+import shlex
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -71,12 +74,46 @@ def to_engine_path(path: str | os.PathLike[str]) -> str:
     return text
 
 
-def install_hint(scheme: str) -> str:
+CORE_DISTRIBUTION = "runai-model-streamer"
+
+
+def core_origin() -> dict[str, Any] | None:
+    """The core's ``direct_url.json`` (PEP 610: installed from a checkout, a wheel file or a
+    URL rather than from an index), or None."""
+    try:
+        text = importlib.metadata.distribution(CORE_DISTRIBUTION).read_text("direct_url.json")
+        origin = json.loads(text) if text else None
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    return origin if isinstance(origin, dict) else None
+
+
+def install_hint(scheme: str, origin: dict[str, Any] | None) -> str:
+    """What to install for ``scheme``; ``origin`` is :func:`core_origin`'s answer. A core that
+    did not come from an index is never told to ``pip install "runai-model-streamer[...]"``:
+    that would resolve to the index's package of the same name and replace it."""
     known = PLUGIN_DISTRIBUTIONS.get(scheme)
     if known is None:
         return f"no installed package declares a '{ENTRY_POINT_GROUP}' entry point named '{scheme}'"
     distribution, extra = known
-    hint = f"install {distribution}: pip install runai-model-streamer[{extra}]"
+    if origin is None:
+        version = importlib.metadata.version(CORE_DISTRIBUTION)
+        hint = f'install {distribution}: pip install "{CORE_DISTRIBUTION}[{extra}]=={version}"'
+    else:
+        url = str(origin.get("url", ""))
+        checkout = urllib.parse.unquote(url.removeprefix("file://"))
+        plugin = os.path.join(checkout, "py", distribution.replace("-", "_"))
+        if url.startswith("file://") and "dir_info" in origin and os.path.isdir(plugin):
+            hint = (
+                f"install {distribution} from the checkout this core was installed from: "
+                f"pip install {shlex.quote(plugin)}"
+            )
+        else:
+            hint = (
+                f"install {distribution} built from the same source as this core ({url}); not "
+                f"from the package index, whose {CORE_DISTRIBUTION}[{extra}] would replace "
+                "this core"
+            )
     if scheme == "https":
         hint += " (https:// URLs are read as Azure Blob URLs)"
     return hint
@@ -136,7 +173,7 @@ def find_backend(scheme: str, uri: str) -> BackendPlugin:
     if plugin is None:
         raise BackendNotInstalledError(
             f"cannot read {uri}: no backend for {scheme}:// URIs is installed; "
-            f"{install_hint(scheme)}"
+            f"{install_hint(scheme, core_origin())}"
         )
     return plugin
 

@@ -56,3 +56,8 @@ class StreamCancelledError(RunaiStreamerError):
 class DistributedStreamError(RunaiStreamerError, RuntimeError):
     """A shared stream failed on another rank of the group, the ranks asked for different data,
     or the exchange between them failed (a rank stopped, or a timeout)."""
+
+
+class UnsafeObjectKeyError(RunaiStreamerError, ValueError):
+    """A listed object key (or a source file) would map to a path outside the destination
+    directory, or to no well-formed path at all; nothing was downloaded."""

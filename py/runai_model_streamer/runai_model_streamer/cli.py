@@ -1,8 +1,9 @@
 """The ``runai-model-streamer`` command (also ``python -m runai_model_streamer``).
 
 Commands: ``sample`` (write a generated model), ``stream`` (load files/URIs, print throughput,
-optionally verify every tensor against the safetensors package), ``bench`` (compare loaders on a
-generated model), ``info`` (versions, library paths, backends, platform).
+optionally verify every tensor against the safetensors package), ``pull`` (download a model
+with a progress bar), ``bench`` (compare loaders on a generated model), ``info`` (versions,
+library paths, backends, platform).
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ def _human(count: float) -> str:
 class Progress:
     """A one-line progress bar on a terminal (nothing when the stream is not a TTY)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool | None = None):
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO = sys.stderr,
+        enabled: bool | None = None,
+        counting: str = "tensors",
+    ):
         self.total = max(total, 1)
+        self.counting = counting
         self.stream = stream
         self.enabled = stream.isatty() if enabled is None else enabled
         self.start = time.perf_counter()
         self.last = 0.0
 
-    def update(self, done: int, tensors: int, force: bool = False) -> None:
+    def update(self, done: int, count: int | None = None, force: bool = False) -> None:
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -56,7 +64,8 @@ class Progress:
         filled = int(width * done / self.total)
         self.stream.write(
             f"\r[{'#' * filled}{'.' * (width - filled)}] {_human(done)} / {_human(self.total)}"
-            f"  {done / elapsed / 1e9:.2f} GB/s  {tensors} tensors"
+            f"  {done / elapsed / 1e9:.2f} GB/s"
+            + ("" if count is None else f"  {count} {self.counting}")
         )
         self.stream.flush()
 
@@ -67,12 +76,18 @@ class Progress:
 
 
 def _expand(paths: Sequence[str]) -> list[str]:
+    """Files to stream: a directory (or an object-storage prefix, with or without its trailing
+    slash) stands for the ``*.safetensors`` files directly in it."""
     from runai_model_streamer._backends import uri_scheme
-    from runai_model_streamer.storage import list_safetensors
+    from runai_model_streamer.storage import SAFETENSORS_SUFFIX, list_safetensors
 
     files: list[str] = []
     for path in paths:
-        if (uri_scheme(path) is None and os.path.isdir(path)) or path.endswith("/"):
+        remote = uri_scheme(path) is not None
+        if remote and not path.endswith(("/", SAFETENSORS_SUFFIX)):
+            found = list_safetensors(path)  # a prefix? else the object the URI names
+            files.extend(found or [path])
+        elif path.endswith("/") or (not remote and os.path.isdir(path)):
             found = list_safetensors(path)
             if not found:
                 raise FileNotFoundError(f"{path}: no *.safetensors files in this directory")
@@ -82,13 +97,29 @@ def _expand(paths: Sequence[str]) -> list[str]:
     return files
 
 
-def _verify(files: Sequence[str], tensors: dict[tuple[int, str], Any]) -> list[str]:
+def _check_verify_possible() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("safetensors") is None:
+        raise SystemExit(
+            "runai-model-streamer stream: --verify compares with the safetensors package, which "
+            "is not installed: pip install safetensors"
+        )
+
+
+def _verify(
+    files: Sequence[str],
+    tensors: dict[tuple[int, str], Any],
+    copies: Sequence[str] | None = None,
+) -> list[str]:
+    """Problems of the streamed ``tensors`` against what safetensors reads from each file (from
+    ``copies`` where given: local files with the same bytes, in the same order)."""
     import torch
     from safetensors import safe_open
 
     problems: list[str] = []
-    for index, path in enumerate(files):
-        with safe_open(path, framework="pt") as reference:
+    for index, (path, copy) in enumerate(zip(files, copies or files, strict=True)):
+        with safe_open(copy, framework="pt") as reference:
             names = list(reference.keys())
             for name in names:
                 expected = reference.get_tensor(name)
@@ -120,16 +151,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
         os.environ["RUNAI_STREAMER_MEMORY_LIMIT"] = str(args.memory_limit)
     from runai_model_streamer.safetensors_streamer import SafetensorsStreamer
 
+    if args.verify:
+        _check_verify_possible()
     files = _expand(args.paths)
-    from runai_model_streamer._backends import uri_scheme
-
-    remote = [f for f in files if uri_scheme(f) is not None]
-    if args.verify and remote:
-        # the safetensors package reads local files only
-        raise SystemExit(
-            f"runai-model-streamer stream: --verify needs local files, not {remote[0]}; "
-            "download with pull_files first"
-        )
     keep = args.verify
     kept: dict[tuple[int, str], Any] = {}
     start = time.perf_counter()
@@ -165,13 +189,48 @@ def cmd_stream(args: argparse.Namespace) -> int:
         f"{total / elapsed / 1e9:.2f} GB/s, {count / elapsed:.0f} tensors/s"
     )
     if args.verify:
-        problems = _verify(files, kept)
+        problems = _verify_against_copies(files, kept)
         if problems:
             for problem in problems:
                 print(f"MISMATCH {problem}", file=sys.stderr)
             print(f"verify: {len(problems)} problem(s)", file=sys.stderr)
             return 1
         print(f"verify: all {count} tensors equal the safetensors package's, bit for bit")
+    return 0
+
+
+def _verify_against_copies(files: Sequence[str], kept: dict[tuple[int, str], Any]) -> list[str]:
+    """:func:`_verify`, with each object-storage file first downloaded whole (plain ranged
+    reads, none of the stream's planning) into a temporary directory for safetensors to read."""
+    from runai_model_streamer._backends import uri_scheme
+    from runai_model_streamer.storage import download_objects
+
+    remote = [f for f in files if uri_scheme(f) is not None]
+    with tempfile.TemporaryDirectory(prefix="runai-verify-") as directory:
+        local = dict(zip(remote, download_objects(remote, directory), strict=True))
+        return _verify(files, kept, [local.get(f, f) for f in files])
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from runai_model_streamer.storage import pull_files
+
+    progress = Progress(0, enabled=False if args.quiet else None)
+    start = time.perf_counter()
+    written = [0]
+
+    def report(done: int, total: int) -> None:
+        progress.total = max(total, 1)
+        written[0] = done
+        progress.update(done)
+
+    pull_files(args.uri, args.dir, args.allow, args.ignore, progress=report)
+    progress.update(written[0], force=True)
+    progress.finish()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(
+        f"pulled {_human(written[0])} from {args.uri} into {args.dir} in {elapsed:.2f} s: "
+        f"{written[0] / elapsed / 1e9:.2f} GB/s"
+    )
     return 0
 
 
@@ -313,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stream = commands.add_parser("stream", help="stream files, directories or URIs")
     stream.add_argument("paths", nargs="+", help="safetensors files, directories, or URIs")
-    stream.add_argument("--verify", action="store_true", help="compare with safetensors")
+    stream.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare every tensor with the safetensors package's (URIs: of a downloaded copy)",
+    )
     stream.add_argument("--device", default="cpu")
     stream.add_argument("--memory-limit", type=_size, help="bytes in flight (-1: unlimited)")
     stream.add_argument("--concurrency", type=int, help="reader threads")
@@ -321,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--not-owned", action="store_true", help="reuse buffers (owned=False)")
     stream.add_argument("--quiet", action="store_true", help="no progress bar")
     stream.set_defaults(handler=cmd_stream)
+
+    pull = commands.add_parser("pull", help="download a model directory or URI prefix")
+    pull.add_argument("uri", help="object-storage URI prefix (or a local directory)")
+    pull.add_argument("dir", help="destination directory")
+    pull.add_argument("--allow", action="append", help="only files matching this glob (repeat)")
+    pull.add_argument("--ignore", action="append", help="skip files matching this glob (repeat)")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.set_defaults(handler=cmd_pull)
 
     sample = commands.add_parser("sample", help="write a generated safetensors model")
     sample.add_argument("path", help="output file (a directory with --shards > 1)")

@@ -7,19 +7,26 @@ import fnmatch
 import functools
 import os
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
-from runai_model_streamer._errors import StreamerFileNotFoundError
+from runai_model_streamer._errors import StreamerFileNotFoundError, UnsafeObjectKeyError
 from runai_model_streamer._native import Engine
 from runai_model_streamer._stream import FileRanges, RangeStream
 
 if TYPE_CHECKING:
     from runai_model_streamer.s3_utils.s3_utils import S3Credentials
 
-__all__ = ["ObjectStorageModel", "list_files", "list_safetensors", "pull_files"]
+__all__ = [
+    "ObjectStorageModel",
+    "UnsafeObjectKeyError",
+    "list_files",
+    "list_safetensors",
+    "pull_files",
+]
 
 SAFETENSORS_SUFFIX = ".safetensors"
 #: object downloads: bytes per engine range and bytes of destination memory in flight
@@ -27,10 +34,10 @@ DOWNLOAD_CHUNK = 64 << 20
 DOWNLOAD_MEMORY = 512 << 20
 
 
-def _engine_for(path: str, credentials: S3Credentials | None) -> Engine:
+def _engine_for(paths: Sequence[str], credentials: S3Credentials | None) -> Engine:
     engine = Engine()
     try:
-        register_backends(engine, [path], credentials)
+        register_backends(engine, paths, credentials)
     except BaseException:
         engine.close()
         raise
@@ -58,7 +65,7 @@ def list_files(
                 if entry.is_file():
                     entries.append((os.path.join(text, entry.name), entry.stat().st_size))
         return sorted(entries)
-    engine = _engine_for(text, s3_credentials)
+    engine = _engine_for([text], s3_credentials)
     try:
         return sorted(e for e in engine.list(_as_prefix(text)) if not e[0].endswith("/"))
     finally:
@@ -118,44 +125,146 @@ def pull_files(
     allow_pattern: Sequence[str] | None = None,
     ignore_pattern: Sequence[str] | None = None,
     s3_credentials: S3Credentials | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Copies the files of a model into the directory ``dst``.
 
-    A local directory is copied recursively, and so is an object-storage prefix (as upstream
-    does), each object downloaded with concurrent ranged reads. Patterns are
-    fnmatch globs matched against the path relative to ``model_path``: only files matching an
-    ``allow_pattern`` (all when None) and no ``ignore_pattern`` are copied.
+    ``model_path`` is a local directory, copied recursively, or an object-storage URI that
+    stands for a prefix (``s3://bucket/model`` and ``s3://bucket/model/`` alike), every object
+    under it downloaded with concurrent ranged reads. ``allow_pattern`` / ``ignore_pattern``
+    are fnmatch globs (one string or a list) matched against the path relative to
+    ``model_path``: only files matching an allow pattern (all when None) and no ignore
+    pattern are copied. ``s3_credentials`` as for streaming. ``progress(done, total)`` is
+    called with bytes written so far.
+
+    Every key maps to a path under ``dst`` or nothing is written: a key that is absolute, has
+    an empty, ``.`` or ``..`` segment, a NUL or a backslash, or whose path would resolve outside
+    ``dst`` (through a symbolic link inside it, say) raises :class:`UnsafeObjectKeyError`
+    before any file is created. A prefix with no objects under it is a ``FileNotFoundError``.
+    Files are written to temporary names and renamed when complete.
     """
     source = to_engine_path(model_path)
     target = os.fspath(dst)
     allow = _patterns(allow_pattern, "allow_pattern")
     ignore = _patterns(ignore_pattern, "ignore_pattern")
-    os.makedirs(target, exist_ok=True)
     if uri_scheme(source) is None:
-        _pull_local(source, target, allow, ignore)
+        _pull_local(source, target, allow, ignore, progress)
     else:
-        _pull_remote(source, target, allow, ignore, s3_credentials)
+        _pull_remote(source, target, allow, ignore, s3_credentials, progress)
+
+
+def _unsafe(source: str, key: str, why: str) -> UnsafeObjectKeyError:
+    return UnsafeObjectKeyError(
+        f"{source}: refusing to download {key!r}: {why}; nothing was written"
+    )
+
+
+def _check_relative(source: str, key: str, relative: str) -> str:
+    """``relative`` (a key below the prefix ``source``) checked as a relative POSIX path; raises
+    UnsafeObjectKeyError naming ``key`` and why it cannot be one."""
+    if "\0" in relative:
+        raise _unsafe(source, key, "it contains a NUL character")
+    if "\\" in relative:
+        raise _unsafe(source, key, "it contains a backslash (a path separator on Windows)")
+    if relative.startswith("/"):
+        raise _unsafe(source, key, "the part after the prefix is an absolute path")
+    for segment in relative.split("/"):
+        if segment in ("", ".", ".."):
+            shown = "an empty" if segment == "" else f"a {segment!r}"
+            raise _unsafe(source, key, f"it has {shown} path segment")
+    return relative
+
+
+def _destinations(source: str, target: str, pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """The paths under ``target`` of ``(key, relative path)`` pairs, all checked before any is
+    created: each must resolve (realpath: symbolic links inside ``target`` too) inside it, and
+    no path may be both a file and a directory of another."""
+    root = os.path.realpath(target)
+    paths, files, directories = [], set(), set()
+    for key, relative in pairs:
+        path = os.path.join(target, *relative.split("/"))
+        resolved = os.path.realpath(path)
+        if os.path.commonpath([root, resolved]) != root or resolved == root:
+            raise _unsafe(source, key, f"it resolves to {resolved}, outside {target}")
+        parts = relative.split("/")
+        files.add(relative)
+        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        paths.append(path)
+    clash = sorted(files & directories)
+    if clash:
+        raise _unsafe(source, clash[0], "it is both a file and a directory of others")
+    return paths
+
+
+def _open_temporary(destination: str) -> tuple[int, str]:
+    """A new file beside ``destination`` (O_EXCL, never through an existing link), with the
+    permissions of an ordinary new file."""
+    directory, name = os.path.split(destination)
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
+    os.fchmod(handle, 0o666 & ~_umask())
+    return handle, temporary
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _walk_local(source: str) -> list[tuple[str, str]]:
+    """``(full path, relative path)`` of the files under ``source``, in name order. Symbolic
+    links count as what they point to (a linked directory is descended) except a link to a
+    directory the walk is already inside, which would loop; dangling links are skipped."""
+    found: list[tuple[str, str]] = []
+
+    def walk(directory: str, relative: str, inside: frozenset[str]) -> None:
+        real = os.path.realpath(directory)
+        if real in inside:
+            return
+        with os.scandir(directory) as iterator:
+            entries = sorted(iterator, key=lambda e: e.name)
+        for entry in entries:
+            below = f"{relative}{entry.name}"
+            if entry.is_dir():
+                walk(entry.path, below + "/", inside | {real})
+            elif entry.is_file():
+                found.append((entry.path, below))
+
+    walk(source, "", frozenset())
+    return found
 
 
 def _pull_local(
-    source: str, target: str, allow: list[str] | None, ignore: list[str] | None
+    source: str,
+    target: str,
+    allow: list[str] | None,
+    ignore: list[str] | None,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     if not os.path.isdir(source):
         if not os.path.exists(source):
             raise StreamerFileNotFoundError(f"{source}: no such directory")
         raise NotADirectoryError(f"{source}: not a directory")
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            relative = os.path.relpath(full, source).replace(os.sep, "/")
-            if not _selected(relative, allow, ignore):
-                continue
-            destination = os.path.join(target, relative)
-            os.makedirs(os.path.dirname(destination), exist_ok=True)
-            temporary = destination + ".partial"
-            shutil.copyfile(full, temporary)
+    selected = [(f, r) for f, r in _walk_local(source) if _selected(r, allow, ignore)]
+    destinations = _destinations(source, target, selected)
+    os.makedirs(target, exist_ok=True)
+    sizes = [os.path.getsize(f) for f, _ in selected]
+    total, done = sum(sizes), 0
+    for (full, _), destination, size in zip(selected, destinations, sizes, strict=True):
+        handle, temporary = _open_temporary(destination)
+        try:
+            with open(full, "rb") as reader, os.fdopen(handle, "wb") as writer:
+                shutil.copyfileobj(reader, writer, DOWNLOAD_CHUNK)
             os.replace(temporary, destination)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        done += size
+        if progress is not None:
+            progress(done, total)
 
 
 def _pull_remote(
@@ -164,44 +273,90 @@ def _pull_remote(
     allow: list[str] | None,
     ignore: list[str] | None,
     credentials: S3Credentials | None,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     prefix = _as_prefix(source)
-    engine = _engine_for(source, credentials)
+    engine = _engine_for([source], credentials)
     try:
+        listed = _list_recursive(engine, prefix)
+        if not listed:
+            raise StreamerFileNotFoundError(f"{source}: no objects under this prefix")
         objects = []
-        for uri, size in _list_recursive(engine, prefix):
-            relative = uri[len(prefix) :] if uri.startswith(prefix) else uri.rsplit("/", 1)[-1]
-            if relative and _selected(relative, allow, ignore):
+        for uri, size in listed:
+            if not uri.startswith(prefix):
+                raise _unsafe(source, uri, f"the listing returned it for the prefix {prefix}")
+            relative = uri[len(prefix) :]
+            if relative == "":  # the prefix's own directory marker
+                continue
+            _check_relative(source, uri, relative)
+            if _selected(relative, allow, ignore):
                 objects.append((uri, relative, size))
-        files = []
-        for uri, _, size in objects:
-            offsets = list(range(0, size, DOWNLOAD_CHUNK))
-            sizes = [min(DOWNLOAD_CHUNK, size - o) for o in offsets]
-            files.append(FileRanges(uri, offsets, sizes))
-        handles: list[IO[bytes]] = []
-        temporaries: list[str] = []
-        try:
-            for _, relative, _ in objects:
-                destination = os.path.join(target, relative)
-                os.makedirs(os.path.dirname(destination), exist_ok=True)
-                temporaries.append(destination + ".partial")
-                handles.append(open(temporaries[-1], "wb"))  # noqa: SIM115 - closed below
-            refresh = functools.partial(register_backends, engine, [source], credentials)
-            stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
-            for position, item, chunk in stream:
-                os.pwrite(handles[position].fileno(), chunk.numpy(), files[position].offsets[item])
-            for handle in handles:
-                handle.close()
-            for (_, relative, _), temporary in zip(objects, temporaries, strict=True):
-                os.replace(temporary, os.path.join(target, relative))
-        finally:
-            for handle in handles:
-                handle.close()
-            for temporary in temporaries:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
+        destinations = _destinations(source, target, [(u, r) for u, r, _ in objects])
+        os.makedirs(target, exist_ok=True)
+        refresh = functools.partial(register_backends, engine, [source], credentials)
+        _download(engine, refresh, objects, destinations, progress)
     finally:
         engine.close()
+
+
+def download_objects(
+    uris: Sequence[str], directory: str, credentials: S3Credentials | None = None
+) -> list[str]:
+    """Downloads each object whole (concurrent ranged reads) into ``directory`` under a name of
+    its own (``<index>-<last segment of the key>``); the paths, in order."""
+    if not uris:
+        return []
+    engine = _engine_for(uris, credentials)
+    try:
+        objects = [(uri, "", engine.file_size(uri)) for uri in uris]
+        names = [f"{i:04d}-{uri.rsplit('/', 1)[-1] or 'object'}" for i, uri in enumerate(uris)]
+        paths = [os.path.join(directory, name) for name in names]
+        refresh = functools.partial(register_backends, engine, list(uris), credentials)
+        _download(engine, refresh, objects, paths, None)
+        return paths
+    finally:
+        engine.close()
+
+
+def _download(
+    engine: Engine,
+    refresh: Callable[[], None],
+    objects: list[tuple[str, str, int]],
+    destinations: list[str],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Streams every object into a temporary file beside its destination, then renames them;
+    ``refresh`` re-registers the backends (fresh credentials) during a long download."""
+    files = []
+    for uri, _, size in objects:
+        offsets = list(range(0, size, DOWNLOAD_CHUNK))
+        sizes = [min(DOWNLOAD_CHUNK, size - o) for o in offsets]
+        files.append(FileRanges(uri, offsets, sizes))
+    handles: list[int] = []
+    temporaries: list[str] = []
+    try:
+        for destination in destinations:
+            handle, temporary = _open_temporary(destination)
+            handles.append(handle)
+            temporaries.append(temporary)
+        stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
+        total, done = sum(size for _, _, size in objects), 0
+        for position, item, chunk in stream:
+            os.pwrite(handles[position], chunk.numpy(), files[position].offsets[item])
+            done += files[position].sizes[item]
+            if progress is not None:
+                progress(done, total)
+        for handle in handles:
+            os.close(handle)
+        handles.clear()
+        for temporary, destination in zip(temporaries, destinations, strict=True):
+            os.replace(temporary, destination)
+    finally:
+        for handle in handles:
+            os.close(handle)
+        for temporary in temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
 
 
 class ObjectStorageModel:
