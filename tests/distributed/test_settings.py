@@ -90,7 +90,13 @@ def test_a_bad_setting_is_an_error_naming_the_variable(
 
 
 def test_settings_defaults_and_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DIST", "DIST_GLOBAL", "DIST_TIMEOUT", "DIST_BUFFER_BYTES"):
+    for name in (
+        "DIST",
+        "DIST_GLOBAL",
+        "DIST_TIMEOUT",
+        "DIST_BUFFER_BYTES",
+        "DIST_BUFFER_MIN_BYTESIZE",
+    ):
         monkeypatch.delenv(f"RUNAI_STREAMER_{name}", raising=False)
     default = DistSettings.from_env()
     assert (default.mode, default.global_group) == ("auto", False)
@@ -102,3 +108,19 @@ def test_settings_defaults_and_values(monkeypatch: pytest.MonkeyPatch) -> None:
     custom = DistSettings.from_env()
     assert (custom.mode, custom.global_group) == ("auto", True)
     assert custom.timeout == timedelta(seconds=2.5) and custom.round_bytes == 32 << 20
+
+
+def test_upstream_dist_buffer_min_bytesize_sets_the_round_when_ours_is_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RUNAI_STREAMER_DIST_BUFFER_BYTES", raising=False)
+    monkeypatch.setenv("RUNAI_STREAMER_DIST_BUFFER_MIN_BYTESIZE", str(1 << 20))
+    assert DistSettings.from_env().round_bytes == 1 << 20
+    monkeypatch.setenv("RUNAI_STREAMER_DIST_BUFFER_MIN_BYTESIZE", "0")  # upstream's tests' value
+    assert DistSettings.from_env().round_bytes == 4096
+    monkeypatch.setenv("RUNAI_STREAMER_DIST_BUFFER_BYTES", "8MiB")  # ours wins
+    assert DistSettings.from_env().round_bytes == 8 << 20
+    monkeypatch.delenv("RUNAI_STREAMER_DIST_BUFFER_BYTES")
+    monkeypatch.setenv("RUNAI_STREAMER_DIST_BUFFER_MIN_BYTESIZE", "-1")
+    with pytest.raises(ValueError, match="RUNAI_STREAMER_DIST_BUFFER_MIN_BYTESIZE"):
+        DistSettings.from_env()

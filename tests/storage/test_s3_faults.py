@@ -65,3 +65,41 @@ def test_credentials_refreshed_during_a_long_stream_sign_the_later_reads(
     assert proxy.access_keys[0] == ACCESS_KEY and proxy.access_keys[-1] == ACCESS_KEY_2
     expected = load_file(str(model))
     assert all(torch.equal(got[name], tensor) for name, tensor in expected.items())
+
+
+@pytest.mark.parametrize("retries, attempts", [("2", 3), ("0", 5)])
+def test_upstream_max_retries_counts_the_attempts_after_the_first(
+    proxy: FaultProxy, s3_env: pytest.MonkeyPatch, model: Path, retries: str, attempts: int
+) -> None:
+    """Upstream 0.17's RUNAI_STREAMER_S3_MAX_RETRIES: retries after the first attempt (0 keeps
+    the default, 5 attempts); RUNAI_STREAMER_S3_MAX_ATTEMPTS, when set, wins."""
+    from runai_model_streamer import RunaiStreamerError
+
+    s3_env.delenv("RUNAI_STREAMER_S3_MAX_ATTEMPTS")
+    s3_env.setenv("RUNAI_STREAMER_S3_MAX_RETRIES", retries)
+    proxy.add(*["slowdown"] * 20)
+    with pytest.raises(RunaiStreamerError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URI)
+    assert f"after {attempts} attempts" in str(raised.value), raised.value
+    s3_env.setenv("RUNAI_STREAMER_S3_MAX_ATTEMPTS", "2")
+    proxy.add(*["slowdown"] * 20)
+    with pytest.raises(RunaiStreamerError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(URI)
+    assert "after 2 attempts" in str(raised.value), raised.value
+
+
+def test_upstream_override_endpoint_url_0_ignores_the_endpoint_variables(
+    s3_env: pytest.MonkeyPatch,
+) -> None:
+    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+    from runai_model_streamer_s3 import backend_options
+
+    s3_env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert backend_options()["endpoint"] == "http://127.0.0.1:1"
+    s3_env.setenv("RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL", "0")
+    assert backend_options()["endpoint"] == ""  # AWS's own, from the region
+    explicit = S3Credentials(endpoint="http://127.0.0.1:2")
+    assert backend_options(explicit)["endpoint"] == "http://127.0.0.1:2"
+    s3_env.setenv("RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL", "no")
+    with pytest.raises(ValueError, match="RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL='no'"):
+        backend_options()

@@ -74,7 +74,7 @@ def test_direct_reads_with_and_without_io_uring_yield_the_same_tensors(
         assert torch.equal(got[name], tensor), name
 
 
-def _how_direct_reads_go(model: Path, io_uring: str) -> str:
+def _how_direct_reads_go(model: Path, io_uring: str, strategy: str = "direct") -> str:
     """The DEBUG line of a fresh process (the engine says it once per process)."""
     code = (
         "import sys\n"
@@ -86,7 +86,7 @@ def _how_direct_reads_go(model: Path, io_uring: str) -> str:
     env = dict(
         os.environ,
         RUNAI_STREAMER_LOG_LEVEL="DEBUG",
-        RUNAI_STREAMER_FS_STRATEGY="direct",
+        RUNAI_STREAMER_FS_STRATEGY=strategy,
         RUNAI_STREAMER_IO_URING=io_uring,
     )
     _drop_from_page_cache(model)
@@ -102,6 +102,38 @@ def test_direct_reads_go_through_io_uring_where_the_kernel_offers_it(model: Path
     # CI's Linux kernels offer io_uring (kernel.io_uring_disabled=0): its absence fails here.
     assert _how_direct_reads_go(model, "1") == "runai-model-streamer: direct reads through io_uring"
     assert _how_direct_reads_go(model, "0") == ""  # off: nothing set up, nothing to say
+
+
+#: upstream 0.17's names (and its comma-separated preference lists) -> whether reads go direct
+UPSTREAM_STRATEGIES = {
+    "io_uring_direct": True,
+    "libaio_direct": True,
+    "io_uring_buffered": False,
+    "sync_buffered": False,
+    "io_uring_buffered,sync_buffered": False,
+    "io_uring_direct,sync_buffered": True,
+}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="io_uring is Linux only")
+@pytest.mark.parametrize("strategy", sorted(UPSTREAM_STRATEGIES))
+def test_upstream_strategy_names_keep_their_meaning(model: Path, strategy: str) -> None:
+    direct = _how_direct_reads_go(model, "1", strategy)
+    assert direct == (
+        "runai-model-streamer: direct reads through io_uring"
+        if UPSTREAM_STRATEGIES[strategy]
+        else ""
+    )
+
+
+def test_an_unknown_name_in_an_upstream_list_names_the_variable(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_FS_STRATEGY", "io_uring_direct,fastest")
+    with pytest.raises(StreamerConfigError) as raised, SafetensorsStreamer() as streamer:
+        streamer.stream_file(str(model))
+    assert "RUNAI_STREAMER_FS_STRATEGY='io_uring_direct,fastest'" in str(raised.value)
+    assert "sync_buffered" in str(raised.value)
 
 
 def test_a_bad_io_uring_value_names_the_variable(

@@ -1,6 +1,7 @@
 #include "streamer/impl/config.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <initializer_list>
 #include <string>
@@ -45,6 +46,32 @@ common::Status CheckField(const char* field, int64_t value, int64_t min, int64_t
                               std::to_string(max)};
 }
 
+// The names RUNAI_STREAMER_FS_STRATEGY takes: ours, then upstream 0.17's on ours (libaio reads
+// become direct reads, through io_uring where RUNAI_STREAMER_IO_URING and the kernel allow).
+struct StrategyName {
+  const char* name;
+  FsStrategy strategy;
+};
+constexpr StrategyName kStrategyNames[] = {
+    {"auto", FsStrategy::kAuto},
+    {"buffered", FsStrategy::kBuffered},
+    {"direct", FsStrategy::kDirect},
+    {"io_uring_direct", FsStrategy::kDirect},
+    {"libaio_direct", FsStrategy::kDirect},
+    {"io_uring_buffered", FsStrategy::kBuffered},
+    {"sync_buffered", FsStrategy::kBuffered},
+};
+
+bool ParseFsStrategy(const std::string& name, FsStrategy* strategy) {
+  for (const StrategyName& known : kStrategyNames) {
+    if (name == known.name) {
+      *strategy = known.strategy;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 common::Status ConfigFromEnvironment(runai_streamer_config_t* config) {
@@ -78,15 +105,31 @@ common::Status ValidateConfig(const runai_streamer_config_t& config) {
 }
 
 common::Status LocalReadsFromEnvironment(LocalReads* reads) {
-  constexpr FsStrategy kStrategies[] = {FsStrategy::kAuto, FsStrategy::kBuffered,
-                                        FsStrategy::kDirect};
-  size_t strategy = 0, io_uring = 0;
-  common::Status status = ReadEnvChoice(kEnvFsStrategy, {"auto", "buffered", "direct"},
-                                        "auto, buffered or direct", &strategy);
-  if (status.ok()) status = ReadEnvChoice(kEnvIoUring, {"1", "0"}, "0 or 1", &io_uring);
+  size_t io_uring = 0;
+  common::Status status = ReadEnvChoice(kEnvIoUring, {"1", "0"}, "0 or 1", &io_uring);
   if (!status.ok()) return status;
-  reads->strategy = kStrategies[strategy];
   reads->io_uring = io_uring == 0;
+  reads->strategy = FsStrategy::kAuto;
+  const char* text = std::getenv(kEnvFsStrategy);
+  if (text == nullptr || *text == '\0') return common::Status::Ok();
+  // Upstream takes an ordered preference list ("io_uring_buffered,sync_buffered") and uses the
+  // first the host can serve; every name here can be served, so the first one decides. Every
+  // name must still be one we know, so that a typo is an error and not a silent default.
+  const std::string value = text;
+  bool first = true;
+  for (size_t start = 0; start <= value.size();) {
+    const size_t comma = std::min(value.find(',', start), value.size());
+    FsStrategy strategy = FsStrategy::kAuto;
+    if (!ParseFsStrategy(value.substr(start, comma - start), &strategy)) {
+      return {RUNAI_E_CONFIG,
+              std::string("environment variable ") + kEnvFsStrategy + "='" + value +
+                  "' must be auto, buffered or direct (or upstream's io_uring_direct, "
+                  "io_uring_buffered, libaio_direct, sync_buffered, as a comma-separated list)"};
+    }
+    if (first) reads->strategy = strategy;
+    first = false;
+    start = comma + 1;
+  }
   return common::Status::Ok();
 }
 

@@ -14,6 +14,9 @@ created. The Python side reads:
     instead of ``RUNAI_STREAMER_CONCURRENCY`` (upstream 0.17's variable and meaning).
 ``RUNAI_STREAMER_LOG_LEVEL``
     Level of the ``runai_model_streamer`` logger (``DEBUG``, ``INFO``, ``WARNING``... or a number).
+``RUNAI_STREAMER_LOG_TO_STDERR``, ``RUNAI_STREAMER_LOG_FILE``
+    Upstream's: ``1`` writes the log to stderr where nothing else would (level INFO unless the
+    level is given); a path appends the log to that file.
 ``RUNAI_STREAMER_HUGE_PAGES``
     ``0`` (default): destination buffers use plain pages; ``1``: huge pages advised
     (``MADV_HUGEPAGE``; see ``_stream`` for the measurements behind the default).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +38,10 @@ from runai_model_streamer._errors import StreamerConfigError
 
 MEMORY_LIMIT_ENV_VAR = "RUNAI_STREAMER_MEMORY_LIMIT"
 LOG_LEVEL_ENV_VAR = "RUNAI_STREAMER_LOG_LEVEL"
+#: upstream's variables: also write the log to stderr / append it to this file
+LOG_TO_STDERR_ENV_VAR = "RUNAI_STREAMER_LOG_TO_STDERR"
+LOG_FILE_ENV_VAR = "RUNAI_STREAMER_LOG_FILE"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 UNLIMITED = -1
 LARGEST_TENSOR = 0
 
@@ -140,23 +148,71 @@ def parse_log_level(value: str) -> int:
     )
 
 
+def _log_to_stderr(env: Mapping[str, str]) -> bool:
+    value = env.get(LOG_TO_STDERR_ENV_VAR, "").strip()
+    if value not in ("", "0", "1"):
+        raise StreamerConfigError(f"{LOG_TO_STDERR_ENV_VAR}={value!r} must be 0 or 1")
+    return value == "1"
+
+
 def check_log_level_env(env: Mapping[str, str] | None = None) -> None:
-    """Raises StreamerConfigError when RUNAI_STREAMER_LOG_LEVEL is set but invalid (checked
-    when a streamer starts, like every other variable; import only warns)."""
+    """Raises StreamerConfigError when RUNAI_STREAMER_LOG_LEVEL or RUNAI_STREAMER_LOG_TO_STDERR
+    is set but invalid (checked when a streamer starts, like every other variable; import only
+    warns)."""
     env = os.environ if env is None else env
     value = env.get(LOG_LEVEL_ENV_VAR)
     if value:
         parse_log_level(value)
+    _log_to_stderr(env)
+
+
+class FallbackStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes a record to stderr only when no other handler of the logger's chain would: a
+    process that configures no logging (vLLM's workers) still shows what the user asked for,
+    and one that does configure it sees every record once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._handled_elsewhere(record):
+            self.stream = sys.stderr  # looked up at each record: pytest and others swap it
+            super().emit(record)
+
+    def _handled_elsewhere(self, record: logging.LogRecord) -> bool:
+        current: logging.Logger | None = logging.getLogger(record.name)
+        while current is not None:
+            for handler in current.handlers:
+                if handler is not self and record.levelno >= handler.level:
+                    return True
+            if not current.propagate:
+                return False
+            current = current.parent
+        return False
 
 
 def apply_log_level(logger: logging.Logger, env: Mapping[str, str] | None = None) -> None:
-    """Sets the package logger's level from RUNAI_STREAMER_LOG_LEVEL (warns when invalid: an
+    """Sets up the package logger from the environment, at import: its level from
+    RUNAI_STREAMER_LOG_LEVEL (INFO when only RUNAI_STREAMER_LOG_TO_STDERR=1 is set, as upstream
+    logs); with either, a :class:`FallbackStderrHandler`; with RUNAI_STREAMER_LOG_FILE, a file
+    handler appending to that file. Neither set: no handler is added. Invalid values warn (an
     import must not fail; the first streamer raises, see check_log_level_env)."""
     env = os.environ if env is None else env
-    value = env.get(LOG_LEVEL_ENV_VAR)
-    if not value:
-        return
+    value = env.get(LOG_LEVEL_ENV_VAR, "").strip()
     try:
-        logger.setLevel(parse_log_level(value))
+        to_stderr = _log_to_stderr(env)
+        level = parse_log_level(value) if value else (logging.INFO if to_stderr else None)
     except StreamerConfigError as error:
         warnings.warn(str(error), RuntimeWarning, stacklevel=3)
+        return
+    if level is not None:
+        logger.setLevel(level)
+    has = {type(h) for h in logger.handlers}
+    if (level is not None or to_stderr) and FallbackStderrHandler not in has:
+        logger.addHandler(FallbackStderrHandler())
+    log_file = env.get(LOG_FILE_ENV_VAR, "").strip()
+    if log_file and logging.FileHandler not in has:
+        handler = logging.FileHandler(log_file, delay=True)  # opened at the first record
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)

@@ -56,6 +56,8 @@ DIST_ENV_VAR = "RUNAI_STREAMER_DIST"
 DIST_GLOBAL_ENV_VAR = "RUNAI_STREAMER_DIST_GLOBAL"
 DIST_TIMEOUT_ENV_VAR = "RUNAI_STREAMER_DIST_TIMEOUT"
 DIST_BUFFER_ENV_VAR = "RUNAI_STREAMER_DIST_BUFFER_BYTES"
+#: upstream's name for it, used when ours is unset
+UPSTREAM_DIST_BUFFER_ENV_VAR = "RUNAI_STREAMER_DIST_BUFFER_MIN_BYTESIZE"
 DEFAULT_TIMEOUT_SECONDS = 600.0
 DEFAULT_ROUND_BYTES = 64 << 20
 #: how many of its own stripes a rank reads ahead of the exchange
@@ -103,12 +105,19 @@ class DistSettings:
             lambda v: 0 < v < float("inf"),
             "a positive number of seconds",
         )
-        round_bytes = _number_from_env(
-            DIST_BUFFER_ENV_VAR,
-            parse_size,
-            DEFAULT_ROUND_BYTES,
-            lambda v: v >= 4096,
-            "a size of at least 4096 bytes (examples: 64MiB, 1GiB)",
+        minimum, name = 4096, DIST_BUFFER_ENV_VAR
+        if not os.environ.get(name, "").strip() and os.environ.get(UPSTREAM_DIST_BUFFER_ENV_VAR):
+            # upstream's minimum round size (its tests set 0): rounds of at least 4096 bytes
+            minimum, name = 0, UPSTREAM_DIST_BUFFER_ENV_VAR
+        round_bytes = max(
+            4096,
+            _number_from_env(
+                name,
+                parse_size,
+                DEFAULT_ROUND_BYTES,
+                lambda v: v >= minimum,
+                f"a size of at least {minimum} bytes (examples: 64MiB, 1GiB)",
+            ),
         )
         return cls(
             mode,

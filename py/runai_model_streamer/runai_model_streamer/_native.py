@@ -39,6 +39,7 @@ from runai_model_streamer._errors import (
     StreamerLibraryError,
     StreamerPermissionError,
 )
+from runai_model_streamer._variables import check_environment
 
 LIBRARY_ENV_VAR = "STREAMER_LIBRARY"
 API_VERSION = 1
@@ -441,6 +442,7 @@ class Engine:
     """One ``runai_streamer_t`` handle. Thread-safe like the handle itself."""
 
     def __init__(self, config: EngineConfig | None = None) -> None:
+        check_environment()  # warns once about variables that have no effect here
         self._lib = library()
         cdll = self._lib.cdll
         self._handle: int | None = None

@@ -25,6 +25,9 @@ LIBRARY_ENV_VAR = "STREAMER_S3_LIBRARY"
 ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "RUNAI_STREAMER_S3_ENDPOINT")
 VIRTUAL_ADDRESSING_ENV_VAR = "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING"
 UNSIGNED_ENV_VAR = "RUNAI_STREAMER_S3_UNSIGNED"
+#: upstream 0.17's: 0 ignores the endpoint variables; retries after the first attempt
+OVERRIDE_ENDPOINT_ENV_VAR = "RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL"
+MAX_RETRIES_ENV_VAR = "RUNAI_STREAMER_S3_MAX_RETRIES"
 #: the HTTP settings: RUNAI_STREAMER_S3_CONNECT_TIMEOUT_MS and the others (backend_support)
 HTTP_ENV_PREFIX = "RUNAI_STREAMER_S3_"
 
@@ -49,6 +52,8 @@ def _endpoint(credentials: Any) -> str:
     explicit = getattr(credentials, "endpoint", None)
     if explicit:
         return str(explicit)
+    if backend_support.env_flag(OVERRIDE_ENDPOINT_ENV_VAR, S3ConfigError) is False:
+        return ""
     for name in ENDPOINT_ENV_VARS:
         value = os.environ.get(name)
         if value:
@@ -114,4 +119,7 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     if endpoint.startswith("https://") or endpoint == "":
         options["ca_file"] = ca_bundle()
     options.update(backend_support.http_options(HTTP_ENV_PREFIX, S3ConfigError))
+    retries = backend_support.env_int(MAX_RETRIES_ENV_VAR, 0, 99, S3ConfigError)
+    if retries and "max_attempts" not in options:  # upstream: 0 keeps the default
+        options["max_attempts"] = str(retries + 1)
     return options
