@@ -38,21 +38,15 @@ def _human(count: float) -> str:
 class Progress:
     """A one-line progress bar on a terminal (nothing when the stream is not a TTY)."""
 
-    def __init__(
-        self,
-        total: int,
-        stream: TextIO = sys.stderr,
-        enabled: bool | None = None,
-        counting: str = "tensors",
-    ):
+    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool | None = None):
         self.total = max(total, 1)
-        self.counting = counting
         self.stream = stream
         self.enabled = stream.isatty() if enabled is None else enabled
         self.start = time.perf_counter()
         self.last = 0.0
 
     def update(self, done: int, count: int | None = None, force: bool = False) -> None:
+        """``done`` bytes of ``total``; ``count``: tensors so far (None: not shown)."""
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -64,8 +58,7 @@ class Progress:
         filled = int(width * done / self.total)
         self.stream.write(
             f"\r[{'#' * filled}{'.' * (width - filled)}] {_human(done)} / {_human(self.total)}"
-            f"  {done / elapsed / 1e9:.2f} GB/s"
-            + ("" if count is None else f"  {count} {self.counting}")
+            f"  {done / elapsed / 1e9:.2f} GB/s" + ("" if count is None else f"  {count} tensors")
         )
         self.stream.flush()
 
@@ -216,20 +209,20 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     progress = Progress(0, enabled=False if args.quiet else None)
     start = time.perf_counter()
-    written = [0]
+    written = 0
 
     def report(done: int, total: int) -> None:
-        progress.total = max(total, 1)
-        written[0] = done
+        nonlocal written
+        progress.total, written = max(total, 1), done
         progress.update(done)
 
     pull_files(args.uri, args.dir, args.allow, args.ignore, progress=report)
-    progress.update(written[0], force=True)
+    progress.update(written, force=True)
     progress.finish()
     elapsed = max(time.perf_counter() - start, 1e-9)
     print(
-        f"pulled {_human(written[0])} from {args.uri} into {args.dir} in {elapsed:.2f} s: "
-        f"{written[0] / elapsed / 1e9:.2f} GB/s"
+        f"pulled {_human(written)} from {args.uri} into {args.dir} in {elapsed:.2f} s: "
+        f"{written / elapsed / 1e9:.2f} GB/s"
     )
     return 0
 
