@@ -116,10 +116,11 @@ def test_the_log_reaches_stderr_when_asked_for_and_only_once(
 
 def test_upstream_log_file_receives_the_log(tmp_path: Path) -> None:
     log = tmp_path / "streamer.log"
-    env = {"RUNAI_STREAMER_LOG_FILE": str(log), "RUNAI_STREAMER_LOG_LEVEL": "INFO"}
+    env = {"RUNAI_STREAMER_LOG_FILE": str(log), "RUNAI_STREAMER_LOG_TO_STDERR": "1"}
     done = _run(STREAM_TWICE, env, tmp_path)
     assert done.returncode == 0, done.stderr
     assert log.read_text().count(SUMMARY) == 2
+    assert done.stderr.count(SUMMARY) == 2  # asked for both: the file is not stderr
 
 
 def test_a_bad_log_to_stderr_value_names_the_variable(tmp_path: Path) -> None:

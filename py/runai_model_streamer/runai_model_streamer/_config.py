@@ -184,12 +184,22 @@ class FallbackStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         current: logging.Logger | None = logging.getLogger(record.name)
         while current is not None:
             for handler in current.handlers:
-                if handler is not self and record.levelno >= handler.level:
+                if handler is self or isinstance(handler, LogFileHandler):
+                    continue  # the log file is not where the user looks for stderr's lines
+                if record.levelno >= handler.level:
                     return True
             if not current.propagate:
                 return False
             current = current.parent
         return False
+
+
+class LogFileHandler(logging.FileHandler):
+    """RUNAI_STREAMER_LOG_FILE's handler: appends, opening the file at the first record."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, delay=True)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
 
 
 def apply_log_level(logger: logging.Logger, env: Mapping[str, str] | None = None) -> None:
@@ -212,7 +222,5 @@ def apply_log_level(logger: logging.Logger, env: Mapping[str, str] | None = None
     if (level is not None or to_stderr) and FallbackStderrHandler not in has:
         logger.addHandler(FallbackStderrHandler())
     log_file = env.get(LOG_FILE_ENV_VAR, "").strip()
-    if log_file and logging.FileHandler not in has:
-        handler = logging.FileHandler(log_file, delay=True)  # opened at the first record
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        logger.addHandler(handler)
+    if log_file and LogFileHandler not in has:
+        logger.addHandler(LogFileHandler(log_file))
