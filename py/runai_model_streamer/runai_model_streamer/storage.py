@@ -294,7 +294,7 @@ def _pull_remote(
         destinations = _destinations(source, target, [(u, r) for u, r, _ in objects])
         os.makedirs(target, exist_ok=True)
         refresh = functools.partial(register_backends, engine, [source], credentials)
-        _download(engine, refresh, objects, destinations, progress)
+        _download(engine, refresh, [(u, n) for u, _, n in objects], destinations, progress)
     finally:
         engine.close()
 
@@ -308,7 +308,7 @@ def download_objects(
         return []
     engine = _engine_for(uris, credentials)
     try:
-        objects = [(uri, "", engine.file_size(uri)) for uri in uris]
+        objects = [(uri, engine.file_size(uri)) for uri in uris]
         names = [f"{i:04d}-{uri.rsplit('/', 1)[-1] or 'object'}" for i, uri in enumerate(uris)]
         paths = [os.path.join(directory, name) for name in names]
         refresh = functools.partial(register_backends, engine, list(uris), credentials)
@@ -321,14 +321,14 @@ def download_objects(
 def _download(
     engine: Engine,
     refresh: Callable[[], None],
-    objects: list[tuple[str, str, int]],
+    objects: list[tuple[str, int]],
     destinations: list[str],
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Streams every object into a temporary file beside its destination, then renames them;
-    ``refresh`` re-registers the backends (fresh credentials) during a long download."""
+    """Streams every ``(uri, size)`` into a temporary file beside its destination, then renames
+    them; ``refresh`` re-registers the backends (fresh credentials) during a long download."""
     files = []
-    for uri, _, size in objects:
+    for uri, size in objects:
         offsets = list(range(0, size, DOWNLOAD_CHUNK))
         sizes = [min(DOWNLOAD_CHUNK, size - o) for o in offsets]
         files.append(FileRanges(uri, offsets, sizes))
@@ -340,7 +340,7 @@ def _download(
             handles.append(handle)
             temporaries.append(temporary)
         stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
-        total, done = sum(size for _, _, size in objects), 0
+        total, done = sum(size for _, size in objects), 0
         for position, item, chunk in stream:
             os.pwrite(handles[position], chunk.numpy(), files[position].offsets[item])
             done += files[position].sizes[item]
