@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,19 @@ def test_s3_credentials_import_path() -> None:
     credentials = S3Credentials(access_key_id="a", secret_access_key="hunter2", region_name="r")
     assert credentials.endpoint is None and credentials.session_token is None
     assert "hunter2" not in repr(credentials)
+
+
+def test_the_status_codes_equal_the_c_header() -> None:
+    """_native's status constants are written by hand from streamer.h: equal names, values and
+    the library's own names for them, so neither side can drift."""
+    header = (Path(__file__).resolve().parents[2] / "cpp" / "streamer" / "streamer.h").read_text()
+    declared = {
+        name: int(value)
+        for name, value in re.findall(r"^\s*RUNAI_(OK|E_[A-Z_]+) = (\d+),?", header, re.M)
+    }
+    ours = {
+        name: getattr(_native, name) for name in dir(_native) if re.fullmatch(r"OK|E_[A-Z_]+", name)
+    }
+    assert declared and ours == declared
+    for name, value in declared.items():
+        assert _native.status_name(value) == f"RUNAI_{name}"
