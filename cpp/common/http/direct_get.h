@@ -2,8 +2,8 @@
 // CURLOPT_CONNECT_ONLY); the request and the response head go through curl_easy_send and
 // curl_easy_recv and are handled here, and the body is received straight into the
 // destination. The write-callback path copies every byte once more, out of curl's receive
-// buffer: on 1 GiB from SeaweedFS on 127.0.0.1 (two cores shared with the server) this path
-// took the client's CPU from 1.73 to 1.53 s per GB and the load from 0.45 to 0.49 GB/s.
+// buffer, and on a client that shares its cores that copy costs throughput (figures in
+// benchmarks/RESULTS.md, "Measurements behind defaults").
 //
 // Only the common case is handled: HTTP/1.1 responses with a Content-Length, no proxy. Anything
 // else (chunked bodies, a proxy in the environment, a header with a line break) is left to

@@ -17,13 +17,10 @@ Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: hug
 advised), faulted in by the engine's reader threads, each read's pages just before it (one
 ``madvise(MADV_POPULATE_WRITE)`` where Linux has it) (``RUNAI_STREAMER_PREFAULT=1``:
 ``runai_streamer_alloc`` instead, huge pages faulted in by helper threads before reading).
-Measured on the development VM (2 GB model, fresh process per run, medians of 3): plain pages
-2.3-2.7 GB/s warm; huge pages 0.7-0.9 GB/s in two runs out of three and 5.7 GB/s in one. The VM's
-host takes back free 2 MiB blocks (virtio-balloon free page reporting), so a first touch of a
-huge page there is often slow; on hosts that do not, huge pages may be faster. The same holds
-from object storage (1 GiB from SeaweedFS on 127.0.0.1): a second stream in one process, which
-reuses the huge pages the first freed, took 0.8-1.1 s of CPU against 1.4-1.5 s with plain pages;
-fresh processes alternating in the same hour took 2.3-3.3 s against 1.8-2.4 s. With
+Plain pages are the default because a host that takes back free 2 MiB blocks (virtio-balloon
+free page reporting, as the development VM's does) makes the first touch of a huge page slow;
+on hosts that do not, huge pages may be faster (benchmarks/RESULTS.md, "Measurements behind
+defaults"). With
 ``owned=True`` every window gets a fresh buffer, released when the last tensor viewing it is
 garbage-collected. With ``owned=False`` buffers return to a small pool once the consumer has
 moved past their window, and are overwritten by later windows.
@@ -218,9 +215,9 @@ def allocate(size: int, prefault: bool = False, huge_pages: bool = False) -> Buf
     """A destination buffer: by default a lazily faulted MappedBuffer; with ``prefault`` one
     from runai_streamer_alloc, faulted in by helper threads before any read starts.
 
-    Lazy is the default because it measured faster: the engine's reader threads fault pages in
-    while they copy, in parallel, instead of a separate pass before reading (1 GB file, warm
-    cache, 2 shared cores, huge pages both: 3.2-3.4 GB/s lazy against 1.8-2.1 GB/s prefaulted).
+    Lazy is the default because the engine's reader threads fault pages in while they copy, in
+    parallel, instead of a separate pass before reading (benchmarks/RESULTS.md, "Measurements
+    behind defaults").
     """
     if prefault:
         return NativeBuffer(size, 1 if size < SMALL_BUFFER else 0)
