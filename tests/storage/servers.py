@@ -30,23 +30,44 @@ SECRET_KEY_2 = "streamer-test-secret-2-abcdefgh"
 START_TIMEOUT = 90.0
 
 
-def free_port(also_plus: int = 0) -> int:
-    """A free port on 127.0.0.1 (and port + also_plus free too, below 55536 then)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if not also_plus:
-            return port
-        if port + also_plus >= 65536:
-            continue
-        with socket.socket() as other:
-            try:
-                other.bind(("127.0.0.1", port + also_plus))
-            except OSError:
+def free_ports(count: int, also_plus: int = 0) -> list[int]:
+    """``count`` distinct free ports on 127.0.0.1, each with port + also_plus free too (and
+    below 65536) when also_plus is given. Every probe stays bound until all are chosen, so no
+    two come back equal (SeaweedFS once got one port for its master and its S3 gateway)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    taken: set[int] = set()
+
+    def bind(port: int) -> int | None:
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            probe.close()
+            return None
+        held.append(probe)
+        return int(probe.getsockname()[1])
+
+    try:
+        for _ in range(200 * count):
+            port = bind(0)
+            if port is None or port in taken:
                 continue
-        return port
-    raise RuntimeError("no free port pair on 127.0.0.1")
+            if also_plus and (port + also_plus >= 65536 or bind(port + also_plus) is None):
+                continue
+            ports.append(port)
+            taken.update((port, port + also_plus))
+            if len(ports) == count:
+                return ports
+    finally:
+        for probe in held:
+            probe.close()
+    raise RuntimeError(f"no {count} free ports on 127.0.0.1")
+
+
+def free_port(also_plus: int = 0) -> int:
+    """A free port on 127.0.0.1 (and port + also_plus free too, below 65536 then)."""
+    return free_ports(1, also_plus)[0]
 
 
 @dataclass
@@ -142,7 +163,8 @@ def seaweedfs(directory: Path, tls: bool = False) -> Iterator[S3Server]:
     )
     # Every SeaweedFS server also listens on its port + 10000 (gRPC). Each bucket takes 7
     # volumes (files that grow on demand): -volume.max leaves room for every test's buckets.
-    ports = {name: free_port(10000) for name in ("master", "volume", "filer", "s3")}
+    names = ("master", "volume", "filer", "s3")
+    ports = dict(zip(names, free_ports(len(names), 10000), strict=True))
     log = directory / "weed.log"
     command = [
         weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
