@@ -52,7 +52,7 @@ def rank_main(spec: dict[str, object], rank: int) -> None:
     keep = []
     with SafetensorsStreamer() as streamer:
         streamer.stream_files(spec["paths"], is_distributed=bool(spec["shared"]))  # type: ignore[arg-type]
-        stream = streamer.file_streamer.file_streamer._stream
+        stream = streamer.file_streamer._stream
         shared = streamer.file_streamer.is_distributed
         read = getattr(stream, "bytes_read", streamer.total_size)
         for _, tensor in streamer.get_tensors():

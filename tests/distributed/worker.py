@@ -59,7 +59,7 @@ def _run(case: dict[str, Any], rank: int, out: str) -> None:
                     paths, is_distributed=True, tensor_names=case.get("tensor_names")
                 )
                 result["is_distributed"] = streamer.file_streamer.is_distributed
-                stream = streamer.file_streamer.file_streamer._stream
+                stream = streamer.file_streamer._stream
                 result["bytes_read"] = getattr(stream, "bytes_read", None)
                 for count, (name, tensor) in enumerate(streamer.get_tensors()):
                     if case.get("exit_after", {}).get(str(rank)) == count:

@@ -195,7 +195,7 @@ def test_memory_in_flight_stays_within_the_limit(
     monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", str(limit))
     with SafetensorsStreamer() as streamer:
         streamer.stream_files(paths)
-        stream = streamer.file_streamer.file_streamer._stream
+        stream = streamer.file_streamer._stream
         assert stream is not None
         sizes = [m.size for ms in streamer.files_to_tensors_metadata.values() for m in ms]
         count = sum(1 for _ in streamer.get_tensors())

@@ -85,8 +85,8 @@ def test_engine_env_is_honoured(small_file: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RUNAI_STREAMER_CONCURRENCY", "3")
     monkeypatch.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", "4096")
     with SafetensorsStreamer() as streamer:
-        assert streamer.file_streamer.file_streamer._get_engine().config.concurrency == 3
-        assert streamer.file_streamer.file_streamer._get_engine().config.chunk_bytesize == 4096
+        assert streamer.file_streamer.engine().config.concurrency == 3
+        assert streamer.file_streamer.engine().config.chunk_bytesize == 4096
         streamer.stream_file(small_file)
         assert [n for n, _ in streamer.get_tensors()] == ["a"]
 
@@ -135,7 +135,7 @@ def test_object_concurrency_applies_to_object_storage_streams_only(
     monkeypatch.setenv("RUNAI_STREAMER_OBJ_CONCURRENCY", "3")
     (testfs_root / "m.safetensors").write_bytes(small_file.read_bytes())
     with SafetensorsStreamer() as streamer:
-        reader = streamer.file_streamer.file_streamer
+        reader = streamer.file_streamer
         for path, workers in [
             ("testfs://m.safetensors", 3),
             (small_file, 5),
@@ -143,7 +143,7 @@ def test_object_concurrency_applies_to_object_storage_streams_only(
         ]:
             streamer.stream_file(path)
             assert [n for n, _ in streamer.get_tensors()] == ["a"]
-            assert reader._get_engine().config.concurrency == workers, path
+            assert reader.engine().config.concurrency == workers, path
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "many", "1025", "2.5"])

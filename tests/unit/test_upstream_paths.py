@@ -124,7 +124,7 @@ def test_object_storage_helpers_refuse_another_scheme() -> None:
 
 
 def test_glob_lists_keys_through_the_plugin(testfs_root: Path) -> None:
-    from runai_model_streamer.s3_utils.s3_utils import _glob
+    from runai_model_streamer._upstream_helpers import _glob
 
     (testfs_root / "model").mkdir()
     for name in ("a.safetensors", "b.safetensors", "config.json"):

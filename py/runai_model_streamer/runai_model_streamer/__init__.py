@@ -22,6 +22,7 @@ _logger = logging.getLogger(__name__)
 apply_log_level(_logger)
 
 if TYPE_CHECKING:
+    from runai_model_streamer._credentials import S3Credentials
     from runai_model_streamer._errors import (
         BackendError,
         BackendNotInstalledError,
@@ -32,22 +33,22 @@ if TYPE_CHECKING:
         StreamerLibraryError,
         UnsafeObjectKeyError,
     )
-    from runai_model_streamer.distributed_streamer import DistributedStreamer
-    from runai_model_streamer.file_streamer import FileChunks, FileStreamer
-    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
-    from runai_model_streamer.safetensors_streamer import SafetensorsStreamer, TensorMetadata
+    from runai_model_streamer._file_chunks import FileChunks
+    from runai_model_streamer._reader import DistributedStreamer, FileStreamer
+    from runai_model_streamer._safetensors import TensorMetadata
+    from runai_model_streamer._safetensors_streamer import SafetensorsStreamer
     from runai_model_streamer.storage import ObjectStorageModel, list_safetensors, pull_files
 
 _LAZY = {
-    "SafetensorsStreamer": "runai_model_streamer.safetensors_streamer",
-    "TensorMetadata": "runai_model_streamer.safetensors_streamer",
-    "DistributedStreamer": "runai_model_streamer.distributed_streamer",
-    "FileStreamer": "runai_model_streamer.file_streamer",
-    "FileChunks": "runai_model_streamer.file_streamer",
+    "SafetensorsStreamer": "runai_model_streamer._safetensors_streamer",
+    "TensorMetadata": "runai_model_streamer._safetensors",
+    "DistributedStreamer": "runai_model_streamer._reader",
+    "FileStreamer": "runai_model_streamer._reader",
+    "FileChunks": "runai_model_streamer._file_chunks",
     "ObjectStorageModel": "runai_model_streamer.storage",
     "list_safetensors": "runai_model_streamer.storage",
     "pull_files": "runai_model_streamer.storage",
-    "S3Credentials": "runai_model_streamer.s3_utils.s3_utils",
+    "S3Credentials": "runai_model_streamer._credentials",
     "RunaiStreamerError": "runai_model_streamer._errors",
     "StreamerLibraryError": "runai_model_streamer._errors",
     "StreamerConfigError": "runai_model_streamer._errors",

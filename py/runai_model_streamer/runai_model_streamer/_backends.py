@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from runai_model_streamer._errors import BackendError, BackendNotInstalledError
 
 if TYPE_CHECKING:
+    from runai_model_streamer._credentials import S3Credentials
     from runai_model_streamer._native import Engine
-    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
 
 ENTRY_POINT_GROUP = "runai_model_streamer.backends"
 

@@ -34,6 +34,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 
+from runai_model_streamer._backends import all_object_storage
 from runai_model_streamer._errors import StreamerConfigError
 
 MEMORY_LIMIT_ENV_VAR = "RUNAI_STREAMER_MEMORY_LIMIT"
@@ -116,12 +117,12 @@ OBJ_CONCURRENCY_ENV_VAR = "RUNAI_STREAMER_OBJ_CONCURRENCY"
 MAX_CONCURRENCY = 1024
 
 
-def object_concurrency_from_env(
-    paths: Sequence[str], env: Mapping[str, str] | None = None
+def object_concurrency_for(
+    paths: Sequence[str], usual: int, env: Mapping[str, str] | None = None
 ) -> int | None:
-    """RUNAI_STREAMER_OBJ_CONCURRENCY when it is set and every path is an object-storage URI."""
-    from runai_model_streamer._backends import all_object_storage
-
+    """The worker count a stream of ``paths`` needs: RUNAI_STREAMER_OBJ_CONCURRENCY when it is
+    set and every path is an object-storage URI, ``usual`` when it is set and some path is not
+    (an engine made for objects is replaced), None (any) when it is unset."""
     env = os.environ if env is None else env
     value = env.get(OBJ_CONCURRENCY_ENV_VAR, "").strip()
     if not value:
@@ -131,9 +132,7 @@ def object_concurrency_from_env(
             f"{OBJ_CONCURRENCY_ENV_VAR}={env[OBJ_CONCURRENCY_ENV_VAR]!r} must be a whole number "
             f"from 1 to {MAX_CONCURRENCY}"
         )
-    if not all_object_storage(paths):
-        return None
-    return int(value)
+    return int(value) if all_object_storage(paths) else usual
 
 
 def parse_log_level(value: str) -> int:

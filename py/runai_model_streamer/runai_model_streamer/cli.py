@@ -142,7 +142,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         os.environ["RUNAI_STREAMER_CHUNK_BYTESIZE"] = str(args.chunk_bytesize)
     if args.memory_limit is not None:
         os.environ["RUNAI_STREAMER_MEMORY_LIMIT"] = str(args.memory_limit)
-    from runai_model_streamer.safetensors_streamer import SafetensorsStreamer
+    from runai_model_streamer._safetensors_streamer import SafetensorsStreamer
 
     if args.verify:
         _check_verify_possible()

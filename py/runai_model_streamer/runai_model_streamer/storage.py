@@ -18,7 +18,7 @@ from runai_model_streamer._native import Engine
 from runai_model_streamer._stream import FileRanges, RangeStream
 
 if TYPE_CHECKING:
-    from runai_model_streamer.s3_utils.s3_utils import S3Credentials
+    from runai_model_streamer._credentials import S3Credentials
 
 __all__ = [
     "ObjectStorageModel",

@@ -1,5 +1,6 @@
-"""Distributed streaming (upstream's package path)."""
+"""Distributed streaming (upstream's package path; ``DistributedStreamer`` is defined in
+:mod:`runai_model_streamer._reader`)."""
 
-from runai_model_streamer.distributed_streamer.distributed_streamer import DistributedStreamer
+from runai_model_streamer._reader import DistributedStreamer
 
 __all__ = ["DistributedStreamer"]

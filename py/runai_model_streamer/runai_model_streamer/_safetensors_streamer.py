@@ -1,0 +1,291 @@
+"""SafetensorsStreamer: stream the tensors of safetensors files into torch tensors.
+
+Re-exported at upstream's paths (``runai_model_streamer.safetensors_streamer`` and its
+``safetensors_streamer`` module) and by the package.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from runai_model_streamer._backends import uri_scheme
+from runai_model_streamer._common import (
+    PathLike,
+    check_device,
+    check_paths,
+    format_bytes,
+    logger,
+)
+from runai_model_streamer._config import memory_limit_from_env
+from runai_model_streamer._distributed import failures_reported
+from runai_model_streamer._errors import SafetensorsFormatError
+from runai_model_streamer._file_chunks import FileChunks
+from runai_model_streamer._native import Engine
+from runai_model_streamer._reader import DistributedStreamer
+from runai_model_streamer._safetensors import (
+    DTYPES,
+    PACKED_DTYPES,
+    SafetensorsHeader,
+    TensorMetadata,
+    read_engine_headers,
+    read_local_header,
+)
+
+if TYPE_CHECKING:
+    from runai_model_streamer._credentials import S3Credentials
+
+__all__ = ["SafetensorsStreamer", "read_headers", "torch_dtype", "torch_shape"]
+
+
+def torch_dtype(dtype: str, path: str = "", tensor: str = "") -> torch.dtype:
+    """The torch dtype of a safetensors dtype string; a clear error when torch lacks it."""
+    attribute, bits = DTYPES[dtype]
+    resolved = None if attribute is None else getattr(torch, attribute, None)
+    if not isinstance(resolved, torch.dtype):
+        where = f"{path}: tensor {tensor!r} has " if path else ""
+        lacks = (
+            f"it has no torch.{attribute}"
+            if attribute is not None
+            else f"no torch release has a {bits}-bit {dtype} dtype"
+        )
+        raise SafetensorsFormatError(
+            f"{where}dtype {dtype}, which the installed torch {torch.__version__} does not "
+            f"support ({lacks})"
+        )
+    return resolved
+
+
+def torch_shape(meta: TensorMetadata) -> tuple[int, ...]:
+    """The tensor's shape in torch elements: the header's shape, except for packed dtypes (F4:
+    two values per element), whose last dimension must then hold whole elements."""
+    per_element = PACKED_DTYPES.get(meta.dtype)
+    if per_element is None:
+        return meta.shape
+    if not meta.shape or meta.shape[-1] % per_element:
+        raise SafetensorsFormatError(
+            f"{meta.path}: tensor {meta.name!r} has dtype {meta.dtype} and shape "
+            f"{list(meta.shape)}; torch packs {per_element} values per element, so the last "
+            f"dimension must be a multiple of {per_element}"
+        )
+    return (*meta.shape[:-1], meta.shape[-1] // per_element)
+
+
+def read_headers(paths: Sequence[str], engine: Callable[[], Engine]) -> list[SafetensorsHeader]:
+    """Headers of local files (plain reads) and URIs (concurrent reads through ``engine()``,
+    called only when there is a URI), in order."""
+    headers: list[SafetensorsHeader | None] = [None] * len(paths)
+    remote = [i for i, p in enumerate(paths) if uri_scheme(p) is not None]
+    for index, path in enumerate(paths):
+        if uri_scheme(path) is None:
+            headers[index] = read_local_header(path)
+    if remote:
+        for index, header in zip(
+            remote, read_engine_headers(engine(), [paths[i] for i in remote]), strict=True
+        ):
+            headers[index] = header
+    return [h for h in headers if h is not None]
+
+
+def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:
+    if tensor_names is None:
+        return None
+    if isinstance(tensor_names, str | bytes):
+        raise TypeError(
+            f"tensor_names must be a collection of names, not a single string ({tensor_names!r})"
+        )
+    names = list(tensor_names)
+    if not names:
+        raise ValueError("tensor_names is empty; pass None to stream every tensor")
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"tensor_names must hold strings, got {name!r}")
+    return set(names)
+
+
+def _as_tensor(
+    u8: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, itemsize: int
+) -> torch.Tensor:
+    if u8.numel() == 0:
+        return torch.empty(shape, dtype=dtype, device=u8.device)
+    if itemsize > 1 and u8.data_ptr() % itemsize:
+        # Misaligned for its dtype (the file places it so): copy into aligned memory.
+        out = torch.empty(shape, dtype=dtype, device=u8.device)
+        out.view(-1).view(torch.uint8).copy_(u8)
+        return out
+    return u8.view(dtype).view(shape)
+
+
+def _select(
+    headers: Sequence[SafetensorsHeader], names: set[str] | None, paths: Sequence[str]
+) -> list[list[TensorMetadata]]:
+    """Each file's tensors to stream: all, or those named (a name found nowhere: KeyError)."""
+    if names is None:
+        return [list(header.tensors) for header in headers]
+    selected = [[t for t in header.tensors if t.name in names] for header in headers]
+    missing = sorted(names - {t.name for tensors in selected for t in tensors})
+    if missing:
+        raise KeyError(
+            f"tensors not found in {', '.join(paths) or 'no files'}: "
+            + ", ".join(repr(n) for n in missing)
+        )
+    return selected
+
+
+class SafetensorsStreamer:
+    """Streams tensors of safetensors files (local paths or object-storage URIs).
+
+    Use as a context manager::
+
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_files(paths)
+            for name, tensor in streamer.get_tensors():
+                ...
+
+    ``get_tensors()`` yields ``(name, tensor)`` as soon as each tensor's bytes have arrived:
+    files in the given order; within a file in completion order (which follows file order
+    closely, but is not guaranteed). Reading starts in ``stream_files``.
+
+    ``files_to_tensors_metadata`` maps each file's index in ``paths`` to the metadata of the
+    tensors that will be streamed from it, sorted by offset in the file. ``total_size`` is the
+    number of bytes of those tensors.
+
+    Ownership: with ``owned=True`` (default) every tensor is the caller's: it views memory that
+    nothing writes to again and that is freed when the last tensor using it is collected.
+    With ``owned=False`` destination buffers are reused: a tensor stays valid only until the
+    iteration moves past its window (its file, or its memory-limit window when
+    RUNAI_STREAMER_MEMORY_LIMIT is set); copy what you need to keep before that.
+
+    Tensors whose offset in the file is misaligned for their dtype are copied into aligned
+    memory. ``device`` other than CPU: each tensor is moved there with ``Tensor.to``.
+
+    ``is_distributed=True``: the ranks of a torch.distributed group (``process_group``, default
+    the ranks on this node) each read a share of the tensors' bytes and exchange them, so
+    every rank gets every tensor while the storage serves each byte once (see
+    :class:`~runai_model_streamer.distributed_streamer.DistributedStreamer`). Every rank must
+    stream the same files and ``tensor_names``; tensors then come in file order, a file's
+    tensors by offset. Without torch.distributed, or with one rank, it streams alone.
+    """
+
+    def __init__(self, process_group: object | None = None) -> None:
+        self.process_group = process_group
+        #: reads the tensors' bytes (upstream's attribute name and class)
+        self.file_streamer = DistributedStreamer(process_group)
+        self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
+        self.total_size = 0
+        self.device_str: str | None = None
+        #: per file, per tensor: (torch dtype, its item size, torch shape)
+        self._layouts: list[list[tuple[torch.dtype, int, tuple[int, ...]]]] = []
+        self._device = torch.device("cpu")
+        self._start_time = 0.0
+        self._paths: list[str] = []
+
+    def __enter__(self) -> SafetensorsStreamer:
+        self.file_streamer.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancels any stream in flight and frees the native streamer."""
+        self.file_streamer.close()
+
+    def stream_file(
+        self,
+        path: PathLike,
+        s3_credentials: S3Credentials | None = None,
+        device: str | torch.device | None = "cpu",
+        is_distributed: bool = False,
+        tensor_names: Iterable[str] | None = None,
+        owned: bool = True,
+    ) -> None:
+        """Starts streaming one file; see :meth:`stream_files`."""
+        self.stream_files(
+            [path],
+            s3_credentials=s3_credentials,
+            device=device,
+            is_distributed=is_distributed,
+            tensor_names=tensor_names,
+            owned=owned,
+        )
+
+    def stream_files(
+        self,
+        paths: Sequence[PathLike],
+        s3_credentials: S3Credentials | None = None,
+        device: str | torch.device | None = "cpu",
+        is_distributed: bool = False,
+        tensor_names: Iterable[str] | None = None,
+        owned: bool = True,
+    ) -> None:
+        """Validates every file's header, then starts reading; collect with get_tensors().
+
+        ``tensor_names`` restricts the stream to those tensors (a name missing from every file
+        raises KeyError). Any stream still in flight on this streamer is cancelled first.
+        """
+        resolved_device = check_device(device)
+        share = self.file_streamer.share_for(is_distributed, resolved_device, paths)
+        reader = self.file_streamer
+        with failures_reported(share):
+            engine_paths = check_paths(paths)
+            names = _check_tensor_names(tensor_names)
+            memory_limit = memory_limit_from_env()
+            self._start_time = time.perf_counter()
+            reader.prepare(engine_paths, s3_credentials)
+            selected = _select(read_headers(engine_paths, reader.engine), names, engine_paths)
+            layouts = [
+                [
+                    (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
+                    for t in tensors
+                ]
+                for tensors in selected
+            ]
+        self.files_to_tensors_metadata = dict(enumerate(selected))
+        self.total_size = sum(t.size for tensors in selected for t in tensors)
+        self.device_str = str(resolved_device)
+        self._device = resolved_device
+        self._layouts = layouts
+        self._paths = engine_paths
+        requests = [
+            FileChunks(position, path, [t.offset for t in tensors], [t.size for t in tensors])
+            for position, (path, tensors) in enumerate(zip(engine_paths, selected, strict=True))
+        ]
+        self.file_streamer.start(
+            share, requests, torch.device("cpu"), memory_limit, owned, describe=self._describe
+        )
+
+    def _describe(self, position: int, item: int) -> str:
+        meta = self.files_to_tensors_metadata[position][item]
+        return f"tensor {meta.name!r} (bytes {meta.offset}..{meta.offset + meta.size})"
+
+    def get_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yields ``(name, tensor)`` for every streamed tensor (see the class docstring)."""
+        metadata = self.files_to_tensors_metadata
+        if not self.file_streamer.streaming:
+            raise RuntimeError("get_tensors() called before stream_file()/stream_files()")
+        layouts = self._layouts
+        device = self._device
+        count = 0
+        for position, item, u8 in self.file_streamer.get_chunks():
+            meta = metadata[position][item]
+            dtype, itemsize, shape = layouts[position][item]
+            tensor = _as_tensor(u8, shape, dtype, itemsize)
+            if tensor.device != device:
+                tensor = tensor.to(device)
+            count += 1
+            yield meta.name, tensor
+        elapsed = max(time.perf_counter() - self._start_time, 1e-9)
+        logger.info(
+            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s",
+            count,
+            len(self._paths),
+            format_bytes(self.total_size),
+            elapsed,
+            self.total_size / elapsed / 1e9,
+            self.device_str,
+            " (shared with other ranks)" if self.file_streamer.is_distributed else "",
+        )
