@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runai_model_streamer._safetensors import REMOTE_PREFIX_READ_SIZE
+from runai_model_streamer._headers import REMOTE_PREFIX_READ_SIZE
 
 from tests.distributed.conftest import Launch
 from tests.distributed.launcher import FILES, ROUND_BYTES, check_tensors, expected_model, header

@@ -236,7 +236,7 @@ def test_editable_install_loads_the_built_library(tmp_path: Path) -> None:
         ]
     )
     script = (
-        "import json, pathlib, runai_model_streamer, runai_model_streamer._native as n;"
+        "import json, pathlib, runai_model_streamer, runai_model_streamer._library as n;"
         "lib = n.library(); print(runai_model_streamer.__file__); print(lib.path, lib.version);"
         "info = pathlib.Path(lib.path).parent / '_build_info.json';"
         "print(json.loads(info.read_text())['mode'])"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runai_model_streamer import _native
+from runai_model_streamer import _library, _status
 from runai_model_streamer._errors import RunaiStreamerError, StreamerLibraryError
 
 
@@ -22,41 +22,41 @@ from runai_model_streamer._errors import RunaiStreamerError, StreamerLibraryErro
     ],
 )
 def test_library_filename_per_platform(system: str, name: str) -> None:
-    assert _native.library_filename(system) == name
+    assert _library.library_filename(system) == name
 
 
 @pytest.mark.parametrize(
     ("system", "name"), [("Linux", "libstreamer.so"), ("Darwin", "libstreamer.dylib")]
 )
 def test_candidates_are_in_the_package_directory(tmp_path: Path, system: str, name: str) -> None:
-    paths = _native.candidate_paths(env={}, package_dir=tmp_path, system=system)
+    paths = _library.candidate_paths(env={}, package_dir=tmp_path, system=system)
     assert paths == [tmp_path / name, tmp_path / "lib" / name]
 
 
 def test_default_candidates_are_the_package_directories() -> None:
     import runai_model_streamer
 
-    directories = _native.package_directories()
+    directories = _library.package_directories()
     # regular install: the package directory; editable install: site-packages + the source
     assert Path(runai_model_streamer.__file__).parent in directories
-    name = _native.library_filename()
+    name = _library.library_filename()
     expected = [p for d in directories for p in (d / name, d / "lib" / name)]
-    assert _native.candidate_paths(env={}) == expected
-    if not os.environ.get(_native.LIBRARY_ENV_VAR):
-        assert _native.library().path in expected  # found in the package, as installed
+    assert _library.candidate_paths(env={}) == expected
+    if not os.environ.get(_library.LIBRARY_ENV_VAR):
+        assert _library.library().path in expected  # found in the package, as installed
 
 
 def test_override_with_a_file_is_the_only_candidate(tmp_path: Path) -> None:
     target = tmp_path / "custom.so"
-    env = {_native.LIBRARY_ENV_VAR: str(target)}
-    assert _native.candidate_paths(env=env, package_dir=tmp_path / "pkg", system="Linux") == [
+    env = {_library.LIBRARY_ENV_VAR: str(target)}
+    assert _library.candidate_paths(env=env, package_dir=tmp_path / "pkg", system="Linux") == [
         target
     ]
 
 
 def test_override_with_a_directory_uses_the_platform_name(tmp_path: Path) -> None:
-    env = {_native.LIBRARY_ENV_VAR: str(tmp_path)}
-    assert _native.candidate_paths(env=env, system="Darwin") == [tmp_path / "libstreamer.dylib"]
+    env = {_library.LIBRARY_ENV_VAR: str(tmp_path)}
+    assert _library.candidate_paths(env=env, system="Darwin") == [tmp_path / "libstreamer.dylib"]
 
 
 def test_failure_lists_every_path_and_reason(tmp_path: Path) -> None:
@@ -64,18 +64,18 @@ def test_failure_lists_every_path_and_reason(tmp_path: Path) -> None:
     (package / "lib").mkdir(parents=True)
     (package / "libstreamer.so").write_text("not an ELF file")
     with pytest.raises(StreamerLibraryError) as raised:
-        _native.load_library(env={}, package_dir=package, system="Linux")
+        _library.load_library(env={}, package_dir=package, system="Linux")
     text = str(raised.value)
     assert f"{package / 'libstreamer.so'}: the loader refused it:" in text
     assert f"{package / 'lib' / 'libstreamer.so'}: no such file" in text
-    assert _native.LIBRARY_ENV_VAR in text
+    assert _library.LIBRARY_ENV_VAR in text
     assert isinstance(raised.value, OSError) and isinstance(raised.value, RunaiStreamerError)
 
 
 def test_override_failure_says_only_the_override_was_tried(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "libstreamer.so"
     with pytest.raises(StreamerLibraryError) as raised:
-        _native.load_library(env={_native.LIBRARY_ENV_VAR: str(missing)}, package_dir=tmp_path)
+        _library.load_library(env={_library.LIBRARY_ENV_VAR: str(missing)}, package_dir=tmp_path)
     text = str(raised.value)
     assert f"{missing}: no such file" in text
     assert "only that path was tried" in text
@@ -91,19 +91,19 @@ def test_a_library_without_the_api_is_rejected_with_the_missing_symbols() -> Non
     other = extension.__file__
     assert other is not None and os.path.isfile(other)
     with pytest.raises(StreamerLibraryError) as raised:
-        _native.load_library(env={_native.LIBRARY_ENV_VAR: other})
+        _library.load_library(env={_library.LIBRARY_ENV_VAR: other})
     assert f"{other}: not libstreamer: missing symbols runai_streamer_version" in str(raised.value)
 
 
 def test_the_real_library_loads_with_api_version_1() -> None:
-    lib = _native.library()
-    assert lib.api_version == _native.API_VERSION == 1
+    lib = _library.library()
+    assert lib.api_version == _library.API_VERSION == 1
     assert lib.version.count(".") == 2
     assert lib.path.is_file()
 
 
 def test_import_does_not_need_the_library(tmp_path: Path) -> None:
-    env = dict(os.environ, **{_native.LIBRARY_ENV_VAR: str(tmp_path / "missing.so")})
+    env = dict(os.environ, **{_library.LIBRARY_ENV_VAR: str(tmp_path / "missing.so")})
     code = (
         "import runai_model_streamer as r\n"
         "from runai_model_streamer import SafetensorsStreamer, StreamerLibraryError\n"
@@ -146,7 +146,7 @@ def test_s3_credentials_import_path() -> None:
 
 
 def test_the_status_codes_equal_the_c_header() -> None:
-    """_native's status constants are written by hand from streamer.h: equal names, values and
+    """_status's constants are written by hand from streamer.h: equal names, values and
     the library's own names for them, so neither side can drift."""
     header = (Path(__file__).resolve().parents[2] / "cpp" / "streamer" / "streamer.h").read_text()
     declared = {
@@ -154,8 +154,8 @@ def test_the_status_codes_equal_the_c_header() -> None:
         for name, value in re.findall(r"^\s*RUNAI_(OK|E_[A-Z_]+) = (\d+),?", header, re.M)
     }
     ours = {
-        name: getattr(_native, name) for name in dir(_native) if re.fullmatch(r"OK|E_[A-Z_]+", name)
+        name: getattr(_status, name) for name in dir(_status) if re.fullmatch(r"OK|E_[A-Z_]+", name)
     }
     assert declared and ours == declared
     for name, value in declared.items():
-        assert _native.status_name(value) == f"RUNAI_{name}"
+        assert _library.status_name(value) == f"RUNAI_{name}"

@@ -1,4 +1,5 @@
-"""Reading and validating safetensors headers (no torch needed here).
+"""The safetensors format: parsing and validating a header (no I/O and no torch here; the
+headers are read by :mod:`runai_model_streamer._headers`).
 
 A safetensors file is an 8-byte little-endian header length N, N bytes of UTF-8 JSON mapping
 tensor names to ``{"dtype", "shape", "data_offsets": [begin, end]}`` (offsets relative to the
@@ -20,32 +21,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-import numpy as np
+from typing import Any, NamedTuple
 
 from runai_model_streamer._errors import (
     SafetensorsFormatError,
-    StreamerFileNotFoundError,
-    StreamerIOError,
-    StreamerIsADirectoryError,
-    StreamerPermissionError,
 )
-
-if TYPE_CHECKING:
-    from runai_model_streamer._native import Engine
 
 #: the header-length limit of the reference implementation (decimal bytes)
 MAX_HEADER_SIZE = 100_000_000
-#: bytes read at once from the start of a file, so most headers take a single read
-PREFIX_READ_SIZE = 1024 * 1024
-#: same for object storage (one ranged GET per file for common headers)
-REMOTE_PREFIX_READ_SIZE = 256 * 1024
 #: shapes, offsets and sizes are 64-bit unsigned in the format
 _U64_MAX = 2**64 - 1
 
@@ -114,26 +99,28 @@ class SafetensorsHeader:
         return 8 + self.header_size
 
 
-def _error(path: str, problem: str) -> SafetensorsFormatError:
+def format_error(path: str, problem: str) -> SafetensorsFormatError:
     return SafetensorsFormatError(f"{path}: not a valid safetensors file: {problem}")
 
 
 def check_header_length(path: str, file_size: int, header_size: int) -> None:
     if file_size == 0:
-        raise _error(path, "the file is empty")
+        raise format_error(path, "the file is empty")
     if file_size < 8:
-        raise _error(path, f"the file has {file_size} bytes, fewer than the 8-byte header length")
+        raise format_error(
+            path, f"the file has {file_size} bytes, fewer than the 8-byte header length"
+        )
     if header_size > MAX_HEADER_SIZE:
-        raise _error(
+        raise format_error(
             path, f"header length {header_size} is larger than the limit of {MAX_HEADER_SIZE} bytes"
         )
     if 8 + header_size > file_size:
-        raise _error(
+        raise format_error(
             path,
             f"header length {header_size} runs past the end of the file ({file_size} bytes)",
         )
     if header_size < 2:
-        raise _error(path, f"header length {header_size} is too small for a JSON object")
+        raise format_error(path, f"header length {header_size} is too small for a JSON object")
 
 
 class _RepeatedKeys(dict):  # type: ignore[type-arg]
@@ -190,7 +177,7 @@ def _decode(path: str, raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _error(path, f"the header is not UTF-8 ({error})") from None
+        raise format_error(path, f"the header is not UTF-8 ({error})") from None
     try:
         document = json.loads(
             text,
@@ -199,13 +186,15 @@ def _decode(path: str, raw: bytes) -> dict[str, Any]:
             parse_int=_int_not_negative_zero if "-0" in text else None,
         )
     except (ValueError, RecursionError) as error:
-        raise _error(path, f"the header is not valid JSON ({error})") from None
+        raise format_error(path, f"the header is not valid JSON ({error})") from None
     if not isinstance(document, dict):
-        raise _error(path, f"the header is a JSON {type(document).__name__}, not an object")
+        raise format_error(path, f"the header is a JSON {type(document).__name__}, not an object")
     if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(document):
-        raise _error(path, "the header is not valid JSON (a string holds a lone UTF-16 surrogate)")
+        raise format_error(
+            path, "the header is not valid JSON (a string holds a lone UTF-16 surrogate)"
+        )
     if "__metadata__" in getattr(document, "repeated", ()):
-        raise _error(path, "__metadata__ appears more than once")
+        raise format_error(path, "__metadata__ appears more than once")
     return document
 
 
@@ -284,18 +273,18 @@ def _check_coverage(path: str, tensors: list[TensorMetadata], data_size: int) ->
         begin, end = tensor.data_offsets
         if begin != cursor:
             if previous is None:
-                raise _error(
+                raise format_error(
                     path,
                     f"data bytes 0..{begin} belong to no tensor (the first, {tensor.name!r}, "
                     f"starts at {begin})",
                 )
             if begin < cursor:
-                raise _error(
+                raise format_error(
                     path,
                     f"tensors {previous.name!r} {list(previous.data_offsets)} and {tensor.name!r} "
                     f"{list(tensor.data_offsets)} overlap",
                 )
-            raise _error(
+            raise format_error(
                 path,
                 f"data bytes {cursor}..{begin} between tensors {previous.name!r} "
                 f"{list(previous.data_offsets)} and {tensor.name!r} {list(tensor.data_offsets)} "
@@ -305,7 +294,7 @@ def _check_coverage(path: str, tensors: list[TensorMetadata], data_size: int) ->
         previous = tensor
     if cursor != data_size:
         last = f"the last tensor, {previous.name!r}, ends" if previous else "there are no tensors"
-        raise _error(
+        raise format_error(
             path,
             f"{data_size - cursor} bytes after the tensor data belong to no tensor ({last} at "
             f"data byte {cursor} of {data_size})",
@@ -316,19 +305,21 @@ def parse_header(path: str, file_size: int, header_size: int, raw: bytes) -> Saf
     """Validates a whole header (``raw`` = the N JSON bytes) against the file size."""
     check_header_length(path, file_size, header_size)
     if len(raw) != header_size:
-        raise _error(path, f"read {len(raw)} header bytes, expected {header_size} (file changed?)")
+        raise format_error(
+            path, f"read {len(raw)} header bytes, expected {header_size} (file changed?)"
+        )
     document = _decode(path, raw)
     data_offset = 8 + header_size
     data_size = file_size - data_offset
     metadata = document.pop("__metadata__", None)
     if metadata is not None and not isinstance(metadata, dict):
-        raise _error(path, "__metadata__ is not a JSON object")
+        raise format_error(path, "__metadata__ is not a JSON object")
     for name, entry in getattr(document, "shadowed", ()):
         # A name given more than once: the last entry is the tensor, the others must parse.
         try:
             _entry_types(f"tensor {name!r} (an earlier entry of a name given twice)", entry)
         except ValueError as problem:
-            raise _error(path, str(problem)) from None
+            raise format_error(path, str(problem)) from None
     bits_of = _BITS
     tensors: list[TensorMetadata] = []
     append = tensors.append
@@ -370,7 +361,7 @@ def parse_header(path: str, file_size: int, header_size: int, raw: bytes) -> Saf
         try:
             dtype, shape, begin, end = _entry_fields(name, entry, data_size)
         except ValueError as problem:
-            raise _error(path, str(problem)) from None
+            raise format_error(path, str(problem)) from None
         append(
             TensorMetadata(
                 name, dtype, tuple(shape), data_offset + begin, end - begin, (begin, end), path
@@ -385,124 +376,3 @@ def parse_header(path: str, file_size: int, header_size: int, raw: bytes) -> Saf
         tensors=tuple(tensors),
         metadata=metadata,
     )
-
-
-def _os_error(path: str, error: OSError) -> Exception:
-    reason = error.strerror or str(error)
-    if isinstance(error, FileNotFoundError):
-        return StreamerFileNotFoundError(f"{path}: no such file ({reason})")
-    if isinstance(error, PermissionError):
-        return StreamerPermissionError(f"{path}: permission denied ({reason})")
-    if isinstance(error, IsADirectoryError):
-        return StreamerIsADirectoryError(f"{path}: is a directory, not a safetensors file")
-    return StreamerIOError(f"{path}: {reason}")
-
-
-def read_local_header(path: str) -> SafetensorsHeader:
-    """Reads and validates the header of a local file with plain reads (no engine needed)."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        raise _os_error(path, error) from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise StreamerIsADirectoryError(f"{path}: is a directory, not a safetensors file")
-        if not stat.S_ISREG(info.st_mode):
-            raise StreamerIOError(f"{path}: not a regular file")
-        file_size = info.st_size
-        if file_size < 8:
-            check_header_length(path, file_size, 0)
-        try:
-            prefix = os.pread(fd, min(file_size, PREFIX_READ_SIZE), 0)
-            if len(prefix) < 8:
-                raise _error(path, f"could read only {len(prefix)} bytes (file changed?)")
-            header_size = int.from_bytes(prefix[:8], "little")
-            check_header_length(path, file_size, header_size)
-            raw = prefix[8 : 8 + header_size]
-            if len(raw) < header_size:
-                raw += os.pread(fd, header_size - len(raw), 8 + len(raw))
-        except OSError as error:
-            raise _os_error(path, error) from None
-    finally:
-        os.close(fd)
-    return parse_header(path, file_size, header_size, raw)
-
-
-def read_engine_headers(engine: Engine, paths: Sequence[str]) -> list[SafetensorsHeader]:
-    """Reads the headers of several files through the engine (object storage), concurrently:
-    sizes in parallel, one read of each file's start, and one more for the rare large header."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not paths:
-        return []
-    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
-        sizes = list(pool.map(engine.file_size, paths))
-    for path, size in zip(paths, sizes, strict=True):
-        if size < 8:
-            check_header_length(path, size, 0)
-
-    prefix_sizes = [min(size, REMOTE_PREFIX_READ_SIZE) for size in sizes]
-    prefixes = _engine_read(engine, [(p, 0, n) for p, n in zip(paths, prefix_sizes, strict=True)])
-    header_sizes = [int.from_bytes(prefix[:8], "little") for prefix in prefixes]
-    rest: list[tuple[str, int, int]] = []
-    rest_index: list[int] = []
-    for index, (path, size, header_size, prefix) in enumerate(
-        zip(paths, sizes, header_sizes, prefixes, strict=True)
-    ):
-        check_header_length(path, size, header_size)
-        if 8 + header_size > len(prefix):
-            rest.append((path, len(prefix), 8 + header_size - len(prefix)))
-            rest_index.append(index)
-    extra = _engine_read(engine, rest) if rest else []
-    raws = [bytes(prefix[8 : 8 + n]) for prefix, n in zip(prefixes, header_sizes, strict=True)]
-    for index, data in zip(rest_index, extra, strict=True):
-        raws[index] += bytes(data)
-    return [
-        parse_header(path, size, n, raw)
-        for path, size, n, raw in zip(paths, sizes, header_sizes, raws, strict=True)
-    ]
-
-
-def _engine_read(engine: Engine, reads: Sequence[tuple[str, int, int]]) -> list[memoryview]:
-    """Reads ``(path, offset, size)`` ranges with one engine request; raises the first error."""
-    from runai_model_streamer._native import (
-        COMPLETION_DTYPE,
-        OK,
-        RANGE_DTYPE,
-        completion_message,
-        error_for_status,
-    )
-
-    total = sum(size for _, _, size in reads)
-    memory = np.empty(max(total, 1), dtype=np.uint8)
-    base = memory.ctypes.data
-    files: list[tuple[str, np.ndarray]] = []
-    cursor = 0
-    views: list[memoryview] = []
-    for path, offset, size in reads:
-        ranges = np.zeros(1, dtype=RANGE_DTYPE)
-        ranges["offset"] = offset
-        ranges["size"] = size
-        ranges["dst"] = base + cursor
-        files.append((path, ranges))
-        views.append(memoryview(memory[cursor : cursor + size]))
-        cursor += size
-    request = engine.submit(files)
-    try:
-        completions = np.zeros(len(reads), dtype=COMPLETION_DTYPE)
-        remaining = len(reads)
-        while remaining:
-            count = engine.wait(request, completions[:remaining], 250)
-            for record in completions[:count]:
-                if int(record["status"]) != OK:
-                    path = reads[int(record["file_index"])][0]
-                    message = completion_message(int(record["message"]))
-                    if path not in message:
-                        message = f"{path}: {message}"
-                    raise error_for_status(int(record["status"]), message)
-            remaining -= count
-    finally:
-        engine.release(request)
-    return views

@@ -7,12 +7,11 @@ Re-exported at upstream's paths (``runai_model_streamer.safetensors_streamer`` a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
-from runai_model_streamer._backends import uri_scheme
 from runai_model_streamer._common import (
     PathLike,
     check_device,
@@ -24,21 +23,19 @@ from runai_model_streamer._config import memory_limit_from_env
 from runai_model_streamer._distributed import failures_reported
 from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
-from runai_model_streamer._native import Engine
+from runai_model_streamer._headers import read_headers
 from runai_model_streamer._reader import DistributedStreamer
 from runai_model_streamer._safetensors import (
     DTYPES,
     PACKED_DTYPES,
     SafetensorsHeader,
     TensorMetadata,
-    read_engine_headers,
-    read_local_header,
 )
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
 
-__all__ = ["SafetensorsStreamer", "read_headers", "torch_dtype", "torch_shape"]
+__all__ = ["SafetensorsStreamer", "torch_dtype", "torch_shape"]
 
 
 def torch_dtype(dtype: str, path: str = "", tensor: str = "") -> torch.dtype:
@@ -72,22 +69,6 @@ def torch_shape(meta: TensorMetadata) -> tuple[int, ...]:
             f"dimension must be a multiple of {per_element}"
         )
     return (*meta.shape[:-1], meta.shape[-1] // per_element)
-
-
-def read_headers(paths: Sequence[str], engine: Callable[[], Engine]) -> list[SafetensorsHeader]:
-    """Headers of local files (plain reads) and URIs (concurrent reads through ``engine()``,
-    called only when there is a URI), in order."""
-    headers: list[SafetensorsHeader | None] = [None] * len(paths)
-    remote = [i for i, p in enumerate(paths) if uri_scheme(p) is not None]
-    for index, path in enumerate(paths):
-        if uri_scheme(path) is None:
-            headers[index] = read_local_header(path)
-    if remote:
-        for index, header in zip(
-            remote, read_engine_headers(engine(), [paths[i] for i in remote]), strict=True
-        ):
-            headers[index] = header
-    return [h for h in headers if h is not None]
 
 
 def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:

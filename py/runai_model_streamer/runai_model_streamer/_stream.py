@@ -40,15 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from runai_model_streamer._abi import COMPLETION_DTYPE, RANGE_DTYPE
 from runai_model_streamer._errors import StreamerConfigError
-from runai_model_streamer._native import (
-    COMPLETION_DTYPE,
-    RANGE_DTYPE,
-    Engine,
-    NativeBuffer,
-    completion_message,
-    error_for_status,
-)
+from runai_model_streamer._library import error_for_status
+from runai_model_streamer._native import Engine, NativeBuffer, completion_message
 
 logger = logging.getLogger("runai_model_streamer")
 
