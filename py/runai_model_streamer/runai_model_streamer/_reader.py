@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from runai_model_streamer._backends import all_object_storage, register_backends
+from runai_model_streamer._collectives import Request, agree, failures_reported
 from runai_model_streamer._common import check_device, format_bytes, logger
 from runai_model_streamer._config import (
     check_log_level_env,
@@ -37,16 +38,10 @@ from runai_model_streamer._config import (
     object_concurrency_for,
     parse_memory_limit,
 )
-from runai_model_streamer._distributed import (
-    Request,
-    Share,
-    SharedStream,
-    agree,
-    failures_reported,
-    share_for,
-)
+from runai_model_streamer._distributed import Share, share_for
 from runai_model_streamer._file_chunks import FileChunks
 from runai_model_streamer._native import Engine, default_config
+from runai_model_streamer._shared_stream import SharedStream
 from runai_model_streamer._stream import Describe, FileRanges, RangeStream
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from runai_model_streamer._collectives import failures_reported
 from runai_model_streamer._common import (
     PathLike,
     check_device,
@@ -20,7 +21,6 @@ from runai_model_streamer._common import (
     logger,
 )
 from runai_model_streamer._config import memory_limit_from_env
-from runai_model_streamer._distributed import failures_reported
 from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
 from runai_model_streamer._headers import read_headers

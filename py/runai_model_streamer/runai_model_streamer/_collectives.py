@@ -1,0 +1,104 @@
+"""The collectives of a shared stream, with errors that say which rank failed and why:
+:func:`agree` (every rank asks for the same bytes, or tells the group that it failed before it
+could), :func:`failures_reported`, and the helpers the exchange rounds use."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runai_model_streamer._distributed import Share
+from runai_model_streamer._errors import DistributedStreamError
+from runai_model_streamer._stream import FileRanges
+
+
+@contextlib.contextmanager
+def collective(share: Share, what: str) -> Iterator[None]:
+    """Turns a failed or timed-out collective into a DistributedStreamError."""
+    try:
+        yield
+    except (RuntimeError, TimeoutError) as error:
+        if isinstance(error, DistributedStreamError):
+            raise
+        raise DistributedStreamError(
+            f"{share.describe_rank(share.rank)}: {what} with the ranks {list(share.global_ranks)} "
+            f"failed (within {share.timeout.total_seconds():g} s): {error}; another rank "
+            "stopped or failed (its own error says why)"
+        ) from error
+
+
+def all_gather_object(share: Share, value: object, what: str) -> list[Any]:
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * share.size
+    with collective(share, what):
+        dist.all_gather_object(gathered, value, group=share.group)
+    return gathered
+
+
+def failure_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def raise_failures(share: Share, failures: Sequence[tuple[int, str, str]], doing: str) -> None:
+    listed = "; ".join(f"{share.describe_rank(r)} ({host}): {text}" for r, host, text in failures)
+    raise DistributedStreamError(f"{doing} failed on another rank: {listed}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one rank asks for: enough to compare ranks and to say how they differ."""
+
+    digest: str
+    summary: str
+
+    @classmethod
+    def of(cls, files: Sequence[FileRanges], ids: Sequence[object]) -> Request:
+        digest = hashlib.sha256()
+        for file_id, file in zip(ids, files, strict=True):
+            digest.update(repr((file_id, file.path, list(file.offsets), list(file.sizes))).encode())
+        names = ", ".join(f.path for f in files[:3]) + (", ..." if len(files) > 3 else "")
+        chunks = sum(len(f.sizes) for f in files)
+        total = sum(sum(f.sizes) for f in files)
+        summary = f"{len(files)} files ({names}), {chunks} chunks, {total} bytes"
+        return cls(digest.hexdigest(), summary)
+
+
+def agree(share: Share, request: Request | None, failure: BaseException | None = None) -> None:
+    """Every rank of the group calls this before a shared stream starts, with what it asks for
+    or with the error that stopped it. Raises on every rank when a rank failed (the failed rank
+    itself returns, to raise its own error) or when the ranks ask for different bytes."""
+    host = socket.gethostname()
+    payload = (host, failure_text(failure) if failure is not None else None, request)
+    gathered = all_gather_object(share, payload, "agreeing on the stream")
+    failures = [(r, h, text) for r, (h, text, _) in enumerate(gathered) if text is not None]
+    if failure is not None:
+        return
+    if failures:
+        raise_failures(share, failures, "preparing the distributed stream")
+    digests = {req.digest for _, _, req in gathered}
+    if len(digests) > 1:
+        listed = "; ".join(
+            f"{share.describe_rank(r)}: {req.summary}" for r, (_, _, req) in enumerate(gathered)
+        )
+        raise DistributedStreamError(
+            f"the ranks of the group asked for different data ({listed}); every rank of a "
+            "distributed stream must ask for the same files (and tensor_names)"
+        )
+
+
+@contextlib.contextmanager
+def failures_reported(share: Share | None) -> Iterator[None]:
+    """Runs a rank's preparation of a shared stream: an error is told to the group (see
+    :func:`agree`) before it propagates, so the other ranks raise instead of waiting."""
+    try:
+        yield
+    except BaseException as error:
+        if share is not None and isinstance(error, Exception):
+            with contextlib.suppress(DistributedStreamError):
+                agree(share, None, error)
+        raise
