@@ -119,8 +119,7 @@ def summarize(label: str, runs: dict[str, list[list[dict]]], model: int) -> str:
 
 
 def main() -> int:
-    from runai_model_streamer._config import parse_size
-    from runai_model_streamer._sample import write_sample
+    from harness import parse_size, write_sample
 
     from tests.storage.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
 

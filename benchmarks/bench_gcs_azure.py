@@ -39,16 +39,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from runai_model_streamer._bench import (
+from harness import (
     Loader,
     format_round_ratios,
     format_table,
     installed,
+    parse_size,
     run_benchmark,
     run_once,
+    write_sample,
 )
-from runai_model_streamer._config import parse_size
-from runai_model_streamer._sample import write_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_s3 import DEFAULT_UPSTREAM, upstream_ok

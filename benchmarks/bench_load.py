@@ -54,23 +54,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runai_model_streamer._bench import (
+from harness import (
     PREAD_CEILING,
     Loader,
     can_drop_caches,
+    clean_env,
     format_round_ratios,
     format_table,
     installed,
+    parse_size,
     run_benchmark,
+    write_sample,
 )
-from runai_model_streamer._config import parse_size
-from runai_model_streamer._sample import write_sample
 
 DEFAULT_UPSTREAM = "/tmp/upstream/bin/python"
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STREAMER_LIBRARY")}
 
 
 def _upstream_ok(python: str) -> str:
@@ -86,7 +83,7 @@ def _upstream_ok(python: str) -> str:
         ],
         capture_output=True,
         text=True,
-        env=_clean_env(),
+        env=clean_env(),
         check=False,
     )
     if probe.returncode != 0:
@@ -170,7 +167,7 @@ def main() -> int:
     if why:
         skipped.append(f"upstream 0.17: {why}")
     else:
-        loaders.append(Loader("upstream 0.17", "runai", args.upstream_python, env=_clean_env()))
+        loaders.append(Loader("upstream 0.17", "runai", args.upstream_python, env=clean_env()))
     if installed("fastsafetensors"):
         loaders.append(Loader("fastsafetensors", "fastsafetensors"))
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from runai_model_streamer._bench import Loader, round_order, run_benchmark
@@ -56,3 +57,36 @@ def test_warm_runs_read_the_files_first(tmp_path: Path) -> None:
     # The refill reads every file before the loader runs: a missing one fails there.
     with pytest.raises(FileNotFoundError, match=r"missing\.safetensors"):
         run_benchmark(_loaders(1), [str(tmp_path / "missing.safetensors")], warm=True)
+
+
+def _harness() -> ModuleType:
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        return importlib.import_module("harness")
+    finally:
+        sys.path.pop(0)
+
+
+def test_the_wheel_carries_only_the_cli_loaders_and_the_benchmarks_all(tmp_path: Path) -> None:
+    """The comparison loaders live in benchmarks/ (comparison_worker.py), not in the package's
+    worker; the benchmarks' loaders run through that worker, which has the package's too."""
+    from runai_model_streamer import _bench, _bench_worker
+
+    assert set(_bench_worker.LOADERS) == {
+        "runai",
+        "safetensors",
+        "safetensors-pread",
+        "fastsafetensors",
+        "pread",
+    }
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"y" * 100_000)
+    with pytest.raises(RuntimeError, match="exit 2"):
+        _bench.run_once(_bench.Loader("dd in the wheel", "dd"), [str(path)])
+    harness = _harness()
+    for kind in ("dd", "pread"):
+        result = harness.run_once(harness.Loader(kind, kind), [str(path)])
+        assert result["bytes"] == 100_000, kind

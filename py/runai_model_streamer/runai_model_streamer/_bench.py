@@ -23,10 +23,11 @@ PREAD_CEILING = "pread into new memory"
 @dataclass
 class Loader:
     label: str
-    kind: str  # a key of _bench_worker.LOADERS
+    kind: str  # a key of the worker's LOADERS
     python: str = sys.executable
     files: list[str] | None = None  # files this loader reads (default: the benchmark's)
     env: dict[str, str] | None = None  # replaces the environment when set
+    worker: str = WORKER  # the script that runs it (the benchmarks' has more loaders)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def fill_page_cache(files: Sequence[str]) -> None:
 
 
 def run_once(loader: Loader, files: Sequence[str], timeout: float = 600) -> dict[str, object]:
-    command = [loader.python, WORKER, loader.kind, *(loader.files or files)]
+    command = [loader.python, loader.worker, loader.kind, *(loader.files or files)]
     env = loader.env if loader.env is not None else dict(os.environ)
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=timeout, check=False
