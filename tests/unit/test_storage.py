@@ -280,9 +280,9 @@ def test_local_pull_copies_linked_files_as_content_and_never_writes_outside(
     ],
 )
 def test_key_paths_that_are_not_plain_relative_paths_are_refused(relative: str, why: str) -> None:
-    from runai_model_streamer.storage import _check_relative
+    from runai_model_streamer._safe_paths import check_relative
 
     with pytest.raises(UnsafeObjectKeyError) as raised:
-        _check_relative("s3://b/p/", "s3://b/p/" + relative, relative)
+        check_relative("s3://b/p/", "s3://b/p/" + relative, relative)
     assert why in str(raised.value) and "s3://b/p/" in str(raised.value)
-    assert _check_relative("s3://b/p/", "k", "a/b.c/..d/e..") == "a/b.c/..d/e.."
+    assert check_relative("s3://b/p/", "k", "a/b.c/..d/e..") == "a/b.c/..d/e.."

@@ -7,7 +7,6 @@ import fnmatch
 import functools
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
@@ -15,6 +14,13 @@ from typing import IO, TYPE_CHECKING
 from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
 from runai_model_streamer._errors import StreamerFileNotFoundError, UnsafeObjectKeyError
 from runai_model_streamer._native import Engine
+from runai_model_streamer._safe_paths import (
+    check_relative,
+    destinations_under,
+    open_temporary,
+    unsafe_key,
+    walk_local,
+)
 from runai_model_streamer._stream import FileRanges, RangeStream
 
 if TYPE_CHECKING:
@@ -153,89 +159,6 @@ def pull_files(
         _pull_remote(source, target, allow, ignore, s3_credentials, progress)
 
 
-def _unsafe(source: str, key: str, why: str) -> UnsafeObjectKeyError:
-    return UnsafeObjectKeyError(
-        f"{source}: refusing to download {key!r}: {why}; nothing was written"
-    )
-
-
-def _check_relative(source: str, key: str, relative: str) -> str:
-    """``relative`` (a key below the prefix ``source``) checked as a relative POSIX path; raises
-    UnsafeObjectKeyError naming ``key`` and why it cannot be one."""
-    if "\0" in relative:
-        raise _unsafe(source, key, "it contains a NUL character")
-    if "\\" in relative:
-        raise _unsafe(source, key, "it contains a backslash (a path separator on Windows)")
-    if relative.startswith("/"):
-        raise _unsafe(source, key, "the part after the prefix is an absolute path")
-    for segment in relative.split("/"):
-        if segment in ("", ".", ".."):
-            shown = "an empty" if segment == "" else f"a {segment!r}"
-            raise _unsafe(source, key, f"it has {shown} path segment")
-    return relative
-
-
-def _destinations(source: str, target: str, pairs: Sequence[tuple[str, str]]) -> list[str]:
-    """The paths under ``target`` of ``(key, relative path)`` pairs, all checked before any is
-    created: each must resolve (realpath: symbolic links inside ``target`` too) inside it, and
-    no path may be both a file and a directory of another."""
-    root = os.path.realpath(target)
-    paths, files, directories = [], set(), set()
-    for key, relative in pairs:
-        path = os.path.join(target, *relative.split("/"))
-        resolved = os.path.realpath(path)
-        if os.path.commonpath([root, resolved]) != root or resolved == root:
-            raise _unsafe(source, key, f"it resolves to {resolved}, outside {target}")
-        parts = relative.split("/")
-        files.add(relative)
-        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
-        paths.append(path)
-    clash = sorted(files & directories)
-    if clash:
-        raise _unsafe(source, clash[0], "it is both a file and a directory of others")
-    return paths
-
-
-def _open_temporary(destination: str) -> tuple[int, str]:
-    """A new file beside ``destination`` (O_EXCL, never through an existing link), with the
-    permissions of an ordinary new file."""
-    directory, name = os.path.split(destination)
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=directory)
-    os.fchmod(handle, 0o666 & ~_umask())
-    return handle, temporary
-
-
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _walk_local(source: str) -> list[tuple[str, str]]:
-    """``(full path, relative path)`` of the files under ``source``, in name order. Symbolic
-    links count as what they point to (a linked directory is descended) except a link to a
-    directory the walk is already inside, which would loop; dangling links are skipped."""
-    found: list[tuple[str, str]] = []
-
-    def walk(directory: str, relative: str, inside: frozenset[str]) -> None:
-        real = os.path.realpath(directory)
-        if real in inside:
-            return
-        with os.scandir(directory) as iterator:
-            entries = sorted(iterator, key=lambda e: e.name)
-        for entry in entries:
-            below = f"{relative}{entry.name}"
-            if entry.is_dir():
-                walk(entry.path, below + "/", inside | {real})
-            elif entry.is_file():
-                found.append((entry.path, below))
-
-    walk(source, "", frozenset())
-    return found
-
-
 def _pull_local(
     source: str,
     target: str,
@@ -247,13 +170,13 @@ def _pull_local(
         if not os.path.exists(source):
             raise StreamerFileNotFoundError(f"{source}: no such directory")
         raise NotADirectoryError(f"{source}: not a directory")
-    selected = [(f, r) for f, r in _walk_local(source) if _selected(r, allow, ignore)]
-    destinations = _destinations(source, target, selected)
+    selected = [(f, r) for f, r in walk_local(source) if _selected(r, allow, ignore)]
+    destinations = destinations_under(source, target, selected)
     os.makedirs(target, exist_ok=True)
     sizes = [os.path.getsize(f) for f, _ in selected]
     total, done = sum(sizes), 0
     for (full, _), destination, size in zip(selected, destinations, sizes, strict=True):
-        handle, temporary = _open_temporary(destination)
+        handle, temporary = open_temporary(destination)
         try:
             with open(full, "rb") as reader, os.fdopen(handle, "wb") as writer:
                 shutil.copyfileobj(reader, writer, DOWNLOAD_CHUNK)
@@ -284,14 +207,14 @@ def _pull_remote(
         objects = []
         for uri, size in listed:
             if not uri.startswith(prefix):
-                raise _unsafe(source, uri, f"the listing returned it for the prefix {prefix}")
+                raise unsafe_key(source, uri, f"the listing returned it for the prefix {prefix}")
             relative = uri[len(prefix) :]
             if relative == "":  # the prefix's own directory marker
                 continue
-            _check_relative(source, uri, relative)
+            check_relative(source, uri, relative)
             if _selected(relative, allow, ignore):
                 objects.append((uri, relative, size))
-        destinations = _destinations(source, target, [(u, r) for u, r, _ in objects])
+        destinations = destinations_under(source, target, [(u, r) for u, r, _ in objects])
         os.makedirs(target, exist_ok=True)
         refresh = functools.partial(register_backends, engine, [source], credentials)
         _download(engine, refresh, [(u, n) for u, _, n in objects], destinations, progress)
@@ -336,7 +259,7 @@ def _download(
     temporaries: list[str] = []
     try:
         for destination in destinations:
-            handle, temporary = _open_temporary(destination)
+            handle, temporary = open_temporary(destination)
             handles.append(handle)
             temporaries.append(temporary)
         stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
