@@ -20,8 +20,8 @@ from runai_model_streamer._bench import (
     run_benchmark,
     run_once,
 )
-from runai_model_streamer._config import parse_size
 from runai_model_streamer._sample import write_sample
+from runai_model_streamer._settings import parse_size
 
 #: the environment without what points at this checkout (for other interpreters)
 clean_env = _bench._clean_env

@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from runai_model_streamer import SafetensorsStreamer, StreamerConfigError
-from runai_model_streamer._config import (
-    apply_log_level,
-    parse_memory_limit,
-    parse_size,
-)
+from runai_model_streamer._logging import apply_log_level
+from runai_model_streamer._settings import parse_memory_limit, parse_size
 from safetensors.torch import save_file
 
 

@@ -161,3 +161,36 @@ def test_every_variable_the_sources_read_is_known() -> None:
             found.update(quoted.findall(path.read_text()))
     found.discard("RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME")  # upstream's constant, a name
     assert found - KNOWN == set(), sorted(found - KNOWN)
+
+
+def test_the_engines_settings_match_its_header() -> None:
+    """libstreamer reads its own variables (so a C caller gets them too); their names and
+    defaults in runai_model_streamer._settings must be the header's."""
+    from runai_model_streamer import _settings
+
+    header = (ROOT / "cpp" / "streamer" / "impl" / "config.h").read_text()
+    names = set(re.findall(r'kEnv\w+ = "(RUNAI_STREAMER_\w+)"', header))
+    native = {name for name, s in _settings.ALL.items() if s.reader == "native"}
+    assert names and native == names
+    defaults = {
+        "CONCURRENCY": r"kDefaultConcurrency = (\d+);",
+        "CHUNK_BYTESIZE": r"kDefaultChunkBytesize = int64_t\{(\d+)\} << 20;",
+        "TIMEOUT_MS": r"kDefaultBackendTimeoutMs = (\d+);",
+    }
+    for name, pattern in defaults.items():
+        match = re.search(pattern, header)
+        assert match, pattern
+        value = int(match.group(1)) << (20 if "<<" in pattern else 0)
+        assert _settings.ALL["RUNAI_STREAMER_" + name].default == value, name
+
+
+def test_every_setting_read_in_python_parses_its_default_form() -> None:
+    from runai_model_streamer import _settings
+
+    for name, setting in _settings.ALL.items():
+        if setting.reader == "native":
+            with pytest.raises(TypeError, match="read by libstreamer"):
+                setting.read({})
+        else:
+            assert setting.read({}) == setting.default, name
+            assert setting.read({name: "  "}) == setting.default, name

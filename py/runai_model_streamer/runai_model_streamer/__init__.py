@@ -11,7 +11,7 @@ import importlib.metadata
 import logging
 from typing import TYPE_CHECKING, Any
 
-from runai_model_streamer._config import apply_log_level
+from runai_model_streamer._logging import apply_log_level
 
 try:
     __version__: str = importlib.metadata.version("runai-model-streamer")

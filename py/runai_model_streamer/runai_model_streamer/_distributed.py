@@ -33,51 +33,27 @@ a round boundary.
 from __future__ import annotations
 
 import logging
-import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import torch
 
-from runai_model_streamer._config import parse_size
-from runai_model_streamer._errors import StreamerConfigError
-from runai_model_streamer._stream import env_flag
+from runai_model_streamer._settings import (
+    DIST,
+    DIST_BUFFER_BYTES,
+    DIST_BUFFER_MIN_BYTESIZE,
+    DIST_GLOBAL,
+    DIST_TIMEOUT,
+)
 
 logger = logging.getLogger("runai_model_streamer")
 
-DIST_ENV_VAR = "RUNAI_STREAMER_DIST"
-DIST_GLOBAL_ENV_VAR = "RUNAI_STREAMER_DIST_GLOBAL"
-DIST_TIMEOUT_ENV_VAR = "RUNAI_STREAMER_DIST_TIMEOUT"
-DIST_BUFFER_ENV_VAR = "RUNAI_STREAMER_DIST_BUFFER_BYTES"
-#: upstream's name for it, used when ours is unset
-UPSTREAM_DIST_BUFFER_ENV_VAR = "RUNAI_STREAMER_DIST_BUFFER_MIN_BYTESIZE"
-DEFAULT_TIMEOUT_SECONDS = 600.0
-DEFAULT_ROUND_BYTES = 64 << 20
 #: how many of its own stripes a rank reads ahead of the exchange
 READ_AHEAD_STRIPES = 2
-
-
-def _number_from_env(
-    name: str,
-    parse: Callable[[str], float],
-    default: float,
-    valid: Callable[[float], bool],
-    expected: str,
-) -> float:
-    """``name`` parsed (``default`` when unset or empty); a StreamerConfigError otherwise."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        value = None
-    if value is None or not valid(value):
-        raise StreamerConfigError(f"{name}={raw!r} must be {expected}")
-    return value
+#: the smallest round (upstream's tests ask for 0)
+MIN_ROUND_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -89,37 +65,14 @@ class DistSettings:
 
     @classmethod
     def from_env(cls) -> DistSettings:
-        mode = os.environ.get(DIST_ENV_VAR, "").strip().lower() or "auto"
-        if mode not in ("0", "1", "auto"):
-            raise StreamerConfigError(
-                f"{DIST_ENV_VAR}={os.environ[DIST_ENV_VAR]!r} must be 0, 1 or auto"
-            )
-        seconds = _number_from_env(
-            DIST_TIMEOUT_ENV_VAR,
-            float,
-            DEFAULT_TIMEOUT_SECONDS,
-            lambda v: 0 < v < float("inf"),
-            "a positive number of seconds",
-        )
-        minimum, name = 4096, DIST_BUFFER_ENV_VAR
-        if not os.environ.get(name, "").strip() and os.environ.get(UPSTREAM_DIST_BUFFER_ENV_VAR):
-            # upstream's minimum round size (its tests set 0): rounds of at least 4096 bytes
-            minimum, name = 0, UPSTREAM_DIST_BUFFER_ENV_VAR
-        round_bytes = max(
-            4096,
-            _number_from_env(
-                name,
-                parse_size,
-                DEFAULT_ROUND_BYTES,
-                lambda v: v >= minimum,
-                f"a size of at least {minimum} bytes (examples: 64MiB, 1GiB)",
-            ),
-        )
+        round_bytes = DIST_BUFFER_BYTES.read()
+        if not DIST_BUFFER_BYTES.raw() and DIST_BUFFER_MIN_BYTESIZE.raw():
+            round_bytes = DIST_BUFFER_MIN_BYTESIZE.read()  # upstream's name, when ours is unset
         return cls(
-            mode,
-            env_flag(DIST_GLOBAL_ENV_VAR, False),
-            timedelta(seconds=seconds),
-            int(round_bytes),
+            DIST.read(),
+            DIST_GLOBAL.read(),
+            timedelta(seconds=DIST_TIMEOUT.read()),
+            max(MIN_ROUND_BYTES, round_bytes),
         )
 
 
@@ -216,7 +169,7 @@ def share_for(
         logger.debug(
             "is_distributed=True: %s=auto shares NCCL/CUDA and object-storage streams only "
             "(set it to 1 to share this one)",
-            DIST_ENV_VAR,
+            DIST.name,
         )
         return None
     group = process_group if process_group is not None else _group_for(settings)

@@ -10,11 +10,11 @@ import os
 from collections.abc import Sequence
 
 from runai_model_streamer._backends import to_engine_path
-from runai_model_streamer._config import MEMORY_LIMIT_ENV_VAR
+from runai_model_streamer._settings import MEMORY_LIMIT
 
 __all__ = ["RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME", "FileChunks"]
 
-RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME = MEMORY_LIMIT_ENV_VAR
+RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME = MEMORY_LIMIT.name
 
 
 def _non_negative_ints(values: Sequence[int], what: str, path: str) -> list[int]:

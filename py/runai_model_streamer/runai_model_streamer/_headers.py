@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from runai_model_streamer._backends import uri_scheme
-from runai_model_streamer._config import UNLIMITED
 from runai_model_streamer._errors import (
     StreamerFileNotFoundError,
     StreamerIOError,
@@ -24,6 +23,7 @@ from runai_model_streamer._safetensors import (
     format_error,
     parse_header,
 )
+from runai_model_streamer._settings import UNLIMITED
 from runai_model_streamer._stream import FileRanges, RangeStream
 
 #: bytes read at once from the start of a file, so most headers take a single read

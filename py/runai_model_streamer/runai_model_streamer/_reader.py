@@ -32,15 +32,11 @@ import torch
 from runai_model_streamer._backends import all_object_storage, register_backends
 from runai_model_streamer._collectives import Request, agree, failures_reported
 from runai_model_streamer._common import check_device, format_bytes, logger
-from runai_model_streamer._config import (
-    check_log_level_env,
-    memory_limit_from_env,
-    object_concurrency_for,
-    parse_memory_limit,
-)
 from runai_model_streamer._distributed import Share, share_for
 from runai_model_streamer._file_chunks import FileChunks
+from runai_model_streamer._logging import check_log_level_env
 from runai_model_streamer._native import Engine, default_config
+from runai_model_streamer._settings import MEMORY_LIMIT, OBJ_CONCURRENCY, parse_memory_limit
 from runai_model_streamer._shared_stream import SharedStream
 from runai_model_streamer._stream import Describe, FileRanges, RangeStream
 
@@ -63,8 +59,18 @@ def check_requests(file_stream_requests: Sequence[FileChunks]) -> list[FileChunk
 def memory_limit_of(memory_limit: int | None) -> int:
     """The argument's limit, validated; None: RUNAI_STREAMER_MEMORY_LIMIT's."""
     if memory_limit is None:
-        return memory_limit_from_env()
+        return MEMORY_LIMIT.read()
     return parse_memory_limit(memory_limit, "memory_limit")
+
+
+def object_concurrency_for(paths: Sequence[str], usual: int) -> int | None:
+    """The worker count a stream of ``paths`` needs: RUNAI_STREAMER_OBJ_CONCURRENCY when it is
+    set and every path is an object-storage URI, ``usual`` when it is set and some path is not
+    (an engine made for objects is replaced), None (any) when it is unset."""
+    concurrency = OBJ_CONCURRENCY.read()
+    if concurrency is None:
+        return None
+    return concurrency if all_object_storage(paths) else usual
 
 
 class ChunkReader:

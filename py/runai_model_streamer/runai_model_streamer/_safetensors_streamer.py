@@ -20,7 +20,6 @@ from runai_model_streamer._common import (
     format_bytes,
     logger,
 )
-from runai_model_streamer._config import memory_limit_from_env
 from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
 from runai_model_streamer._headers import read_headers
@@ -31,6 +30,7 @@ from runai_model_streamer._safetensors import (
     SafetensorsHeader,
     TensorMetadata,
 )
+from runai_model_streamer._settings import MEMORY_LIMIT
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -214,7 +214,7 @@ class SafetensorsStreamer:
         with failures_reported(share):
             engine_paths = check_paths(paths)
             names = _check_tensor_names(tensor_names)
-            memory_limit = memory_limit_from_env()
+            memory_limit = MEMORY_LIMIT.read()
             self._start_time = time.perf_counter()
             reader.prepare(engine_paths, s3_credentials)
             selected = _select(read_headers(engine_paths, reader.engine), names, engine_paths)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -41,9 +40,9 @@ import numpy as np
 import torch
 
 from runai_model_streamer._abi import COMPLETION_DTYPE, RANGE_DTYPE
-from runai_model_streamer._errors import StreamerConfigError
 from runai_model_streamer._library import error_for_status
 from runai_model_streamer._native import Engine, NativeBuffer, completion_message
+from runai_model_streamer._settings import HUGE_PAGES, PREFAULT
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -57,20 +56,6 @@ PREFETCH_BYTES = 1 << 30
 #: windows are at most this big (one larger item gets its own): the first tensors arrive
 #: sooner, and memory of a big file is allocated (and freed) piece by piece
 MAX_WINDOW_BYTES: float = 256 << 20
-PREFAULT_ENV_VAR = "RUNAI_STREAMER_PREFAULT"
-HUGE_PAGES_ENV_VAR = "RUNAI_STREAMER_HUGE_PAGES"
-
-
-def env_flag(name: str, default: bool) -> bool:
-    """A 0/1 environment variable (unset or empty: ``default``)."""
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return default
-    if value in ("0", "1"):
-        return value == "1"
-    raise StreamerConfigError(f"{name}={value!r} must be 0 or 1")
-
-
 #: how often, at most, a stream asks the backend plugins for fresh options (credentials that
 #: expire are refreshed by their providers; a plugin re-registered with new options serves
 #: the windows submitted after it, and those in flight finish with the old ones)
@@ -269,8 +254,8 @@ class RangeStream:
         self._budget = PREFETCH_BYTES if budget == float("inf") else budget
         self._active: deque[_ActiveWindow] = deque()
         self._in_flight = 0
-        self._prefault = env_flag(PREFAULT_ENV_VAR, False)
-        self._huge_pages = env_flag(HUGE_PAGES_ENV_VAR, False)
+        self._prefault = PREFAULT.read()
+        self._huge_pages = HUGE_PAGES.read()
         self._pool = (
             None if owned else BufferPool(prefault=self._prefault, huge_pages=self._huge_pages)
         )

@@ -1,7 +1,8 @@
 """Every ``RUNAI_STREAMER_*`` environment variable that this project or upstream
 runai-model-streamer (up to 0.17) reads, and the check that tells a user about the others.
 
-- :data:`OURS`: the variables this project reads (core, plugins, test plugin), by name.
+- :data:`OURS`: the variables this project reads (core, plugins, test plugin; defined in
+  :mod:`runai_model_streamer._settings`), by name.
 - :data:`UPSTREAM`: upstream's variables, each mapped onto ours (it keeps its meaning here, and
   the note says where) or without an effect here (the note says why and what to set instead).
 - :func:`check_environment` logs one WARNING per process for each upstream variable that is set
@@ -21,48 +22,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from runai_model_streamer.backend_support import HTTP_ENV_SUFFIXES
-
-PREFIX = "RUNAI_STREAMER_"
-
-_CORE = (
-    "CONCURRENCY",
-    "CHUNK_BYTESIZE",
-    "TIMEOUT_MS",
-    "FS_STRATEGY",
-    "IO_URING",
-    "MEMORY_LIMIT",
-    "OBJ_CONCURRENCY",
-    "LOG_LEVEL",
-    "LOG_TO_STDERR",
-    "LOG_FILE",
-    "HUGE_PAGES",
-    "PREFAULT",
-    "DIST",
-    "DIST_GLOBAL",
-    "DIST_TIMEOUT",
-    "DIST_BUFFER_BYTES",
-)
-_PLUGINS = {
-    "S3_": ("ENDPOINT", "USE_VIRTUAL_ADDRESSING", "UNSIGNED"),
-    "GCS_": (
-        "ENDPOINT",
-        "USE_ANONYMOUS_CREDENTIALS",
-        "CREDENTIAL_FILE",
-        "HMAC_ACCESS_ID",
-        "HMAC_SECRET",
-        "LIST_PAGE_SIZE",
-    ),
-    "AZURE_": ("BLOB_ENDPOINT", "USE_ANONYMOUS_CREDENTIALS", "LIST_PAGE_SIZE"),
-}
-_TEST_PLUGIN = ("TESTFS_ROOT", "TESTFS_READ_LOG", "TESTFS_FAIL_AFTER_BYTES")
-
-#: the variables this project reads
-OURS: frozenset[str] = frozenset(
-    [PREFIX + name for name in _CORE + _TEST_PLUGIN]
-    + [PREFIX + plugin + name for plugin, names in _PLUGINS.items() for name in names]
-    + [PREFIX + plugin + suffix for plugin in _PLUGINS for suffix in HTTP_ENV_SUFFIXES]
-)
+from runai_model_streamer._settings import ALL, PREFIX
 
 
 @dataclass(frozen=True)
@@ -152,6 +112,9 @@ UPSTREAM: dict[str, UpstreamVariable] = {
     ),
 }
 
+#: the variables this project reads that upstream does not (upstream's that are read here
+#: too, mapped onto ours, are in UPSTREAM)
+OURS: frozenset[str] = frozenset(ALL) - frozenset(UPSTREAM)
 #: every name that some version knows
 KNOWN: frozenset[str] = OURS | frozenset(UPSTREAM)
 

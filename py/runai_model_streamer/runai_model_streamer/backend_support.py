@@ -1,6 +1,7 @@
 """What every object-storage plugin package (s3, gcs, azure) needs from Python, in one place:
-finding its native library, the CA bundle for TLS, and the environment variables of the shared
-HTTP layer (cpp/common/http), each checked with an error that names the variable."""
+finding its native library, the CA bundle for TLS, its settings (``settings``: the core's
+definitions of every variable, the plugins' included) and the options of the shared HTTP layer
+(cpp/common/http), each checked with an error that names the variable."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ import importlib.resources
 import os
 import ssl
 import sys
+from collections.abc import Mapping
 
+from runai_model_streamer import _settings as settings
 from runai_model_streamer._errors import StreamerConfigError
+from runai_model_streamer._settings import Setting
 
 __all__ = [
     "BackendConfigError",
     "ca_bundle",
-    "env_flag",
-    "env_int",
     "first_env",
     "http_options",
     "library_path",
+    "settings",
 ]
 
 #: CA bundle variables every plugin honours (after its own), first set wins
@@ -29,15 +32,6 @@ DISTRO_CA_FILES = (
     "/etc/ssl/ca-bundle.pem",  # SUSE
     "/etc/ssl/cert.pem",  # macOS
 )
-#: <PREFIX><suffix> environment variable -> (plugin option, lowest, highest)
-HTTP_ENV_SUFFIXES = {
-    "CONNECT_TIMEOUT_MS": ("connect_timeout_ms", 1, 600_000),
-    "LOW_SPEED_BYTES": ("low_speed_bytes", 0, 2**31 - 1),
-    "LOW_SPEED_SECONDS": ("low_speed_seconds", 1, 3600),
-    "MAX_ATTEMPTS": ("max_attempts", 1, 100),
-    "RETRY_BASE_MS": ("retry_base_ms", 0, 600_000),
-    "RETRY_CAP_MS": ("retry_cap_ms", 0, 600_000),
-}
 
 
 class BackendConfigError(StreamerConfigError):
@@ -72,28 +66,6 @@ def first_env(*names: str) -> tuple[str, str] | None:
     return None
 
 
-def env_flag(name: str, error: type[BackendConfigError] = BackendConfigError) -> bool | None:
-    """A 0/1 variable: None when unset or empty."""
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return None
-    if value not in ("0", "1"):
-        raise error(f"{name}={value!r} must be 0 or 1")
-    return value == "1"
-
-
-def env_int(
-    name: str, low: int, high: int, error: type[BackendConfigError] = BackendConfigError
-) -> int | None:
-    """An integer variable in low..high: None when unset or empty."""
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return None
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise error(f"{name}={value!r} must be an integer in {low}..{high}")
-    return int(value)
-
-
 def ca_bundle(
     own_env_vars: tuple[str, ...] = (), error: type[BackendConfigError] = BackendConfigError
 ) -> str:
@@ -117,12 +89,14 @@ def ca_bundle(
 
 
 def http_options(
-    prefix: str, error: type[BackendConfigError] = BackendConfigError
+    variables: Mapping[str, Setting[int | None]],
+    error: type[BackendConfigError] = BackendConfigError,
 ) -> dict[str, str]:
-    """Options of the shared HTTP layer from ``<prefix>CONNECT_TIMEOUT_MS`` and the others."""
+    """Options of the shared HTTP layer from a plugin's variables (``_settings.S3_HTTP``...),
+    those that are set."""
     options: dict[str, str] = {}
-    for suffix, (option, low, high) in HTTP_ENV_SUFFIXES.items():
-        value = env_int(prefix + suffix, low, high, error)
+    for option, setting in variables.items():
+        value = setting.read(error=error)
         if value is not None:
             options[option] = str(value)
     return options

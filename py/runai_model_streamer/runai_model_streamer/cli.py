@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from runai_model_streamer._config import parse_size
+from runai_model_streamer._settings import parse_size
 
 
 def _size(text: str) -> int:

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from runai_model_streamer import backend_support
-from runai_model_streamer.backend_support import BackendConfigError
+from runai_model_streamer.backend_support import BackendConfigError, settings
 
 __all__ = [
     "AzureConfigError",
@@ -48,10 +48,9 @@ SAS_TOKEN_ENV_VAR = "AZURE_STORAGE_SAS_TOKEN"
 ENDPOINT_SUFFIX_ENV_VAR = "AZURE_STORAGE_ENDPOINT_SUFFIX"
 #: the Blob endpoint itself, for private endpoints and custom domains (not with a connection
 #: string, whose BlobEndpoint says it)
-ENDPOINT_ENV_VAR = "RUNAI_STREAMER_AZURE_BLOB_ENDPOINT"
-ANONYMOUS_ENV_VAR = "RUNAI_STREAMER_AZURE_USE_ANONYMOUS_CREDENTIALS"
-LIST_PAGE_SIZE_ENV_VAR = "RUNAI_STREAMER_AZURE_LIST_PAGE_SIZE"
-HTTP_ENV_PREFIX = "RUNAI_STREAMER_AZURE_"
+ENDPOINT_ENV_VAR = settings.AZURE_BLOB_ENDPOINT.name
+ANONYMOUS_ENV_VAR = settings.AZURE_USE_ANONYMOUS_CREDENTIALS.name
+LIST_PAGE_SIZE_ENV_VAR = settings.AZURE_LIST_PAGE_SIZE.name
 TOKEN_SCOPE = "https://storage.azure.com/.default"
 #: a token with less time left than this (seconds) is refreshed before it is handed out
 REFRESH_MARGIN_SECONDS = 300
@@ -196,7 +195,7 @@ def account_options(require_account: bool) -> dict[str, str]:
                 f"{ACCOUNT_NAME_ENV_VAR}"
             )
         options = {"account_name": account} if account else {}
-        endpoint = os.environ.get(ENDPOINT_ENV_VAR, "").strip()
+        endpoint = settings.AZURE_BLOB_ENDPOINT.read()
         suffix = os.environ.get(ENDPOINT_SUFFIX_ENV_VAR, "").strip()
         if endpoint:
             if not endpoint.startswith(("http://", "https://")):
@@ -213,7 +212,7 @@ def account_options(require_account: bool) -> dict[str, str]:
             options["account_key"] = _check_key(key, ACCOUNT_KEY_ENV_VAR)
         elif sas:
             options["sas_token"] = sas
-    anonymous = backend_support.env_flag(ANONYMOUS_ENV_VAR, AzureConfigError)
+    anonymous = settings.AZURE_USE_ANONYMOUS_CREDENTIALS.read(error=AzureConfigError)
     if anonymous:
         options.pop("account_key", None)
         options.pop("sas_token", None)
@@ -221,8 +220,8 @@ def account_options(require_account: bool) -> dict[str, str]:
         options["access_token"] = _access_token()
     if not options.get("endpoint", "").startswith("http://"):
         options["ca_file"] = backend_support.ca_bundle((), AzureConfigError)
-    page_size = backend_support.env_int(LIST_PAGE_SIZE_ENV_VAR, 1, 5000, AzureConfigError)
+    page_size = settings.AZURE_LIST_PAGE_SIZE.read(error=AzureConfigError)
     if page_size is not None:
         options["list_page_size"] = str(page_size)
-    options.update(backend_support.http_options(HTTP_ENV_PREFIX, AzureConfigError))
+    options.update(backend_support.http_options(settings.AZURE_HTTP, AzureConfigError))
     return options

@@ -29,20 +29,19 @@ import warnings
 from typing import Any
 
 from runai_model_streamer import backend_support
-from runai_model_streamer.backend_support import BackendConfigError
+from runai_model_streamer.backend_support import BackendConfigError, settings
 
 __all__ = ["GcsConfigError", "backend_options", "library_path"]
 
 LIBRARY_ENV_VAR = "STREAMER_GCS_LIBRARY"
 #: emulator endpoints (anonymous by default), first set wins
 EMULATOR_ENV_VARS = ("CLOUD_STORAGE_EMULATOR_ENDPOINT", "STORAGE_EMULATOR_HOST")
-ENDPOINT_ENV_VAR = "RUNAI_STREAMER_GCS_ENDPOINT"
-ANONYMOUS_ENV_VAR = "RUNAI_STREAMER_GCS_USE_ANONYMOUS_CREDENTIALS"
-CREDENTIAL_FILE_ENV_VAR = "RUNAI_STREAMER_GCS_CREDENTIAL_FILE"
-HMAC_ID_ENV_VAR = "RUNAI_STREAMER_GCS_HMAC_ACCESS_ID"
-HMAC_SECRET_ENV_VAR = "RUNAI_STREAMER_GCS_HMAC_SECRET"
-LIST_PAGE_SIZE_ENV_VAR = "RUNAI_STREAMER_GCS_LIST_PAGE_SIZE"
-HTTP_ENV_PREFIX = "RUNAI_STREAMER_GCS_"
+ENDPOINT_ENV_VAR = settings.GCS_ENDPOINT.name
+ANONYMOUS_ENV_VAR = settings.GCS_USE_ANONYMOUS_CREDENTIALS.name
+CREDENTIAL_FILE_ENV_VAR = settings.GCS_CREDENTIAL_FILE.name
+HMAC_ID_ENV_VAR = settings.GCS_HMAC_ACCESS_ID.name
+HMAC_SECRET_ENV_VAR = settings.GCS_HMAC_SECRET.name
+LIST_PAGE_SIZE_ENV_VAR = settings.GCS_LIST_PAGE_SIZE.name
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_only",)
 #: a token with less time left than this is refreshed before it is handed out
 REFRESH_MARGIN = datetime.timedelta(minutes=5)
@@ -138,7 +137,7 @@ def _token_source(credential_file: str | None, environment: tuple[tuple[str, str
 
 
 def _access_token() -> str:
-    credential_file = os.environ.get(CREDENTIAL_FILE_ENV_VAR, "").strip() or None
+    credential_file = settings.GCS_CREDENTIAL_FILE.read() or None
     if credential_file is not None and not os.path.isfile(credential_file):
         raise GcsConfigError(f"{CREDENTIAL_FILE_ENV_VAR}={credential_file} names no file")
     google = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("GOOGLE_")))
@@ -151,9 +150,9 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     del credentials
     endpoint, emulator = _endpoint()
     options = {"endpoint": endpoint}
-    anonymous = backend_support.env_flag(ANONYMOUS_ENV_VAR, GcsConfigError)
-    hmac_id = os.environ.get(HMAC_ID_ENV_VAR, "").strip()
-    hmac_secret = os.environ.get(HMAC_SECRET_ENV_VAR, "").strip()
+    anonymous = settings.GCS_USE_ANONYMOUS_CREDENTIALS.read(error=GcsConfigError)
+    hmac_id = settings.GCS_HMAC_ACCESS_ID.read()
+    hmac_secret = settings.GCS_HMAC_SECRET.read()
     if bool(hmac_id) != bool(hmac_secret):
         raise GcsConfigError(f"set both {HMAC_ID_ENV_VAR} and {HMAC_SECRET_ENV_VAR}, or neither")
     if anonymous is None:  # an emulator takes anonymous requests unless credentials are named
@@ -167,8 +166,8 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
         options["access_token"] = _access_token()
     if not endpoint.startswith("http://"):
         options["ca_file"] = backend_support.ca_bundle((), GcsConfigError)
-    page_size = backend_support.env_int(LIST_PAGE_SIZE_ENV_VAR, 1, 1000, GcsConfigError)
+    page_size = settings.GCS_LIST_PAGE_SIZE.read(error=GcsConfigError)
     if page_size is not None:
         options["list_page_size"] = str(page_size)
-    options.update(backend_support.http_options(HTTP_ENV_PREFIX, GcsConfigError))
+    options.update(backend_support.http_options(settings.GCS_HTTP, GcsConfigError))
     return options

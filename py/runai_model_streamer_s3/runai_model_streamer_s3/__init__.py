@@ -15,21 +15,20 @@ import os
 from typing import Any
 
 from runai_model_streamer import backend_support
-from runai_model_streamer.backend_support import BackendConfigError
+from runai_model_streamer.backend_support import BackendConfigError, settings
 
 __all__ = ["S3ConfigError", "backend_options", "ca_bundle", "library_path"]
 
 LIBRARY_ENV_VAR = "STREAMER_S3_LIBRARY"
 
 #: endpoint variables, first set wins (after S3Credentials.endpoint); vLLM sets the last
-ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "RUNAI_STREAMER_S3_ENDPOINT")
-VIRTUAL_ADDRESSING_ENV_VAR = "RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING"
-UNSIGNED_ENV_VAR = "RUNAI_STREAMER_S3_UNSIGNED"
+ENDPOINT_ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", settings.S3_ENDPOINT.name)
+VIRTUAL_ADDRESSING_ENV_VAR = settings.S3_USE_VIRTUAL_ADDRESSING.name
+UNSIGNED_ENV_VAR = settings.S3_UNSIGNED.name
 #: upstream 0.17's: 0 ignores the endpoint variables; retries after the first attempt
-OVERRIDE_ENDPOINT_ENV_VAR = "RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL"
-MAX_RETRIES_ENV_VAR = "RUNAI_STREAMER_S3_MAX_RETRIES"
+OVERRIDE_ENDPOINT_ENV_VAR = settings.OVERRIDE_ENDPOINT_URL.name
+MAX_RETRIES_ENV_VAR = settings.S3_MAX_RETRIES.name
 #: the HTTP settings: RUNAI_STREAMER_S3_CONNECT_TIMEOUT_MS and the others (backend_support)
-HTTP_ENV_PREFIX = "RUNAI_STREAMER_S3_"
 
 
 class S3ConfigError(BackendConfigError):
@@ -52,7 +51,7 @@ def _endpoint(credentials: Any) -> str:
     explicit = getattr(credentials, "endpoint", None)
     if explicit:
         return str(explicit)
-    if backend_support.env_flag(OVERRIDE_ENDPOINT_ENV_VAR, S3ConfigError) is False:
+    if settings.OVERRIDE_ENDPOINT_URL.read(error=S3ConfigError) is False:
         return ""
     for name in ENDPOINT_ENV_VARS:
         value = os.environ.get(name)
@@ -105,12 +104,12 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     """Options for libstreamers3 (see cpp/s3/s3_backend.cc); ``credentials`` is the caller's
     ``S3Credentials`` or None."""
     endpoint = _endpoint(credentials)
-    virtual = backend_support.env_flag(VIRTUAL_ADDRESSING_ENV_VAR, S3ConfigError)
+    virtual = settings.S3_USE_VIRTUAL_ADDRESSING.read(error=S3ConfigError)
     if virtual is None:  # botocore's "auto": path style for a custom endpoint
         virtual = endpoint == ""
     options = {"endpoint": endpoint, "virtual_addressing": "1" if virtual else "0"}
     region = getattr(credentials, "region_name", None)
-    if backend_support.env_flag(UNSIGNED_ENV_VAR, S3ConfigError):
+    if settings.S3_UNSIGNED.read(error=S3ConfigError):
         session_region = _session().get_config_variable("region")
     else:
         key, secret, token, session_region = _resolved_credentials(credentials)
@@ -118,8 +117,8 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     options["region"] = region or session_region or "us-east-1"
     if endpoint.startswith("https://") or endpoint == "":
         options["ca_file"] = ca_bundle()
-    options.update(backend_support.http_options(HTTP_ENV_PREFIX, S3ConfigError))
-    retries = backend_support.env_int(MAX_RETRIES_ENV_VAR, 0, 99, S3ConfigError)
+    options.update(backend_support.http_options(settings.S3_HTTP, S3ConfigError))
+    retries = settings.S3_MAX_RETRIES.read(error=S3ConfigError)
     if retries and "max_attempts" not in options:  # upstream: 0 keeps the default
         options["max_attempts"] = str(retries + 1)
     return options

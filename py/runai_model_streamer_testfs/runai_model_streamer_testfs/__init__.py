@@ -12,11 +12,13 @@ import os
 import sys
 from typing import Any
 
-ROOT_ENV_VAR = "RUNAI_STREAMER_TESTFS_ROOT"
+from runai_model_streamer.backend_support import settings
+
+ROOT_ENV_VAR = settings.TESTFS_ROOT.name
 #: a file to which every read served appends "<offset> <size> <uri>" (tests count bytes read)
-READ_LOG_ENV_VAR = "RUNAI_STREAMER_TESTFS_READ_LOG"
+READ_LOG_ENV_VAR = settings.TESTFS_READ_LOG.name
 #: after this many bytes served, every read fails (a storage that breaks mid-stream)
-FAIL_AFTER_ENV_VAR = "RUNAI_STREAMER_TESTFS_FAIL_AFTER_BYTES"
+FAIL_AFTER_ENV_VAR = settings.TESTFS_FAIL_AFTER_BYTES.name
 LIBRARY_NAME = "libstreamer_testfs.dylib" if sys.platform == "darwin" else "libstreamer_testfs.so"
 
 
@@ -36,7 +38,7 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     tests a read log ($RUNAI_STREAMER_TESTFS_READ_LOG) and a failure after so many bytes
     ($RUNAI_STREAMER_TESTFS_FAIL_AFTER_BYTES)."""
     del credentials  # a local directory needs none
-    root = os.environ.get(ROOT_ENV_VAR)
+    root = settings.TESTFS_ROOT.read()
     if not root:
         raise RuntimeError(
             f"{ROOT_ENV_VAR} is not set: the testfs backend serves testfs://<path> from the "
@@ -45,10 +47,10 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     if not os.path.isdir(root):
         raise RuntimeError(f"{ROOT_ENV_VAR}={root} is not a directory")
     options = {"root": os.path.abspath(root)}
-    read_log = os.environ.get(READ_LOG_ENV_VAR)
+    read_log = settings.TESTFS_READ_LOG.read()
     if read_log:
         options["read_log"] = read_log
-    fail_after = os.environ.get(FAIL_AFTER_ENV_VAR)
+    fail_after = settings.TESTFS_FAIL_AFTER_BYTES.read()
     if fail_after:
         options["fail_after_bytes"] = fail_after
     return options
