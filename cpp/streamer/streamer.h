@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. Python checks it. */
-#define RUNAI_STREAMER_API_VERSION 1
+#define RUNAI_STREAMER_API_VERSION 2
 
 typedef enum runai_status {
   RUNAI_OK = 0,
@@ -69,6 +69,13 @@ RUNAI_STREAMER_EXPORT const char* runai_streamer_last_error(void);
 
 /* ---- configuration ------------------------------------------------------ */
 
+/* How local files are read (runai_streamer_config_t.fs_strategy). */
+typedef enum runai_fs_strategy {
+  RUNAI_FS_AUTO = 0,     /* per read: cached pages from the page cache, the others O_DIRECT */
+  RUNAI_FS_BUFFERED = 1, /* always through the page cache */
+  RUNAI_FS_DIRECT = 2,   /* always O_DIRECT, where the filesystem allows it */
+} runai_fs_strategy_t;
+
 typedef struct runai_streamer_config {
   /* Worker threads. Env RUNAI_STREAMER_CONCURRENCY; default 16; 1..1024. */
   int32_t concurrency;
@@ -79,10 +86,20 @@ typedef struct runai_streamer_config {
   /* Timeout for one backend operation (object storage), milliseconds.
    * Env RUNAI_STREAMER_TIMEOUT_MS; default 60000; 1..86400000. */
   int64_t backend_timeout_ms;
+  /* A runai_fs_strategy_t. Env RUNAI_STREAMER_FS_STRATEGY: auto (default),
+   * buffered or direct, or upstream's names (io_uring_direct, libaio_direct:
+   * direct; io_uring_buffered, sync_buffered: buffered) and comma-separated
+   * lists of them (the first decides). */
+  int32_t fs_strategy;
+  /* 1: direct reads go through io_uring where the kernel offers it (many in
+   * flight per worker); 0: one pread after another. Env
+   * RUNAI_STREAMER_IO_URING; default 1. */
+  int32_t io_uring;
 } runai_streamer_config_t;
 
 /* Fills *config with defaults, overridden by the environment variables named
- * above. A malformed or out-of-range variable fails with RUNAI_E_CONFIG and a
+ * above (the only place the library reads them: a streamer is made from its
+ * config alone). A malformed or out-of-range variable fails with RUNAI_E_CONFIG and a
  * message naming the variable and its value. */
 RUNAI_STREAMER_EXPORT int runai_streamer_config_default(runai_streamer_config_t* config);
 

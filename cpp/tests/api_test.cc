@@ -1,5 +1,5 @@
-// The C API on local files: configuration, reads, errors, requests,
-// cancellation, listing and the allocator.
+// The C API on local files: reads, errors, requests, cancellation, listing and
+// the allocator (configuration: config_test.cc).
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -21,16 +21,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr const char* kEnvVars[] = {"RUNAI_STREAMER_CONCURRENCY", "RUNAI_STREAMER_CHUNK_BYTESIZE",
-                                    "RUNAI_STREAMER_TIMEOUT_MS"};
-
-// Clears the streamer's variables so the machine's environment cannot leak in.
-struct CleanEnv {
-  ScopedEnv concurrency{kEnvVars[0], nullptr};
-  ScopedEnv chunk{kEnvVars[1], nullptr};
-  ScopedEnv timeout{kEnvVars[2], nullptr};
-};
-
 // Reads one range of one file and returns its completion.
 Result ReadOne(runai_streamer_t* streamer, const std::string& path, uint64_t offset, uint64_t size,
                void* dst) {
@@ -48,97 +38,6 @@ TEST(Api, VersionAndNames) {
   EXPECT_EQ(runai_streamer_api_version(), RUNAI_STREAMER_API_VERSION);
   EXPECT_STREQ(runai_streamer_status_name(RUNAI_E_CANCELLED), "RUNAI_E_CANCELLED");
   EXPECT_STREQ(runai_streamer_status_name(999), "RUNAI_E_UNKNOWN_STATUS");
-}
-
-TEST(Config, DefaultsWithoutEnvironment) {
-  CleanEnv env;
-  runai_streamer_config_t config;
-  ASSERT_EQ(runai_streamer_config_default(&config), RUNAI_OK);
-  EXPECT_EQ(config.concurrency, 16);
-  EXPECT_EQ(config.chunk_bytesize, 8 << 20);
-  EXPECT_EQ(config.backend_timeout_ms, 60000);
-}
-
-TEST(Config, ReadsEnvironment) {
-  CleanEnv env;
-  ScopedEnv concurrency(kEnvVars[0], "7");
-  ScopedEnv chunk(kEnvVars[1], "65536");
-  ScopedEnv timeout(kEnvVars[2], "1500");
-  runai_streamer_config_t config;
-  ASSERT_EQ(runai_streamer_config_default(&config), RUNAI_OK) << runai_streamer_last_error();
-  EXPECT_EQ(config.concurrency, 7);
-  EXPECT_EQ(config.chunk_bytesize, 65536);
-  EXPECT_EQ(config.backend_timeout_ms, 1500);
-}
-
-TEST(Config, BadEnvironmentValuesNameVariableAndValue) {
-  struct Case {
-    const char* variable;
-    const char* value;
-    const char* why;
-  };
-  const Case cases[] = {
-      {kEnvVars[0], "", "not a decimal integer"},
-      {kEnvVars[0], "abc", "not a decimal integer"},
-      {kEnvVars[0], "12x", "not a decimal integer"},
-      {kEnvVars[0], "-1", "out of range 1..1024"},
-      {kEnvVars[0], "0", "out of range 1..1024"},
-      {kEnvVars[0], "1025", "out of range 1..1024"},
-      {kEnvVars[0], "99999999999999999999999", "out of range"},
-      {kEnvVars[1], "", "not a decimal integer"},
-      {kEnvVars[1], "8M", "not a decimal integer"},
-      {kEnvVars[1], "-4096", "out of range"},
-      {kEnvVars[1], "4095", "out of range 4096..1073741824"},
-      {kEnvVars[1], "1073741825", "out of range"},
-      {kEnvVars[1], "18446744073709551616", "out of range"},
-      {kEnvVars[2], "", "not a decimal integer"},
-      {kEnvVars[2], "1s", "not a decimal integer"},
-      {kEnvVars[2], "-5", "out of range"},
-      {kEnvVars[2], "0", "out of range 1..86400000"},
-      {kEnvVars[2], "86400001", "out of range"},
-      {kEnvVars[2], "99999999999999999999", "out of range"},
-  };
-  for (const Case& c : cases) {
-    CleanEnv env;
-    ScopedEnv bad(c.variable, c.value);
-    runai_streamer_config_t config;
-    EXPECT_EQ(runai_streamer_config_default(&config), RUNAI_E_CONFIG) << c.variable << "=" << c.value;
-    std::string message = runai_streamer_last_error();
-    EXPECT_THAT(message, HasSubstr(c.variable));
-    EXPECT_THAT(message, HasSubstr(std::string("'") + c.value + "'"));
-    EXPECT_THAT(message, HasSubstr(c.why));
-    // create(NULL) uses the environment too.
-    runai_streamer_t* streamer = reinterpret_cast<runai_streamer_t*>(1);
-    EXPECT_EQ(runai_streamer_create(nullptr, &streamer), RUNAI_E_CONFIG);
-    EXPECT_EQ(streamer, nullptr);
-  }
-}
-
-TEST(Config, CreateValidatesFields) {
-  CleanEnv env;
-  struct Case {
-    runai_streamer_config_t config;
-    const char* field;
-  };
-  const Case cases[] = {
-      {{0, 4096, 1000}, "concurrency"},
-      {{1025, 4096, 1000}, "concurrency"},
-      {{-3, 4096, 1000}, "concurrency"},
-      {{1, 4095, 1000}, "chunk_bytesize"},
-      {{1, (int64_t{1} << 30) + 1, 1000}, "chunk_bytesize"},
-      {{1, 4096, 0}, "backend_timeout_ms"},
-      {{1, 4096, 86400001}, "backend_timeout_ms"},
-  };
-  for (const Case& c : cases) {
-    runai_streamer_t* streamer = nullptr;
-    EXPECT_EQ(runai_streamer_create(&c.config, &streamer), RUNAI_E_CONFIG) << c.field;
-    EXPECT_EQ(streamer, nullptr);
-    EXPECT_THAT(runai_streamer_last_error(), HasSubstr(c.field));
-  }
-  runai_streamer_t* streamer = nullptr;
-  ASSERT_EQ(runai_streamer_create(nullptr, &streamer), RUNAI_OK);
-  runai_streamer_destroy(streamer);
-  runai_streamer_destroy(nullptr);  // a no-op
 }
 
 TEST(Read, WholeFileAndRanges) {

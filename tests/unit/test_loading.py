@@ -97,7 +97,7 @@ def test_a_library_without_the_api_is_rejected_with_the_missing_symbols() -> Non
 
 def test_the_real_library_loads_with_api_version_1() -> None:
     lib = _library.library()
-    assert lib.api_version == _library.API_VERSION == 1
+    assert lib.api_version == _library.API_VERSION == 2
     assert lib.version.count(".") == 2
     assert lib.path.is_file()
 

@@ -72,44 +72,13 @@ bool ParseFsStrategy(const std::string& name, FsStrategy* strategy) {
   return false;
 }
 
-}  // namespace
-
-common::Status ConfigFromEnvironment(runai_streamer_config_t* config) {
-  int64_t concurrency = kDefaultConcurrency;
-  int64_t chunk = kDefaultChunkBytesize;
-  int64_t timeout = kDefaultBackendTimeoutMs;
-  common::Status status = ReadEnv(kEnvConcurrency, kMinConcurrency, kMaxConcurrency, &concurrency);
-  if (status.ok()) status = ReadEnv(kEnvChunkBytesize, kMinChunkBytesize, kMaxChunkBytesize, &chunk);
-  if (status.ok()) {
-    status = ReadEnv(kEnvBackendTimeoutMs, kMinBackendTimeoutMs, kMaxBackendTimeoutMs, &timeout);
-  }
-  if (!status.ok()) return status;
-  config->concurrency = static_cast<int32_t>(concurrency);
-  config->chunk_bytesize = chunk;
-  config->backend_timeout_ms = timeout;
-  return status;
-}
-
-common::Status ValidateConfig(const runai_streamer_config_t& config) {
-  common::Status status =
-      CheckField("concurrency", config.concurrency, kMinConcurrency, kMaxConcurrency);
-  if (status.ok()) {
-    status = CheckField("chunk_bytesize", config.chunk_bytesize, kMinChunkBytesize,
-                        kMaxChunkBytesize);
-  }
-  if (status.ok()) {
-    status = CheckField("backend_timeout_ms", config.backend_timeout_ms, kMinBackendTimeoutMs,
-                        kMaxBackendTimeoutMs);
-  }
-  return status;
-}
-
-common::Status LocalReadsFromEnvironment(LocalReads* reads) {
+// RUNAI_STREAMER_IO_URING and RUNAI_STREAMER_FS_STRATEGY into *config.
+common::Status LocalReadsFromEnvironment(runai_streamer_config_t* config) {
   size_t io_uring = 0;
   common::Status status = ReadEnvChoice(kEnvIoUring, {"1", "0"}, "0 or 1", &io_uring);
   if (!status.ok()) return status;
-  reads->io_uring = io_uring == 0;
-  reads->strategy = FsStrategy::kAuto;
+  config->io_uring = io_uring == 0 ? 1 : 0;
+  config->fs_strategy = RUNAI_FS_AUTO;
   const char* text = std::getenv(kEnvFsStrategy);
   if (text == nullptr || *text == '\0') return common::Status::Ok();
   // Upstream takes an ordered preference list ("io_uring_buffered,sync_buffered") and uses the
@@ -126,11 +95,54 @@ common::Status LocalReadsFromEnvironment(LocalReads* reads) {
                   "' must be auto, buffered or direct (or upstream's io_uring_direct, "
                   "io_uring_buffered, libaio_direct, sync_buffered, as a comma-separated list)"};
     }
-    if (first) reads->strategy = strategy;
+    if (first) config->fs_strategy = static_cast<int32_t>(strategy);
     first = false;
     start = comma + 1;
   }
   return common::Status::Ok();
+}
+
+}  // namespace
+
+common::Status ConfigFromEnvironment(runai_streamer_config_t* config) {
+  int64_t concurrency = kDefaultConcurrency;
+  int64_t chunk = kDefaultChunkBytesize;
+  int64_t timeout = kDefaultBackendTimeoutMs;
+  common::Status status = ReadEnv(kEnvConcurrency, kMinConcurrency, kMaxConcurrency, &concurrency);
+  if (status.ok()) status = ReadEnv(kEnvChunkBytesize, kMinChunkBytesize, kMaxChunkBytesize, &chunk);
+  if (status.ok()) {
+    status = ReadEnv(kEnvBackendTimeoutMs, kMinBackendTimeoutMs, kMaxBackendTimeoutMs, &timeout);
+  }
+  if (!status.ok()) return status;
+  config->concurrency = static_cast<int32_t>(concurrency);
+  config->chunk_bytesize = chunk;
+  config->backend_timeout_ms = timeout;
+  return LocalReadsFromEnvironment(config);
+}
+
+common::Status ValidateConfig(const runai_streamer_config_t& config) {
+  common::Status status =
+      CheckField("concurrency", config.concurrency, kMinConcurrency, kMaxConcurrency);
+  if (status.ok()) {
+    status = CheckField("chunk_bytesize", config.chunk_bytesize, kMinChunkBytesize,
+                        kMaxChunkBytesize);
+  }
+  if (status.ok()) {
+    status = CheckField("backend_timeout_ms", config.backend_timeout_ms, kMinBackendTimeoutMs,
+                        kMaxBackendTimeoutMs);
+  }
+  if (status.ok()) {
+    status = CheckField("fs_strategy", config.fs_strategy, RUNAI_FS_AUTO, RUNAI_FS_DIRECT);
+  }
+  if (status.ok()) status = CheckField("io_uring", config.io_uring, 0, 1);
+  return status;
+}
+
+LocalReads LocalReadsOf(const runai_streamer_config_t& config) {
+  LocalReads reads;
+  reads.strategy = static_cast<FsStrategy>(config.fs_strategy);
+  reads.io_uring = config.io_uring != 0;
+  return reads;
 }
 
 bool DebugLogging() {

@@ -21,14 +21,15 @@ inline constexpr const char* kEnvConcurrency = "RUNAI_STREAMER_CONCURRENCY";
 inline constexpr const char* kEnvChunkBytesize = "RUNAI_STREAMER_CHUNK_BYTESIZE";
 inline constexpr const char* kEnvBackendTimeoutMs = "RUNAI_STREAMER_TIMEOUT_MS";
 
-// Defaults overridden by the environment; RUNAI_E_CONFIG names a bad variable.
+// Defaults overridden by the environment (every variable of the config, the only place they
+// are read); RUNAI_E_CONFIG names a bad variable.
 common::Status ConfigFromEnvironment(runai_streamer_config_t* config);
 
-// How local files are read: RUNAI_STREAMER_FS_STRATEGY=auto|buffered|direct.
+// How local files are read (config.fs_strategy, RUNAI_STREAMER_FS_STRATEGY).
 enum class FsStrategy {
-  kAuto,      // per read: cached pages buffered, the others direct
-  kBuffered,  // always through the page cache
-  kDirect,    // always O_DIRECT (where the filesystem allows it)
+  kAuto = RUNAI_FS_AUTO,          // per read: cached pages buffered, the others direct
+  kBuffered = RUNAI_FS_BUFFERED,  // always through the page cache
+  kDirect = RUNAI_FS_DIRECT,      // always O_DIRECT (where the filesystem allows it)
 };
 inline constexpr const char* kEnvFsStrategy = "RUNAI_STREAMER_FS_STRATEGY";
 // RUNAI_STREAMER_IO_URING=0|1 (default 1): direct reads go through io_uring where the kernel
@@ -39,8 +40,8 @@ struct LocalReads {
   FsStrategy strategy = FsStrategy::kAuto;
   bool io_uring = true;
 };
-// What the environment asks for; RUNAI_E_CONFIG names a bad value.
-common::Status LocalReadsFromEnvironment(LocalReads* reads);
+// What a (valid) config asks for.
+LocalReads LocalReadsOf(const runai_streamer_config_t& config);
 
 // RUNAI_STREAMER_LOG_LEVEL=DEBUG: the engine says on stderr how it reads (once per file or
 // process, never per read).

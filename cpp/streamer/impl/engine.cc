@@ -53,8 +53,7 @@ Engine::Engine(const runai_streamer_config_t& config) : config_(config) {}
 common::Status Engine::Create(const runai_streamer_config_t& config,
                               std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> engine(new Engine(config));
-  common::Status status = LocalReadsFromEnvironment(&engine->local_reads_);
-  if (!status.ok()) return status;
+  engine->local_reads_ = LocalReadsOf(config);
   try {
     for (int32_t i = 0; i < config.concurrency; ++i) {
       engine->workers_.emplace_back(&Engine::WorkerLoop, engine.get());

@@ -14,6 +14,8 @@ class Config(ctypes.Structure):
         ("concurrency", ctypes.c_int32),
         ("chunk_bytesize", ctypes.c_int64),
         ("backend_timeout_ms", ctypes.c_int64),
+        ("fs_strategy", ctypes.c_int32),
+        ("io_uring", ctypes.c_int32),
     ]
 
 

@@ -64,9 +64,21 @@ class NativeBuffer:
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """``runai_streamer_config_t``: everything the engine needs, the environment's settings
+    included (libstreamer reads them, see ``runai_streamer_config_default``)."""
+
     concurrency: int
     chunk_bytesize: int
     backend_timeout_ms: int
+    fs_strategy: int  # RUNAI_FS_AUTO (0), RUNAI_FS_BUFFERED (1), RUNAI_FS_DIRECT (2)
+    io_uring: int
+
+    @classmethod
+    def of(cls, config: Config) -> EngineConfig:
+        return cls(*(getattr(config, name) for name, _ in Config._fields_))
+
+    def to_c(self) -> Config:
+        return Config(*(getattr(self, name) for name, _ in Config._fields_))
 
 
 def default_config() -> EngineConfig:
@@ -74,7 +86,7 @@ def default_config() -> EngineConfig:
     lib = library()
     config = Config()
     lib.check(lib.cdll.runai_streamer_config_default(ctypes.byref(config)))
-    return EngineConfig(config.concurrency, config.chunk_bytesize, config.backend_timeout_ms)
+    return EngineConfig.of(config)
 
 
 class Engine:
@@ -85,14 +97,8 @@ class Engine:
         self._lib = library()
         cdll = self._lib.cdll
         self._handle: int | None = None
-        conf = Config()
-        if config is None:
-            self._lib.check(cdll.runai_streamer_config_default(ctypes.byref(conf)))
-        else:
-            conf.concurrency = config.concurrency
-            conf.chunk_bytesize = config.chunk_bytesize
-            conf.backend_timeout_ms = config.backend_timeout_ms
-        self.config = EngineConfig(conf.concurrency, conf.chunk_bytesize, conf.backend_timeout_ms)
+        self.config = default_config() if config is None else config
+        conf = self.config.to_c()
         handle = ctypes.c_void_p()
         self._lib.check(cdll.runai_streamer_create(ctypes.byref(conf), ctypes.byref(handle)))
         self._handle = handle.value
