@@ -95,7 +95,7 @@ def test_a_library_without_the_api_is_rejected_with_the_missing_symbols() -> Non
     assert f"{other}: not libstreamer: missing symbols runai_streamer_version" in str(raised.value)
 
 
-def test_the_real_library_loads_with_api_version_1() -> None:
+def test_the_real_library_loads_with_api_version_2() -> None:
     lib = _library.library()
     assert lib.api_version == _library.API_VERSION == 2
     assert lib.version.count(".") == 2
