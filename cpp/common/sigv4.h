@@ -14,9 +14,10 @@
 #include <utility>
 #include <vector>
 
-namespace runai::common {
+#include "common/headers.h"
+#include "common/uri.h"
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
+namespace runai::common {
 
 struct AwsCredentials {
   std::string access_key_id;
@@ -56,9 +57,6 @@ SigV4Signature SignV4(const SigV4Request& request, const AwsCredentials& credent
 // "YYYYMMDDTHHMMSSZ" of a time.
 std::string SigV4Timestamp(std::time_t when);
 
-// RFC 3986 percent-encoding of `text`'s UTF-8 bytes (unreserved characters A-Z a-z 0-9 - . _ ~
-// kept; '/' kept when `keep_slash`), uppercase hex, as SigV4 and S3 keys need.
-std::string UriEncode(std::string_view text, bool keep_slash);
 
 }  // namespace runai::common
 

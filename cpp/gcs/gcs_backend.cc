@@ -22,6 +22,7 @@
 #include "common/parse.h"
 #include "common/plugin/object_store.h"
 #include "common/sigv4.h"
+#include "common/uri.h"
 #include "common/status.h"
 #include "common/xml.h"
 #include "streamer/streamer.h"

@@ -17,6 +17,7 @@
 #include "common/http/object_client.h"
 #include "common/plugin/object_store.h"
 #include "common/sigv4.h"
+#include "common/uri.h"
 #include "common/status.h"
 #include "common/xml.h"
 #include "streamer/streamer.h"

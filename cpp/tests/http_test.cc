@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 
 #include "common/http/http_client.h"
+#include "common/http/retry_policy.h"
 #include "common/xml.h"
 
 namespace runai::common {
@@ -70,6 +72,94 @@ TEST(Backoff, StaysWithinTheCappedExponentialBound) {
   EXPECT_TRUE(IsTransientHttpStatus(429));
   EXPECT_FALSE(IsTransientHttpStatus(404));
   EXPECT_FALSE(IsTransientHttpStatus(403));
+}
+
+HttpResponse Failed(long status) {
+  HttpResponse response;
+  response.status = status;
+  return response;
+}
+
+std::function<std::string()> Code(const std::string& code) {
+  return [code] { return code; };
+}
+
+HttpSettings NoWaiting(int max_attempts) {
+  HttpSettings settings;
+  settings.retry_base_ms = 0;
+  settings.retry_cap_ms = 0;
+  settings.max_attempts = max_attempts;
+  return settings;
+}
+
+TEST(RetryPolicy, RetriesWhatIsTransientUpToMaxAttempts) {
+  RetryPolicy policy({"SlowDown"});
+  const HttpSettings settings = NoWaiting(3);
+  std::string why_not;
+  RetryPolicy::Attempts attempts(&policy, settings);
+  attempts.Begin();
+  EXPECT_TRUE(attempts.Again(Failed(503), Code(""), &why_not));
+  attempts.Begin();
+  EXPECT_FALSE(attempts.Again(Failed(0), Code(""), &why_not));  // not a transient transport error
+  HttpResponse cut = Failed(0);
+  cut.transient = true;
+  EXPECT_TRUE(attempts.Again(cut, Code(""), &why_not));
+  attempts.Begin();
+  EXPECT_FALSE(attempts.Again(cut, Code(""), &why_not));  // the third attempt was the last
+  EXPECT_EQ(attempts.count(), 3);
+  EXPECT_TRUE(why_not.empty());
+
+  RetryPolicy::Attempts other(&policy, settings);
+  other.Begin();
+  EXPECT_FALSE(other.Again(Failed(404), Code("NoSuchKey"), &why_not));
+  EXPECT_FALSE(other.Again(Failed(400), Code("InvalidRange"), &why_not));
+  EXPECT_TRUE(other.Again(Failed(400), Code("SlowDown"), &why_not));  // the service's code
+}
+
+TEST(RetryPolicy, ABudgetSharedByEveryRequestStopsARetryStorm) {
+  RetryPolicy policy;
+  const HttpSettings settings = NoWaiting(1000);  // the budget, not the attempts, stops it
+  std::string why_not;
+  int retries = 0;
+  {
+    RetryPolicy::Attempts failing(&policy, settings);  // a request that never succeeds
+    for (failing.Begin(); failing.Again(Failed(500), Code(""), &why_not); failing.Begin()) {
+      ++retries;
+    }
+  }
+  EXPECT_EQ(retries, RetryPolicy::kBudget / RetryPolicy::kRetryCost);
+  EXPECT_EQ(policy.tokens(), 0);
+  EXPECT_NE(why_not.find("retry budget"), std::string::npos) << why_not;
+  // Another request now fails at its first error...
+  RetryPolicy::Attempts next(&policy, settings);
+  next.Begin();
+  why_not.clear();
+  EXPECT_FALSE(next.Again(Failed(503), Code(""), &why_not));
+  EXPECT_FALSE(why_not.empty());
+  // ...and each request that succeeds at once gives a token back.
+  for (int i = 0; i < RetryPolicy::kRetryCost; ++i) {
+    RetryPolicy::Attempts ok(&policy, settings);
+    ok.Begin();
+    ok.Succeeded();
+  }
+  RetryPolicy::Attempts again(&policy, settings);
+  again.Begin();
+  EXPECT_TRUE(again.Again(Failed(503), Code(""), &why_not));
+}
+
+TEST(RetryPolicy, ARetriedRequestThatSucceedsGivesItsTokensBack) {
+  RetryPolicy policy;
+  const HttpSettings settings = NoWaiting(10);
+  std::string why_not;
+  RetryPolicy::Attempts attempts(&policy, settings);
+  for (int i = 0; i < 4; ++i) {
+    attempts.Begin();
+    ASSERT_TRUE(attempts.Again(Failed(502), Code(""), &why_not));
+  }
+  EXPECT_EQ(policy.tokens(), RetryPolicy::kBudget - 4 * RetryPolicy::kRetryCost);
+  attempts.Begin();
+  attempts.Succeeded();
+  EXPECT_EQ(policy.tokens(), RetryPolicy::kBudget);
 }
 
 }  // namespace

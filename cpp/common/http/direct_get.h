@@ -15,7 +15,7 @@
 #include <string>
 
 #include "common/http/http_client.h"
-#include "common/sigv4.h"
+#include "common/headers.h"
 
 namespace runai::common {
 

@@ -4,12 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cstring>
-#include <random>
-#include <thread>
 
 #include "common/http/direct_get.h"
+#include "common/http/retry_policy.h"
 
 namespace runai::common {
 namespace {
@@ -104,23 +102,7 @@ void SetTransportError(int curl_code, const std::string& detail, HttpResponse* r
   const auto code = static_cast<CURLcode>(curl_code);
   response->transport_error =
       std::string(curl_easy_strerror(code)) + (detail.empty() ? "" : ": " + detail);
-  // Connection problems, timeouts and cut bodies are worth another attempt.
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      response->transient = true;
-      break;
-    default:
-      break;
-  }
+  response->transient = IsTransientTransportError(curl_code);
 }
 
 HttpConnection::HttpConnection() : curl_(curl_easy_init()) {}
@@ -205,11 +187,6 @@ void ConnectionPool::Give(std::unique_ptr<HttpConnection> connection) {
   idle_.push_back(std::move(connection));
 }
 
-bool IsTransientHttpStatus(long status) {
-  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
-         status == 504;
-}
-
 void ApplyConnectionOptions(void* handle, const HttpSettings& settings) {
   CURL* curl = static_cast<CURL*>(handle);
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -224,15 +201,6 @@ void ApplyConnectionOptions(void* handle, const HttpSettings& settings) {
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, settings.verify_tls ? 2L : 0L);
   if (!settings.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
 }
-
-long BackoffMs(const HttpSettings& settings, int attempt) {
-  thread_local std::mt19937_64 random(std::random_device{}());
-  const long ceiling =
-      std::min(settings.retry_cap_ms, settings.retry_base_ms << std::min(attempt, 20));
-  return std::uniform_int_distribution<long>(0, std::max(0L, ceiling))(random);
-}
-
-void SleepMs(long ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last,
                        int64_t* total) {

@@ -1,7 +1,7 @@
 // The HTTP machinery every object-storage plugin shares: kept-alive libcurl connections, TLS
-// settings, low-speed and connect timeouts, response checks and retries with capped
-// exponential backoff and full jitter. Services (s3/, gcs/, azure/) only build URLs, sign
-// requests and parse their errors.
+// settings, low-speed and connect timeouts and response checks (when to retry:
+// retry_policy.h). Services (s3/, gcs/, azure/) only build URLs, sign requests and parse their
+// errors.
 #ifndef RUNAI_STREAMER_COMMON_HTTP_HTTP_CLIENT_H_
 #define RUNAI_STREAMER_COMMON_HTTP_HTTP_CLIENT_H_
 
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/sigv4.h"
+#include "common/headers.h"
 #include "common/status.h"
 
 namespace runai::common {
@@ -46,7 +46,7 @@ struct HttpResponse {
   std::string body;             // error bodies and small (listing) bodies
   uint64_t received = 0;        // body bytes written into the destination buffer
   std::string transport_error;  // curl's message when status is 0 or the body broke off
-  bool transient = false;       // worth retrying (connection errors, timeouts, 408/429/5xx)
+  bool transient = false;       // a transport error worth retrying (IsTransientTransportError)
   bool too_long = false;        // the body was longer than the buffer given for it
 };
 
@@ -84,22 +84,17 @@ class ConnectionPool {
   std::vector<std::unique_ptr<HttpConnection>> idle_;
 };
 
-bool IsTransientHttpStatus(long status);
-
 // One response header line ("Name: value", CRLF or not) into `response` where it is one that
 // both receive paths keep (Content-Range, Content-Length, request ids, error codes). Returns
 // its lower-case name and trimmed value; false for a line without a colon.
 bool ReadHeaderLine(const char* data, size_t size, std::string* name, std::string* value,
                     HttpResponse* response);
 // libcurl's result `curl_code` (with curl's detail, if any) as response->transport_error, and
-// whether it is worth another attempt as response->transient.
+// whether it is worth another attempt (IsTransientTransportError) as response->transient.
 void SetTransportError(int curl_code, const std::string& detail, HttpResponse* response);
 // The options every connection shares, whichever path reads from it: no signals, HTTP/1.1,
 // large receives, the connect timeout and TLS verification. `curl` is a CURL*.
 void ApplyConnectionOptions(void* curl, const HttpSettings& settings);
-// Milliseconds to wait before retry number `attempt` (1, 2, ...): full jitter.
-long BackoffMs(const HttpSettings& settings, int attempt);
-void SleepMs(long ms);
 
 // "bytes a-b/total" -> a, b, total (total -1 for "*"); false when malformed.
 bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/parse.h"
+#include "common/uri.h"
 #include "streamer/backend.h"
 #include "streamer/streamer.h"
 
@@ -75,16 +76,13 @@ Status ObjectClient::ParseEndpoint(const std::string& key, const std::string& va
   return Status::Ok();
 }
 
-bool ObjectClient::Transient(const HttpResponse& response) const {
-  if (response.transient || IsTransientHttpStatus(response.status)) return true;
-  if (traits_.transient_codes.empty() || response.status == 0) return false;
-  const std::string code = traits_.parse_error(response).code;
-  return std::find(traits_.transient_codes.begin(), traits_.transient_codes.end(), code) !=
-         traits_.transient_codes.end();
+std::function<std::string()> ObjectClient::ServiceCode(const HttpResponse& response) const {
+  return [this, &response] { return traits_.parse_error(response).code; };
 }
 
 Status ObjectClient::ResponseError(const std::string& uri, const std::string& action,
-                                   const HttpResponse& response, int attempts) const {
+                                   const HttpResponse& response, int attempts,
+                                   const std::string& why_not) const {
   std::string message = uri + ": " + action + " failed: ";
   if (response.status == 0) {
     message += response.transport_error;
@@ -99,6 +97,7 @@ Status ObjectClient::ResponseError(const std::string& uri, const std::string& ac
     if (!request_id.empty()) message += " [request id " + request_id + "]";
   }
   if (attempts > 1) message += " after " + std::to_string(attempts) + " attempts";
+  if (!why_not.empty()) message += "; " + why_not;
   int code = RUNAI_E_BACKEND;
   if (response.status == 404) code = RUNAI_E_NOT_FOUND;
   if (response.status == 401 || response.status == 403) code = RUNAI_E_PERMISSION;
@@ -108,15 +107,20 @@ Status ObjectClient::ResponseError(const std::string& uri, const std::string& ac
 Status ObjectClient::Send(const std::string& uri, const std::string& action,
                           const std::string& method, const std::string& url,
                           const HeaderBuilder& headers, HttpResponse* response) {
-  for (int attempt = 1;; ++attempt) {
+  RetryPolicy::Attempts attempts(&retry_, http_);
+  for (;;) {
+    attempts.Begin();
     auto connection = connections_.Take();
     const bool complete = connection->Perform(method, url, headers(), http_, nullptr, 0, response);
     connections_.Give(std::move(connection));
-    if (complete && response->status >= 200 && response->status < 300) return Status::Ok();
-    if (attempt >= http_.max_attempts || !Transient(*response)) {
-      return ResponseError(uri, action, *response, attempt);
+    if (complete && response->status >= 200 && response->status < 300) {
+      attempts.Succeeded();
+      return Status::Ok();
     }
-    SleepMs(BackoffMs(http_, attempt));
+    std::string why_not;
+    if (!attempts.Again(*response, ServiceCode(*response), &why_not)) {
+      return ResponseError(uri, action, *response, attempts.count(), why_not);
+    }
   }
 }
 
@@ -126,9 +130,9 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
                                uint64_t offset, uint64_t size, char* dst) {
   uint64_t done = 0;
   HttpResponse response;
-  int attempt = 0;
+  RetryPolicy::Attempts attempts(&retry_, http_);
   while (done < size) {
-    ++attempt;
+    attempts.Begin();
     const uint64_t first = offset + done, last = offset + size - 1;
     const std::string bytes = std::to_string(first) + "-" + std::to_string(last);
     auto connection = connections_.Take();
@@ -163,16 +167,19 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
         return Error(RUNAI_E_BACKEND, uri + ": the body of bytes " + bytes + " ended after " +
                                           std::to_string(response.received) + " bytes");
       }
-      if (done == size) return Status::Ok();
+      if (done == size) {
+        attempts.Succeeded();
+        return Status::Ok();
+      }
       if (response.too_long) return Error(RUNAI_E_BACKEND, uri + ": " + response.transport_error);
-      if (response.received > 0) attempt = 0;  // progress: a cut body resumes where it stopped
+      if (response.received > 0) attempts.Progressed();  // a cut body resumes where it stopped
     } else if (response.status == 416) {
       return Error(RUNAI_E_EOF, uri + ": bytes " + bytes + " are past the end of the object");
     }
-    if (attempt >= http_.max_attempts || !Transient(response)) {
-      return ResponseError(uri, "GET bytes " + bytes, response, attempt);
+    std::string why_not;
+    if (!attempts.Again(response, ServiceCode(response), &why_not)) {
+      return ResponseError(uri, "GET bytes " + bytes, response, attempts.count(), why_not);
     }
-    SleepMs(BackoffMs(http_, attempt));
   }
   return Status::Ok();
 }

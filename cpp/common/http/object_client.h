@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "common/http/http_client.h"
-#include "common/sigv4.h"
+#include "common/http/retry_policy.h"
+#include "common/headers.h"
 #include "common/status.h"
 
 namespace runai::common {
@@ -27,8 +28,9 @@ struct ServiceTraits {
   std::string name;  // "s3", "gcs", "azure": the prefix of every message
   // What a failed response says (from its body or headers).
   std::function<ServiceError(const HttpResponse&)> parse_error;
-  // Error codes worth retrying whatever the status (S3's SlowDown).
-  std::vector<std::string> transient_codes;
+  // Error codes that ask to slow down whatever the status (S3's SlowDown): retried, and every
+  // worker backs off (see RetryPolicy).
+  std::vector<std::string> throttling_codes;
 };
 
 // The headers of one attempt, built again for each (a signature carries its time).
@@ -43,7 +45,8 @@ struct Endpoint {
 
 class ObjectClient {
  public:
-  explicit ObjectClient(ServiceTraits traits) : traits_(std::move(traits)) {}
+  explicit ObjectClient(ServiceTraits traits)
+      : traits_(std::move(traits)), retry_(traits_.throttling_codes) {}
 
   const HttpSettings& http() const { return http_; }
   const std::string& name() const { return traits_.name; }
@@ -79,9 +82,11 @@ class ObjectClient {
                    const char* object_word, bool need_object, std::string* bucket,
                    std::string* object) const;
 
-  // "<name>: <uri>: <action> failed: HTTP 403 Code: message [request id ...] after N attempts".
+  // "<name>: <uri>: <action> failed: HTTP 403 Code: message [request id ...] after N attempts"
+  // (and why there was no retry, when `why_not` says).
   Status ResponseError(const std::string& uri, const std::string& action,
-                       const HttpResponse& response, int attempts) const;
+                       const HttpResponse& response, int attempts,
+                       const std::string& why_not = "") const;
   Status Error(int code, const std::string& message) const {
     return Status{code, traits_.name + ": " + message};
   }
@@ -95,9 +100,10 @@ class ObjectClient {
                      int64_t* out) const;
 
  private:
-  bool Transient(const HttpResponse& response) const;
+  std::function<std::string()> ServiceCode(const HttpResponse& response) const;
 
   ServiceTraits traits_;
+  RetryPolicy retry_;  // shared by every request of this client (all workers)
   HttpSettings http_;
   ConnectionPool connections_;
 };
