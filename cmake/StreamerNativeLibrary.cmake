@@ -23,6 +23,10 @@
 #       Installs the library into <dir> (relative to the install prefix, i.e.
 #       the wheel's platlib) and strips it in Release/MinSizeRel builds.
 #
+#   streamer_package_native_library(<name> <package>)
+#       Both for a package: lib<name> obtained and installed into the Python
+#       package <package>. The whole job of each package's CMakeLists.txt.
+#
 # Target platform: CMAKE_SYSTEM_NAME / CMAKE_SYSTEM_PROCESSOR (toolchain
 # files set them for cross builds); on macOS CMAKE_OSX_ARCHITECTURES, else
 # ARCHFLAGS ("-arch arm64"), and CMAKE_OSX_DEPLOYMENT_TARGET, else
@@ -543,4 +547,9 @@ function(streamer_install_native_library path)
       message(FATAL_ERROR \"${strip} ${strip_flags} \${_lib} failed (\${_rc}): \${_err}\")
     endif()
   ")
+endfunction()
+
+function(streamer_package_native_library name package)
+  streamer_obtain_native_library(${name} library)
+  streamer_install_native_library("${library}" DESTINATION ${package})
 endfunction()
