@@ -135,7 +135,7 @@ class BackendPlugin:
 
     def load(self) -> ModuleType:
         try:
-            module = self.entry_point.load()
+            module: ModuleType = self.entry_point.load()
         except Exception as error:
             raise BackendError(
                 f"the backend plugin for {self.scheme}:// ({self.module_name}) failed to import: "

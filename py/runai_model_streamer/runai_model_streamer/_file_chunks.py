@@ -7,7 +7,7 @@ Re-exported with ``RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME`` at upstream's modu
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from runai_model_streamer._backends import to_engine_path
 from runai_model_streamer._settings import MEMORY_LIMIT
@@ -17,7 +17,7 @@ __all__ = ["RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME", "FileChunks"]
 RUNAI_STREAMER_MEMORY_LIMIT_ENV_VAR_NAME = MEMORY_LIMIT.name
 
 
-def _non_negative_ints(values: Sequence[int], what: str, path: str) -> list[int]:
+def _non_negative_ints(values: Iterable[int], what: str, path: str) -> list[int]:
     result = []
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -68,8 +68,12 @@ class FileChunks:
             for size in self.sizes:
                 self.offsets.append(start)
                 start += size
-        else:
+        elif isinstance(offsets, Iterable):
             self.offsets = _non_negative_ints(offsets, "offsets", self.path)
+        else:
+            raise TypeError(
+                f"{self.path}: offsets must be integers or one integer, got {offsets!r}"
+            )
         if len(self.offsets) != len(self.sizes):
             raise ValueError(
                 f"{self.path}: {len(self.offsets)} offsets but {len(self.sizes)} sizes"

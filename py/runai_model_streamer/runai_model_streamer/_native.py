@@ -75,10 +75,10 @@ class EngineConfig:
 
     @classmethod
     def of(cls, config: Config) -> EngineConfig:
-        return cls(*(getattr(config, name) for name, _ in Config._fields_))
+        return cls(*(getattr(config, field[0]) for field in Config._fields_))
 
     def to_c(self) -> Config:
-        return Config(*(getattr(self, name) for name, _ in Config._fields_))
+        return Config(*(getattr(self, field[0]) for field in Config._fields_))
 
 
 def default_config() -> EngineConfig:

@@ -40,7 +40,9 @@ def destinations_under(source: str, target: str, pairs: Sequence[tuple[str, str]
     created: each must resolve (realpath: symbolic links inside ``target`` too) inside it, and
     no path may be both a file and a directory of another."""
     root = os.path.realpath(target)
-    paths, files, directories = [], set(), set()
+    paths: list[str] = []
+    files: set[str] = set()
+    directories: set[str] = set()
     for key, relative in pairs:
         path = os.path.join(target, *relative.split("/"))
         resolved = os.path.realpath(path)

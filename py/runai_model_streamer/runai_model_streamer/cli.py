@@ -285,9 +285,9 @@ def info_lines() -> list[str]:
 
     from runai_model_streamer import __version__
     from runai_model_streamer._backends import find_backends
+    from runai_model_streamer._errors import StreamerLibraryError
     from runai_model_streamer._library import (
         LIBRARY_ENV_VAR,
-        StreamerLibraryError,
         candidate_paths,
         library,
         package_directories,

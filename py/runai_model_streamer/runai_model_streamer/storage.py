@@ -265,7 +265,7 @@ def _download(
         stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
         total, done = sum(size for _, size in objects), 0
         for position, item, chunk in stream:
-            os.pwrite(handles[position], chunk.numpy(), files[position].offsets[item])
+            os.pwrite(handles[position], chunk.numpy().data, files[position].offsets[item])
             done += files[position].sizes[item]
             if progress is not None:
                 progress(done, total)
