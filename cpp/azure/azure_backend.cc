@@ -24,6 +24,7 @@
 
 #include "common/base64.h"
 #include "common/http/object_client.h"
+#include "common/listing.h"
 #include "common/plugin/object_store.h"
 #include "common/sha256.h"
 #include "common/uri.h"
@@ -259,8 +260,7 @@ Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {
   if (!status.ok()) return status;
   const std::string prefix = name.blob;
   name.blob.clear();
-  std::string marker;
-  for (;;) {
+  auto fetch = [&](const std::string& marker, ListingPage* page) -> Status {
     HeaderList query{{"comp", "list"},
                      {"delimiter", "/"},
                      {"maxresults", std::to_string(list_page_size_)},
@@ -268,22 +268,14 @@ Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {
                      {"restype", "container"}};
     if (!marker.empty()) query.emplace_back("marker", marker);
     HttpResponse response;
-    status = Send(uri_prefix, "List Blobs", "GET", name, query, {}, &response);
-    if (!status.ok()) return status;
-    for (std::string_view blob : XmlElements(response.body, "Blob")) {
-      const std::string blob_name = XmlText(blob, "Name");
-      if (blob_name.empty() || blob_name.back() == '/') continue;
-      const uint64_t size = std::strtoull(XmlText(blob, "Content-Length").c_str(), nullptr, 10);
-      if (!entry(name.uri_prefix + name.container + "/" + blob_name, size)) return Status::Ok();
-    }
-    for (std::string_view sub : XmlElements(response.body, "BlobPrefix")) {
-      const std::string sub_name = XmlText(sub, "Name");
-      if (sub_name.empty() || sub_name == prefix) continue;
-      if (!entry(name.uri_prefix + name.container + "/" + sub_name, 0)) return Status::Ok();
-    }
-    marker = XmlText(response.body, "NextMarker");
-    if (marker.empty()) return Status::Ok();
-  }
+    Status sent = Send(uri_prefix, "List Blobs", "GET", name, query, {}, &response);
+    if (!sent.ok()) return sent;
+    ReadXmlListing(response.body, {"Blob", "Name", "Content-Length", "BlobPrefix", "Name"}, page);
+    page->next = XmlText(response.body, "NextMarker");
+    return Status::Ok();
+  };
+  return ListPages(client_.name() + ": " + uri_prefix, name.uri_prefix + name.container + "/",
+                   prefix, fetch, entry);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/http/object_client.h"
+#include "common/listing.h"
 #include "common/json.h"
 #include "common/parse.h"
 #include "common/plugin/object_store.h"
@@ -216,16 +217,15 @@ Status GcsStore::List(const std::string& uri_prefix, const ListEntry& entry) {
 Status GcsStore::ListJson(const std::string& uri_prefix, ObjectName name, const ListEntry& entry) {
   const std::string prefix = name.object;
   name.object.clear();
-  std::string token;
-  for (;;) {
+  auto fetch = [&](const std::string& token, ListingPage* page) -> Status {
     HeaderList query{{"delimiter", "/"},
                      {"prefix", prefix},
                      {"maxResults", std::to_string(list_page_size_)},
                      {"fields", "items(name,size),prefixes,nextPageToken"}};
     if (!token.empty()) query.emplace_back("pageToken", token);
     HttpResponse response;
-    Status status = Send(uri_prefix, "list", "GET", name, query, {}, &response);
-    if (!status.ok()) return status;
+    Status sent = Send(uri_prefix, "list", "GET", name, query, {}, &response);
+    if (!sent.ok()) return sent;
     JsonValue json;
     std::string why;
     if (!ParseJson(response.body, &json, &why)) {
@@ -233,55 +233,44 @@ Status GcsStore::ListJson(const std::string& uri_prefix, ObjectName name, const 
     }
     if (const JsonValue* items = json.Find("items")) {
       for (const JsonValue& item : items->items) {
-        const std::string object = item.Text("name");
-        if (object.empty() || object.back() == '/') continue;  // "folder" placeholders
-        const uint64_t size = std::strtoull(item.Text("size").c_str(), nullptr, 10);
-        if (!entry("gs://" + name.bucket + "/" + object, size)) return Status::Ok();
+        page->objects.emplace_back(item.Text("name"),
+                                   std::strtoull(item.Text("size").c_str(), nullptr, 10));
       }
     }
     if (const JsonValue* prefixes = json.Find("prefixes")) {
-      for (const JsonValue& sub : prefixes->items) {
-        if (sub.text.empty() || sub.text == prefix) continue;
-        if (!entry("gs://" + name.bucket + "/" + sub.text, 0)) return Status::Ok();
-      }
+      for (const JsonValue& sub : prefixes->items) page->prefixes.push_back(sub.text);
     }
-    token = json.Text("nextPageToken");
-    if (token.empty()) return Status::Ok();
-  }
+    page->next = json.Text("nextPageToken");
+    return Status::Ok();
+  };
+  return ListPages(client_.name() + ": " + uri_prefix, "gs://" + name.bucket + "/", prefix, fetch,
+                   entry);
 }
 
 Status GcsStore::ListXml(const std::string& uri_prefix, ObjectName name, const ListEntry& entry) {
   const std::string prefix = name.object;
   name.object.clear();
-  std::string marker;
-  for (;;) {
+  auto fetch = [&](const std::string& marker, ListingPage* page) -> Status {
     HeaderList query{{"delimiter", "/"},
                      {"max-keys", std::to_string(list_page_size_)},
                      {"prefix", prefix}};
     if (!marker.empty()) query.emplace_back("marker", marker);
     HttpResponse response;
-    Status status = Send(uri_prefix, "list", "GET", name, query, {}, &response);
-    if (!status.ok()) return status;
-    std::string last;
-    for (std::string_view contents : XmlElements(response.body, "Contents")) {
-      last = XmlText(contents, "Key");
-      if (last.empty() || last.back() == '/') continue;
-      const uint64_t size = std::strtoull(XmlText(contents, "Size").c_str(), nullptr, 10);
-      if (!entry("gs://" + name.bucket + "/" + last, size)) return Status::Ok();
-    }
-    for (std::string_view common : XmlElements(response.body, "CommonPrefixes")) {
-      const std::string sub = XmlText(common, "Prefix");
-      if (sub.empty() || sub == prefix) continue;
-      last = std::max(last, sub);
-      if (!entry("gs://" + name.bucket + "/" + sub, 0)) return Status::Ok();
-    }
+    Status sent = Send(uri_prefix, "list", "GET", name, query, {}, &response);
+    if (!sent.ok()) return sent;
+    ReadXmlListing(response.body, kS3ListingNames, page);
     if (XmlText(response.body, "IsTruncated") != "true") return Status::Ok();
-    const std::string next = XmlText(response.body, "NextMarker");
-    marker = next.empty() ? last : next;
-    if (marker.empty()) {
-      return client_.Error(RUNAI_E_BACKEND, uri_prefix + ": a truncated listing sent no marker");
+    // Without a NextMarker the next page starts after the last name of this one.
+    page->next = XmlText(response.body, "NextMarker");
+    if (page->next.empty()) {
+      for (const auto& object : page->objects) page->next = std::max(page->next, object.first);
+      for (const std::string& sub : page->prefixes) page->next = std::max(page->next, sub);
     }
-  }
+    if (!page->next.empty()) return Status::Ok();
+    return client_.Error(RUNAI_E_BACKEND, uri_prefix + ": a truncated listing sent no marker");
+  };
+  return ListPages(client_.name() + ": " + uri_prefix, "gs://" + name.bucket + "/", prefix, fetch,
+                   entry);
 }
 
 }  // namespace

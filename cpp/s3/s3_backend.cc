@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/http/object_client.h"
+#include "common/listing.h"
 #include "common/plugin/object_store.h"
 #include "common/sigv4.h"
 #include "common/uri.h"
@@ -171,31 +172,21 @@ Status S3Store::List(const std::string& uri_prefix, const ListEntry& entry) {
   if (!status.ok()) return status;
   const std::string prefix = name.key;
   name.key.clear();
-  std::string token;
-  for (;;) {
+  auto fetch = [&](const std::string& token, ListingPage* page) -> Status {
     HeaderList query{{"delimiter", "/"}, {"list-type", "2"}, {"prefix", prefix}};
     if (!token.empty()) query.emplace_back("continuation-token", token);
     HttpResponse response;
-    status = Send(uri_prefix, "ListObjectsV2", "GET", name, query, {}, &response);
-    if (!status.ok()) return status;
-    for (std::string_view contents : XmlElements(response.body, "Contents")) {
-      const std::string key = XmlText(contents, "Key");
-      if (key.empty() || key.back() == '/') continue;  // "directory" markers
-      const uint64_t size = std::strtoull(XmlText(contents, "Size").c_str(), nullptr, 10);
-      if (!entry("s3://" + name.bucket + "/" + key, size)) return Status::Ok();
-    }
-    for (std::string_view common : XmlElements(response.body, "CommonPrefixes")) {
-      const std::string sub = XmlText(common, "Prefix");
-      if (sub.empty() || sub == prefix) continue;
-      if (!entry("s3://" + name.bucket + "/" + sub, 0)) return Status::Ok();  // ends with '/'
-    }
+    Status sent = Send(uri_prefix, "ListObjectsV2", "GET", name, query, {}, &response);
+    if (!sent.ok()) return sent;
+    ReadXmlListing(response.body, kS3ListingNames, page);
     if (XmlText(response.body, "IsTruncated") != "true") return Status::Ok();
-    token = XmlText(response.body, "NextContinuationToken");
-    if (token.empty()) {
-      return client_.Error(RUNAI_E_BACKEND,
-                           uri_prefix + ": a truncated listing sent no continuation token");
-    }
-  }
+    page->next = XmlText(response.body, "NextContinuationToken");
+    if (!page->next.empty()) return Status::Ok();
+    return client_.Error(RUNAI_E_BACKEND,
+                         uri_prefix + ": a truncated listing sent no continuation token");
+  };
+  return ListPages(client_.name() + ": " + uri_prefix, "s3://" + name.bucket + "/", prefix, fetch,
+                   entry);
 }
 
 }  // namespace

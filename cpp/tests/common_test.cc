@@ -3,7 +3,11 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <map>
+#include <string>
+#include <vector>
 
+#include "common/listing.h"
 #include "common/parse.h"
 #include "common/status.h"
 #include "streamer/streamer.h"
@@ -85,6 +89,68 @@ TEST(CopyMessage, TruncatesAndTerminates) {
   EXPECT_STREQ(buffer, "hi");
   CopyMessage("ignored", buffer, 0);  // must not write
   EXPECT_STREQ(buffer, "hi");
+}
+
+// Pages as a service sends them, by the token that asks for each.
+std::map<std::string, ListingPage> Pages() {
+  return {
+      {"", {{{"m/a", 1}, {"m/", 0}, {"m/sub/", 0}}, {"m/", "m/d/"}, "t1"}},
+      {"t1", {{{"m/b", 2}}, {}, "t2"}},
+      {"t2", {{{"m/c", 3}}, {"m/e/"}, ""}},
+  };
+}
+
+TEST(ListPages, WalksThePagesAndSkipsPlaceholdersAndThePrefixItself) {
+  const auto pages = Pages();
+  std::vector<std::string> asked;
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  Status status = ListPages(
+      "s3: s3://b/m/", "s3://b/", "m/",
+      [&](const std::string& next, ListingPage* page) {
+        asked.push_back(next);
+        *page = pages.at(next);
+        return Status::Ok();
+      },
+      [&](const std::string& uri, uint64_t size) {
+        seen.emplace_back(uri, size);
+        return true;
+      });
+  ASSERT_TRUE(status.ok()) << status.message;
+  EXPECT_EQ(asked, (std::vector<std::string>{"", "t1", "t2"}));
+  const std::vector<std::pair<std::string, uint64_t>> expected = {
+      {"s3://b/m/a", 1}, {"s3://b/m/d/", 0}, {"s3://b/m/b", 2}, {"s3://b/m/c", 3},
+      {"s3://b/m/e/", 0}};
+  EXPECT_EQ(seen, expected);
+}
+
+TEST(ListPages, StopsWhenTheEntryAsksAndFailsOnAPageThatRepeats) {
+  const auto pages = Pages();
+  int fetched = 0;
+  auto fetch = [&](const std::string& next, ListingPage* page) {
+    ++fetched;
+    *page = pages.at(next);
+    return Status::Ok();
+  };
+  ASSERT_TRUE(ListPages("x", "s3://b/", "m/", fetch, [](const std::string&, uint64_t) {
+                return false;
+              }).ok());
+  EXPECT_EQ(fetched, 1);
+  Status looping = ListPages(
+      "s3: s3://b/m/", "s3://b/", "m/",
+      [](const std::string&, ListingPage* page) {
+        page->next = "same";
+        return Status::Ok();
+      },
+      [](const std::string&, uint64_t) { return true; });
+  EXPECT_EQ(looping.code, RUNAI_E_BACKEND);
+  EXPECT_NE(looping.message.find("s3: s3://b/m/: the listing asked for the same page again"),
+            std::string::npos)
+      << looping.message;
+  Status failing = ListPages(
+      "x", "s3://b/", "m/",
+      [](const std::string&, ListingPage*) { return Status{RUNAI_E_PERMISSION, "denied"}; },
+      [](const std::string&, uint64_t) { return true; });
+  EXPECT_EQ(failing.code, RUNAI_E_PERMISSION);
 }
 
 }  // namespace
