@@ -20,6 +20,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/base64.h"
@@ -32,8 +33,27 @@
 #include "common/xml.h"
 #include "streamer/streamer.h"
 
-namespace runai::common {
+namespace runai::azure {
 namespace {
+
+using common::AsBytes;
+using common::Base64Decode;
+using common::Base64Encode;
+using common::Endpoint;
+using common::HeaderList;
+using common::HmacSha256;
+using common::HttpResponse;
+using common::ListPages;
+using common::ListingPage;
+using common::ObjectClient;
+using common::ObjectStore;
+using common::PluginOptions;
+using common::QueryString;
+using common::ReadXmlListing;
+using common::ServiceError;
+using common::Status;
+using common::UriEncode;
+using common::XmlText;
 
 constexpr const char* kApiVersion = "2021-08-06";
 
@@ -105,32 +125,29 @@ class AzureStore : public ObjectStore {
 
 Status AzureStore::Configure(const PluginOptions& options) {
   std::string suffix = "core.windows.net", endpoint;
-  for (const auto& [key, value] : options) {
-    bool known = false;
-    Status status = client_.SetHttpOption(key, value, &known);
-    if (known) {
-      if (!status.ok()) return status;
-    } else if (key == "account_name") {
-      account_ = value;
-    } else if (key == "endpoint") {
-      endpoint = value;
-    } else if (key == "endpoint_suffix") {
-      if (!value.empty()) suffix = value;
-    } else if (key == "account_key") {
-      if (!value.empty() && (!Base64Decode(value, &key_) || key_.empty())) {
-        return client_.Error(RUNAI_E_INVALID_ARGUMENT, "the account key is not base64");
-      }
-    } else if (key == "sas_token") {
-      sas_token_ = value.size() > 0 && value[0] == '?' ? value.substr(1) : value;
-    } else if (key == "access_token") {
-      access_token_ = value;
-    } else if (key == "list_page_size") {
-      status = client_.ParseNumber(key, value, 1, 5000, &list_page_size_);
-      if (!status.ok()) return status;
-    } else {
-      return client_.Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
-    }
-  }
+  Status status = client_.TakeOptions(
+      options, [&](const std::string& key, const std::string& value) -> std::optional<Status> {
+        if (key == "list_page_size") return client_.ParseNumber(key, value, 1, 5000, &list_page_size_);
+        if (key == "account_key" && !value.empty() &&
+            (!Base64Decode(value, &key_) || key_.empty())) {
+          return client_.Error(RUNAI_E_INVALID_ARGUMENT, "the account key is not base64");
+        }
+        if (key == "account_name") {
+          account_ = value;
+        } else if (key == "endpoint") {
+          endpoint = value;
+        } else if (key == "endpoint_suffix") {
+          if (!value.empty()) suffix = value;
+        } else if (key == "sas_token") {
+          sas_token_ = value.size() > 0 && value[0] == '?' ? value.substr(1) : value;
+        } else if (key == "access_token") {
+          access_token_ = value;
+        } else if (key != "account_key") {
+          return std::nullopt;
+        }
+        return Status::Ok();
+      });
+  if (!status.ok()) return status;
   if (!key_.empty() + !sas_token_.empty() + !access_token_.empty() > 1) {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT,
                          "give one of an account key, a SAS token and an access token");
@@ -279,14 +296,12 @@ Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {
 }
 
 }  // namespace
+}  // namespace runai::azure
+
+namespace runai::common {
 
 Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out) {
-  Status status = InitHttp();
-  if (!status.ok()) return status;
-  auto store = std::make_unique<AzureStore>();
-  status = store->Configure(options);
-  if (status.ok()) *out = std::move(store);
-  return status;
+  return CreateConfiguredStore<azure::AzureStore>(options, out);
 }
 
 }  // namespace runai::common

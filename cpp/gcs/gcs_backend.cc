@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/http/object_client.h"
@@ -28,8 +29,32 @@
 #include "common/xml.h"
 #include "streamer/streamer.h"
 
-namespace runai::common {
+namespace runai::gcs {
 namespace {
+
+using common::AwsCredentials;
+using common::Endpoint;
+using common::HeaderList;
+using common::HttpResponse;
+using common::JsonValue;
+using common::ListPages;
+using common::ListingPage;
+using common::ObjectClient;
+using common::ObjectStore;
+using common::ParseInt64InRange;
+using common::ParseJson;
+using common::PluginOptions;
+using common::QueryString;
+using common::ReadXmlListing;
+using common::ServiceError;
+using common::SigV4Request;
+using common::SigV4Scheme;
+using common::SigV4Timestamp;
+using common::SignV4;
+using common::Status;
+using common::UriEncode;
+using common::XmlText;
+using common::kS3ListingNames;
 
 constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
 
@@ -95,27 +120,22 @@ class GcsStore : public ObjectStore {
 };
 
 Status GcsStore::Configure(const PluginOptions& options) {
-  for (const auto& [key, value] : options) {
-    bool known = false;
-    Status status = client_.SetHttpOption(key, value, &known);
-    if (known) {
-      if (!status.ok()) return status;
-    } else if (key == "endpoint") {
-      status = client_.ParseEndpoint(key, value, false, &endpoint_);
-      if (!status.ok()) return status;
-    } else if (key == "access_token") {
-      access_token_ = value;
-    } else if (key == "hmac_access_id") {
-      hmac_.access_key_id = value;
-    } else if (key == "hmac_secret") {
-      hmac_.secret_access_key = value;
-    } else if (key == "list_page_size") {
-      status = client_.ParseNumber(key, value, 1, 1000, &list_page_size_);
-      if (!status.ok()) return status;
-    } else {
-      return client_.Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
-    }
-  }
+  Status status = client_.TakeOptions(
+      options, [&](const std::string& key, const std::string& value) -> std::optional<Status> {
+        if (key == "endpoint") return client_.ParseEndpoint(key, value, false, &endpoint_);
+        if (key == "list_page_size") return client_.ParseNumber(key, value, 1, 1000, &list_page_size_);
+        if (key == "access_token") {
+          access_token_ = value;
+        } else if (key == "hmac_access_id") {
+          hmac_.access_key_id = value;
+        } else if (key == "hmac_secret") {
+          hmac_.secret_access_key = value;
+        } else {
+          return std::nullopt;
+        }
+        return Status::Ok();
+      });
+  if (!status.ok()) return status;
   if (hmac_.access_key_id.empty() != hmac_.secret_access_key.empty()) {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT,
                          "hmac_access_id and hmac_secret must be given together");
@@ -274,14 +294,12 @@ Status GcsStore::ListXml(const std::string& uri_prefix, ObjectName name, const L
 }
 
 }  // namespace
+}  // namespace runai::gcs
+
+namespace runai::common {
 
 Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out) {
-  Status status = InitHttp();
-  if (!status.ok()) return status;
-  auto store = std::make_unique<GcsStore>();
-  status = store->Configure(options);
-  if (status.ok()) *out = std::move(store);
-  return status;
+  return CreateConfiguredStore<gcs::GcsStore>(options, out);
 }
 
 }  // namespace runai::common

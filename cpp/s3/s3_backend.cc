@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/http/object_client.h"
@@ -23,8 +24,28 @@
 #include "common/xml.h"
 #include "streamer/streamer.h"
 
-namespace runai::common {
+namespace runai::s3 {
 namespace {
+
+using common::AwsCredentials;
+using common::Endpoint;
+using common::HeaderList;
+using common::HttpResponse;
+using common::ListPages;
+using common::ListingPage;
+using common::ObjectClient;
+using common::ObjectStore;
+using common::PluginOptions;
+using common::QueryString;
+using common::ReadXmlListing;
+using common::ServiceError;
+using common::SigV4Request;
+using common::SigV4Timestamp;
+using common::SignV4;
+using common::Status;
+using common::UriEncode;
+using common::XmlText;
+using common::kS3ListingNames;
 
 constexpr const char* kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -68,30 +89,27 @@ class S3Store : public ObjectStore {
 
 Status S3Store::Configure(const PluginOptions& options) {
   bool endpoint_given = false;
-  for (const auto& [key, value] : options) {
-    bool known = false;
-    Status status = client_.SetHttpOption(key, value, &known);
-    if (known) {
-      if (!status.ok()) return status;
-    } else if (key == "endpoint") {
-      status = client_.ParseEndpoint(key, value, false, &endpoint_);
-      if (!status.ok()) return status;
-      endpoint_given = !value.empty();
-    } else if (key == "region") {
-      if (!value.empty()) region_ = value;
-    } else if (key == "access_key_id") {
-      credentials_.access_key_id = value;
-    } else if (key == "secret_access_key") {
-      credentials_.secret_access_key = value;
-    } else if (key == "session_token") {
-      credentials_.session_token = value;
-    } else if (key == "virtual_addressing") {
-      status = client_.ParseFlag(key, value, &virtual_addressing_);
-      if (!status.ok()) return status;
-    } else {
-      return client_.Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
-    }
-  }
+  Status status = client_.TakeOptions(
+      options, [&](const std::string& key, const std::string& value) -> std::optional<Status> {
+        if (key == "endpoint") {
+          endpoint_given = !value.empty();
+          return client_.ParseEndpoint(key, value, false, &endpoint_);
+        }
+        if (key == "virtual_addressing") return client_.ParseFlag(key, value, &virtual_addressing_);
+        if (key == "region") {
+          if (!value.empty()) region_ = value;
+        } else if (key == "access_key_id") {
+          credentials_.access_key_id = value;
+        } else if (key == "secret_access_key") {
+          credentials_.secret_access_key = value;
+        } else if (key == "session_token") {
+          credentials_.session_token = value;
+        } else {
+          return std::nullopt;
+        }
+        return Status::Ok();
+      });
+  if (!status.ok()) return status;
   if (!endpoint_given) endpoint_.host = "s3." + region_ + ".amazonaws.com";
   if (credentials_.access_key_id.empty() != credentials_.secret_access_key.empty()) {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT,
@@ -190,14 +208,12 @@ Status S3Store::List(const std::string& uri_prefix, const ListEntry& entry) {
 }
 
 }  // namespace
+}  // namespace runai::s3
+
+namespace runai::common {
 
 Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out) {
-  Status status = InitHttp();
-  if (!status.ok()) return status;
-  auto store = std::make_unique<S3Store>();
-  status = store->Configure(options);
-  if (status.ok()) *out = std::move(store);
-  return status;
+  return CreateConfiguredStore<s3::S3Store>(options, out);
 }
 
 }  // namespace runai::common

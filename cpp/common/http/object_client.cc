@@ -36,6 +36,20 @@ Status ObjectClient::SetHttpOption(const std::string& key, const std::string& va
   return Status::Ok();
 }
 
+Status ObjectClient::TakeOptions(const std::vector<std::pair<std::string, std::string>>& options,
+                                 const ServiceOption& service) {
+  Status status = InitHttp();
+  for (auto option = options.begin(); status.ok() && option != options.end(); ++option) {
+    const auto& [key, value] = *option;
+    bool known = false;
+    status = SetHttpOption(key, value, &known);
+    if (known) continue;
+    const std::optional<Status> taken = service(key, value);
+    status = taken ? *taken : Error(RUNAI_E_INVALID_ARGUMENT, "unknown option '" + key + "'");
+  }
+  return status;
+}
+
 Status ObjectClient::ParseFlag(const std::string& key, const std::string& value, bool* out) const {
   if (value != "0" && value != "1") {
     return Error(RUNAI_E_INVALID_ARGUMENT, "option " + key + "='" + value + "' must be 0 or 1");

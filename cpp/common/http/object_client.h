@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/http/http_client.h"
@@ -55,6 +57,14 @@ class ObjectClient {
   // low_speed_bytes, low_speed_seconds, max_attempts, retry_base_ms, retry_cap_ms, timeout_ms);
   // *known is false for any other key.
   Status SetHttpOption(const std::string& key, const std::string& value, bool* known);
+
+  // A service's own options: the status of taking one, or nullopt for a key it does not know.
+  using ServiceOption =
+      std::function<std::optional<Status>(const std::string& key, const std::string& value)>;
+  // Takes a plugin's options (after initialising libcurl): the shared HTTP ones here, the others
+  // by `service`; a key neither knows is an error naming it.
+  Status TakeOptions(const std::vector<std::pair<std::string, std::string>>& options,
+                     const ServiceOption& service);
 
   // One request with retries; a 2xx body lands in response->body.
   Status Send(const std::string& uri, const std::string& action, const std::string& method,

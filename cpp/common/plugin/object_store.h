@@ -1,5 +1,5 @@
 // An object-storage backend behind the plugin C ABI (streamer/backend.h). A plugin implements
-// ObjectStore and CreateObjectStore; plugin_exports.cc, compiled into every plugin library,
+// ObjectStore and defines CreateObjectStore (with CreateConfiguredStore); plugin_exports.cc, compiled into every plugin library,
 // exports the C functions around them (messages copied out, codes returned).
 #ifndef RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_
 #define RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_
@@ -30,8 +30,18 @@ class ObjectStore {
 
 using PluginOptions = std::vector<std::pair<std::string, std::string>>;
 
-// Defined by each plugin.
+// Defined by each plugin, as CreateConfiguredStore<ItsStore>.
 Status CreateObjectStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out);
+
+// A `Store` made and set up by its `Status Configure(const PluginOptions&)`; *out is set only
+// when that succeeded.
+template <typename Store>
+Status CreateConfiguredStore(const PluginOptions& options, std::unique_ptr<ObjectStore>* out) {
+  auto store = std::make_unique<Store>();
+  Status status = store->Configure(options);
+  if (status.ok()) *out = std::move(store);
+  return status;
+}
 
 }  // namespace runai::common
 
