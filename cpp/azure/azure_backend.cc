@@ -28,8 +28,8 @@
 #include "common/listing.h"
 #include "common/plugin/object_store.h"
 #include "common/sha256.h"
-#include "common/uri.h"
 #include "common/status.h"
+#include "common/uri.h"
 #include "common/xml.h"
 #include "streamer/streamer.h"
 
@@ -43,8 +43,8 @@ using common::Endpoint;
 using common::HeaderList;
 using common::HmacSha256;
 using common::HttpResponse;
-using common::ListPages;
 using common::ListingPage;
+using common::ListPages;
 using common::ObjectClient;
 using common::ObjectStore;
 using common::PluginOptions;
@@ -59,7 +59,7 @@ constexpr const char* kApiVersion = "2021-08-06";
 
 struct BlobName {
   std::string account;
-  Endpoint endpoint;  // of the account's Blob service
+  Endpoint endpoint;       // of the account's Blob service
   std::string uri_prefix;  // "az://" or "https://<host>/": what listed URIs start with
   std::string container;
   std::string blob;
@@ -68,7 +68,7 @@ struct BlobName {
 ServiceError ParseAzureError(const HttpResponse& response) {
   ServiceError error{XmlText(response.body, "Code"), XmlText(response.body, "Message"), ""};
   if (error.code.empty()) error.code = response.error_code;  // HEAD: the header only
-  const size_t newline = error.message.find('\n');  // "...\nRequestId:...\nTime:..."
+  const size_t newline = error.message.find('\n');           // "...\nRequestId:...\nTime:..."
   if (newline != std::string::npos) error.message.resize(newline);
   return error;
 }
@@ -108,8 +108,8 @@ class AzureStore : public ObjectStore {
   std::string Url(const BlobName& name, const HeaderList& query) const;
   HeaderList Headers(const std::string& method, const BlobName& name, const HeaderList& query,
                      HeaderList extra) const;
-  std::string SharedKey(const std::string& method, const BlobName& name,
-                        const HeaderList& query, const HeaderList& headers) const;
+  std::string SharedKey(const std::string& method, const BlobName& name, const HeaderList& query,
+                        const HeaderList& headers) const;
   Status Send(const std::string& uri, const std::string& action, const std::string& method,
               const BlobName& name, const HeaderList& query, const HeaderList& extra,
               HttpResponse* response);
@@ -127,7 +127,9 @@ Status AzureStore::Configure(const PluginOptions& options) {
   std::string suffix = "core.windows.net", endpoint;
   Status status = client_.TakeOptions(
       options, [&](const std::string& key, const std::string& value) -> std::optional<Status> {
-        if (key == "list_page_size") return client_.ParseNumber(key, value, 1, 5000, &list_page_size_);
+        if (key == "list_page_size") {
+          return client_.ParseNumber(key, value, 1, 5000, &list_page_size_);
+        }
         if (key == "account_key" && !value.empty() &&
             (!Base64Decode(value, &key_) || key_.empty())) {
           return client_.Error(RUNAI_E_INVALID_ARGUMENT, "the account key is not base64");
@@ -179,8 +181,9 @@ Status AzureStore::Parse(const std::string& uri, bool need_blob, BlobName* name)
     const size_t dot = host.find('.');
     if (dot == std::string::npos || dot == 0 || host.compare(dot, 6, ".blob.") != 0) {
       return client_.Error(RUNAI_E_INVALID_ARGUMENT,
-                           uri + ": not an Azure Blob URL (https://<account>.blob.<suffix>/"
-                                 "<container>/<blob>)");
+                           uri +
+                               ": not an Azure Blob URL (https://<account>.blob.<suffix>/"
+                               "<container>/<blob>)");
     }
     name->account = host.substr(0, dot);
     name->endpoint = Endpoint{"https", host, ""};
@@ -188,8 +191,8 @@ Status AzureStore::Parse(const std::string& uri, bool need_blob, BlobName* name)
     rest = host_end == std::string::npos ? "" : uri.substr(host_end + 1);
     if ((!key_.empty() || !sas_token_.empty()) && name->account != account_) {
       return client_.Error(RUNAI_E_PERMISSION,
-                           uri + ": the account key or SAS configured is for account '" +
-                               account_ + "', not '" + name->account + "'");
+                           uri + ": the account key or SAS configured is for account '" + account_ +
+                               "', not '" + name->account + "'");
     }
   } else {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": not an az:// URI");
@@ -246,8 +249,9 @@ HeaderList AzureStore::Headers(const std::string& method, const BlobName& name,
 Status AzureStore::Send(const std::string& uri, const std::string& action,
                         const std::string& method, const BlobName& name, const HeaderList& query,
                         const HeaderList& extra, HttpResponse* response) {
-  return client_.Send(uri, action, method, Url(name, query),
-                      [&] { return Headers(method, name, query, extra); }, response);
+  return client_.Send(
+      uri, action, method, Url(name, query), [&] { return Headers(method, name, query, extra); },
+      response);
 }
 
 Status AzureStore::Size(const std::string& uri, uint64_t* size) {

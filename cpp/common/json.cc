@@ -23,9 +23,8 @@ class Parser {
     return false;
   }
   void Skip() {
-    while (pos_ < input_.size() &&
-           (input_[pos_] == ' ' || input_[pos_] == '\t' || input_[pos_] == '\n' ||
-            input_[pos_] == '\r')) {
+    while (pos_ < input_.size() && (input_[pos_] == ' ' || input_[pos_] == '\t' ||
+                                    input_[pos_] == '\n' || input_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -114,10 +113,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       const char c = input_[pos_++];
       *out <<= 4;
-      if (c >= '0' && c <= '9') *out |= c - '0';
-      else if (c >= 'a' && c <= 'f') *out |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') *out |= c - 'A' + 10;
-      else return Fail("invalid \\u escape");
+      if (c >= '0' && c <= '9')
+        *out |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        *out |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        *out |= c - 'A' + 10;
+      else
+        return Fail("invalid \\u escape");
     }
     return true;
   }
@@ -153,12 +156,26 @@ class Parser {
       if (pos_ >= input_.size()) break;
       const char e = input_[pos_++];
       switch (e) {
-        case '"': case '\\': case '/': *out += e; break;
-        case 'b': *out += '\b'; break;
-        case 'f': *out += '\f'; break;
-        case 'n': *out += '\n'; break;
-        case 'r': *out += '\r'; break;
-        case 't': *out += '\t'; break;
+        case '"':
+        case '\\':
+        case '/':
+          *out += e;
+          break;
+        case 'b':
+          *out += '\b';
+          break;
+        case 'f':
+          *out += '\f';
+          break;
+        case 'n':
+          *out += '\n';
+          break;
+        case 'r':
+          *out += '\r';
+          break;
+        case 't':
+          *out += '\t';
+          break;
         case 'u': {
           uint32_t code = 0;
           if (!Hex4(&code)) return false;

@@ -14,8 +14,8 @@ namespace runai::common {
 struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
-  std::string text;                                       // string, number or true/false
-  std::vector<JsonValue> items;                           // array elements
+  std::string text;                                        // string, number or true/false
+  std::vector<JsonValue> items;                            // array elements
   std::vector<std::pair<std::string, JsonValue>> members;  // object members, in order
 
   // The member `name` of an object, or nullptr.

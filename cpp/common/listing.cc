@@ -35,8 +35,8 @@ Status ListPages(const std::string& what, const std::string& uri_base, const std
     }
     if (page.next.empty()) return Status::Ok();
     if (page.next == next) {
-      return {RUNAI_E_BACKEND, what + ": the listing asked for the same page again ('" +
-                                   page.next + "'); stopped"};
+      return {RUNAI_E_BACKEND,
+              what + ": the listing asked for the same page again ('" + page.next + "'); stopped"};
     }
     next = page.next;
   }

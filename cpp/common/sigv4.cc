@@ -41,8 +41,8 @@ std::string SigV4Timestamp(std::time_t when) {
 }
 
 SigV4Signature SignV4(const SigV4Request& request, const AwsCredentials& credentials,
-                      std::string_view region, std::string_view service,
-                      std::string_view timestamp, const SigV4Scheme& scheme) {
+                      std::string_view region, std::string_view service, std::string_view timestamp,
+                      const SigV4Scheme& scheme) {
   SigV4Signature result;
   result.added_headers.emplace_back(scheme.header_prefix + "date", std::string(timestamp));
   if (!credentials.session_token.empty()) {

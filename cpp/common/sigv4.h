@@ -34,10 +34,10 @@ struct SigV4Scheme {
 };
 
 struct SigV4Request {
-  std::string method;     // "GET"
-  std::string path;       // decoded, starting with '/': "/bucket/my key+1.safetensors"
-  HeaderList query;       // decoded names and values, in any order
-  HeaderList headers;     // as sent (Host included); names in any case
+  std::string method;              // "GET"
+  std::string path;                // decoded, starting with '/': "/bucket/my key+1.safetensors"
+  HeaderList query;                // decoded names and values, in any order
+  HeaderList headers;              // as sent (Host included); names in any case
   std::string payload_sha256_hex;  // hex SHA-256 of the body, or "UNSIGNED-PAYLOAD"
 };
 
@@ -51,12 +51,11 @@ struct SigV4Signature {
 
 // Signs `request` for `region` and `service` at `timestamp` (UTC, "YYYYMMDDTHHMMSSZ").
 SigV4Signature SignV4(const SigV4Request& request, const AwsCredentials& credentials,
-                      std::string_view region, std::string_view service,
-                      std::string_view timestamp, const SigV4Scheme& scheme = SigV4Scheme());
+                      std::string_view region, std::string_view service, std::string_view timestamp,
+                      const SigV4Scheme& scheme = SigV4Scheme());
 
 // "YYYYMMDDTHHMMSSZ" of a time.
 std::string SigV4Timestamp(std::time_t when);
-
 
 }  // namespace runai::common
 

@@ -44,24 +44,42 @@ std::string ErrnoText(int err) {
 
 const char* StatusName(int code) {
   switch (code) {
-    case RUNAI_OK: return "RUNAI_OK";
-    case RUNAI_E_INVALID_ARGUMENT: return "RUNAI_E_INVALID_ARGUMENT";
-    case RUNAI_E_CONFIG: return "RUNAI_E_CONFIG";
-    case RUNAI_E_NOT_FOUND: return "RUNAI_E_NOT_FOUND";
-    case RUNAI_E_PERMISSION: return "RUNAI_E_PERMISSION";
-    case RUNAI_E_NOT_A_FILE: return "RUNAI_E_NOT_A_FILE";
-    case RUNAI_E_EOF: return "RUNAI_E_EOF";
-    case RUNAI_E_IO: return "RUNAI_E_IO";
-    case RUNAI_E_BACKEND: return "RUNAI_E_BACKEND";
-    case RUNAI_E_UNSUPPORTED_SCHEME: return "RUNAI_E_UNSUPPORTED_SCHEME";
-    case RUNAI_E_PLUGIN: return "RUNAI_E_PLUGIN";
-    case RUNAI_E_CANCELLED: return "RUNAI_E_CANCELLED";
-    case RUNAI_E_TIMEOUT: return "RUNAI_E_TIMEOUT";
-    case RUNAI_E_IDLE: return "RUNAI_E_IDLE";
-    case RUNAI_E_UNKNOWN_REQUEST: return "RUNAI_E_UNKNOWN_REQUEST";
-    case RUNAI_E_NO_MEMORY: return "RUNAI_E_NO_MEMORY";
-    case RUNAI_E_INTERNAL: return "RUNAI_E_INTERNAL";
-    default: return "RUNAI_E_UNKNOWN_STATUS";
+    case RUNAI_OK:
+      return "RUNAI_OK";
+    case RUNAI_E_INVALID_ARGUMENT:
+      return "RUNAI_E_INVALID_ARGUMENT";
+    case RUNAI_E_CONFIG:
+      return "RUNAI_E_CONFIG";
+    case RUNAI_E_NOT_FOUND:
+      return "RUNAI_E_NOT_FOUND";
+    case RUNAI_E_PERMISSION:
+      return "RUNAI_E_PERMISSION";
+    case RUNAI_E_NOT_A_FILE:
+      return "RUNAI_E_NOT_A_FILE";
+    case RUNAI_E_EOF:
+      return "RUNAI_E_EOF";
+    case RUNAI_E_IO:
+      return "RUNAI_E_IO";
+    case RUNAI_E_BACKEND:
+      return "RUNAI_E_BACKEND";
+    case RUNAI_E_UNSUPPORTED_SCHEME:
+      return "RUNAI_E_UNSUPPORTED_SCHEME";
+    case RUNAI_E_PLUGIN:
+      return "RUNAI_E_PLUGIN";
+    case RUNAI_E_CANCELLED:
+      return "RUNAI_E_CANCELLED";
+    case RUNAI_E_TIMEOUT:
+      return "RUNAI_E_TIMEOUT";
+    case RUNAI_E_IDLE:
+      return "RUNAI_E_IDLE";
+    case RUNAI_E_UNKNOWN_REQUEST:
+      return "RUNAI_E_UNKNOWN_REQUEST";
+    case RUNAI_E_NO_MEMORY:
+      return "RUNAI_E_NO_MEMORY";
+    case RUNAI_E_INTERNAL:
+      return "RUNAI_E_INTERNAL";
+    default:
+      return "RUNAI_E_UNKNOWN_STATUS";
   }
 }
 

@@ -19,13 +19,13 @@
 #include <string>
 
 #include "common/http/object_client.h"
-#include "common/listing.h"
 #include "common/json.h"
+#include "common/listing.h"
 #include "common/parse.h"
 #include "common/plugin/object_store.h"
 #include "common/sigv4.h"
-#include "common/uri.h"
 #include "common/status.h"
+#include "common/uri.h"
 #include "common/xml.h"
 #include "streamer/streamer.h"
 
@@ -37,8 +37,9 @@ using common::Endpoint;
 using common::HeaderList;
 using common::HttpResponse;
 using common::JsonValue;
-using common::ListPages;
+using common::kS3ListingNames;
 using common::ListingPage;
+using common::ListPages;
 using common::ObjectClient;
 using common::ObjectStore;
 using common::ParseInt64InRange;
@@ -47,14 +48,13 @@ using common::PluginOptions;
 using common::QueryString;
 using common::ReadXmlListing;
 using common::ServiceError;
+using common::SignV4;
 using common::SigV4Request;
 using common::SigV4Scheme;
 using common::SigV4Timestamp;
-using common::SignV4;
 using common::Status;
 using common::UriEncode;
 using common::XmlText;
-using common::kS3ListingNames;
 
 constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
 
@@ -82,7 +82,8 @@ ServiceError ParseGcsError(const HttpResponse& response) {
   error.message = XmlText(response.body, "Message");
   if (error.code.empty() && error.message.empty() && response.body.size() <= 200) {
     error.message = response.body;
-    while (!error.message.empty() && std::isspace(static_cast<unsigned char>(error.message.back()))) {
+    while (!error.message.empty() &&
+           std::isspace(static_cast<unsigned char>(error.message.back()))) {
       error.message.pop_back();
     }
   }
@@ -103,7 +104,9 @@ class GcsStore : public ObjectStore {
   Status Parse(const std::string& uri, bool need_object, ObjectName* name) const;
   // JSON API: .../storage/v1/b/<bucket>/o[/<object, '/' encoded too>]; XML API: /<bucket>/<object>.
   std::string Url(const ObjectName& name, const HeaderList& query) const;
-  std::string XmlPath(const ObjectName& name) const { return "/" + name.bucket + "/" + name.object; }
+  std::string XmlPath(const ObjectName& name) const {
+    return "/" + name.bucket + "/" + name.object;
+  }
   HeaderList Headers(const std::string& method, const ObjectName& name, const HeaderList& query,
                      HeaderList extra) const;
   Status Send(const std::string& uri, const std::string& action, const std::string& method,
@@ -123,7 +126,9 @@ Status GcsStore::Configure(const PluginOptions& options) {
   Status status = client_.TakeOptions(
       options, [&](const std::string& key, const std::string& value) -> std::optional<Status> {
         if (key == "endpoint") return client_.ParseEndpoint(key, value, false, &endpoint_);
-        if (key == "list_page_size") return client_.ParseNumber(key, value, 1, 1000, &list_page_size_);
+        if (key == "list_page_size") {
+          return client_.ParseNumber(key, value, 1, 1000, &list_page_size_);
+        }
         if (key == "access_token") {
           access_token_ = value;
         } else if (key == "hmac_access_id") {
@@ -173,8 +178,8 @@ HeaderList GcsStore::Headers(const std::string& method, const ObjectName& name,
     extra.emplace_back("x-goog-content-sha256", kUnsignedPayload);
     static const SigV4Scheme kGoog4{"GOOG4-HMAC-SHA256", "GOOG4", "goog4_request", "x-goog-"};
     const SigV4Request request{method, XmlPath(name), query, extra, kUnsignedPayload};
-    const auto signature = SignV4(request, hmac_, "auto", "storage",
-                                  SigV4Timestamp(std::time(nullptr)), kGoog4);
+    const auto signature =
+        SignV4(request, hmac_, "auto", "storage", SigV4Timestamp(std::time(nullptr)), kGoog4);
     for (const auto& header : signature.added_headers) extra.push_back(header);
     extra.emplace_back("Authorization", signature.authorization);
   } else if (!access_token_.empty()) {
@@ -186,8 +191,9 @@ HeaderList GcsStore::Headers(const std::string& method, const ObjectName& name,
 Status GcsStore::Send(const std::string& uri, const std::string& action, const std::string& method,
                       const ObjectName& name, const HeaderList& query, const HeaderList& extra,
                       HttpResponse* response) {
-  return client_.Send(uri, action, method, Url(name, query),
-                      [&] { return Headers(method, name, query, extra); }, response);
+  return client_.Send(
+      uri, action, method, Url(name, query), [&] { return Headers(method, name, query, extra); },
+      response);
 }
 
 Status GcsStore::Size(const std::string& uri, uint64_t* size) {
@@ -210,7 +216,8 @@ Status GcsStore::Size(const std::string& uri, uint64_t* size) {
   int64_t parsed = -1;
   if (!ParseJson(response.body, &json, &why) ||
       !ParseInt64InRange(json.Text("size"), 0, INT64_MAX, &parsed, &why)) {
-    return client_.Error(RUNAI_E_BACKEND, uri + ": the object metadata has no valid size (" + why + ")");
+    return client_.Error(RUNAI_E_BACKEND,
+                         uri + ": the object metadata has no valid size (" + why + ")");
   }
   *size = static_cast<uint64_t>(parsed);
   return Status::Ok();
@@ -271,9 +278,8 @@ Status GcsStore::ListXml(const std::string& uri_prefix, ObjectName name, const L
   const std::string prefix = name.object;
   name.object.clear();
   auto fetch = [&](const std::string& marker, ListingPage* page) -> Status {
-    HeaderList query{{"delimiter", "/"},
-                     {"max-keys", std::to_string(list_page_size_)},
-                     {"prefix", prefix}};
+    HeaderList query{
+        {"delimiter", "/"}, {"max-keys", std::to_string(list_page_size_)}, {"prefix", prefix}};
     if (!marker.empty()) query.emplace_back("marker", marker);
     HttpResponse response;
     Status sent = Send(uri_prefix, "list", "GET", name, query, {}, &response);

@@ -19,8 +19,8 @@
 #include "common/listing.h"
 #include "common/plugin/object_store.h"
 #include "common/sigv4.h"
-#include "common/uri.h"
 #include "common/status.h"
+#include "common/uri.h"
 #include "common/xml.h"
 #include "streamer/streamer.h"
 
@@ -31,21 +31,21 @@ using common::AwsCredentials;
 using common::Endpoint;
 using common::HeaderList;
 using common::HttpResponse;
-using common::ListPages;
+using common::kS3ListingNames;
 using common::ListingPage;
+using common::ListPages;
 using common::ObjectClient;
 using common::ObjectStore;
 using common::PluginOptions;
 using common::QueryString;
 using common::ReadXmlListing;
 using common::ServiceError;
+using common::SignV4;
 using common::SigV4Request;
 using common::SigV4Timestamp;
-using common::SignV4;
 using common::Status;
 using common::UriEncode;
 using common::XmlText;
-using common::kS3ListingNames;
 
 constexpr const char* kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -72,8 +72,8 @@ class S3Store : public ObjectStore {
  private:
   Status Parse(const std::string& uri, bool need_key, ObjectName* name) const;
   // The URL, the Host header and the (decoded) path that is signed, of a bucket and key.
-  void Address(const ObjectName& name, const HeaderList& query, std::string* url,
-               std::string* host, std::string* path) const;
+  void Address(const ObjectName& name, const HeaderList& query, std::string* url, std::string* host,
+               std::string* path) const;
   HeaderList Signed(const std::string& method, const std::string& host, const std::string& path,
                     const HeaderList& query, HeaderList extra) const;
   Status Send(const std::string& uri, const std::string& action, const std::string& method,
@@ -157,8 +157,8 @@ Status S3Store::Send(const std::string& uri, const std::string& action, const st
                      HttpResponse* response) {
   std::string url, host, path;
   Address(name, query, &url, &host, &path);
-  return client_.Send(uri, action, method, url,
-                      [&] { return Signed(method, host, path, query, extra); }, response);
+  return client_.Send(
+      uri, action, method, url, [&] { return Signed(method, host, path, query, extra); }, response);
 }
 
 Status S3Store::Size(const std::string& uri, uint64_t* size) {
@@ -180,8 +180,9 @@ Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, cha
   std::string url, host, path;
   Address(name, {}, &url, &host, &path);
   return client_.ReadRange(
-      uri, url, "range", [&](const HeaderList& range) { return Signed("GET", host, path, {}, range); },
-      offset, size, dst);
+      uri, url, "range",
+      [&](const HeaderList& range) { return Signed("GET", host, path, {}, range); }, offset, size,
+      dst);
 }
 
 Status S3Store::List(const std::string& uri_prefix, const ListEntry& entry) {

@@ -58,8 +58,8 @@ typedef int (*runai_backend_read_fn)(runai_backend_t* backend, const char* uri, 
  * listing. */
 typedef int (*runai_backend_list_entry_fn)(const char* uri, uint64_t size, void* context);
 typedef int (*runai_backend_list_fn)(runai_backend_t* backend, const char* uri_prefix,
-                                     runai_backend_list_entry_fn entry, void* context,
-                                     char* error, size_t error_size);
+                                     runai_backend_list_entry_fn entry, void* context, char* error,
+                                     size_t error_size);
 
 /* The symbol names a plugin exports. */
 #define RUNAI_BACKEND_SYM_ABI_VERSION "runai_backend_abi_version"

@@ -38,20 +38,20 @@ extern "C" {
 
 typedef enum runai_status {
   RUNAI_OK = 0,
-  RUNAI_E_INVALID_ARGUMENT = 1, /* null pointer, bad range, bad value */
-  RUNAI_E_CONFIG = 2,           /* bad configuration or environment value */
-  RUNAI_E_NOT_FOUND = 3,        /* file or object does not exist (ENOENT, 404) */
-  RUNAI_E_PERMISSION = 4,       /* EACCES/EPERM, 401/403 */
-  RUNAI_E_NOT_A_FILE = 5,       /* a directory or other non-regular file */
-  RUNAI_E_EOF = 6,              /* range ends past the end of the file */
-  RUNAI_E_IO = 7,               /* any other read error (errno text in message) */
-  RUNAI_E_BACKEND = 8,          /* object-storage error (HTTP status, service code) */
+  RUNAI_E_INVALID_ARGUMENT = 1,   /* null pointer, bad range, bad value */
+  RUNAI_E_CONFIG = 2,             /* bad configuration or environment value */
+  RUNAI_E_NOT_FOUND = 3,          /* file or object does not exist (ENOENT, 404) */
+  RUNAI_E_PERMISSION = 4,         /* EACCES/EPERM, 401/403 */
+  RUNAI_E_NOT_A_FILE = 5,         /* a directory or other non-regular file */
+  RUNAI_E_EOF = 6,                /* range ends past the end of the file */
+  RUNAI_E_IO = 7,                 /* any other read error (errno text in message) */
+  RUNAI_E_BACKEND = 8,            /* object-storage error (HTTP status, service code) */
   RUNAI_E_UNSUPPORTED_SCHEME = 9, /* URI scheme with no registered backend */
-  RUNAI_E_PLUGIN = 10,          /* plugin library missing, bad, or lacking a symbol */
-  RUNAI_E_CANCELLED = 11,       /* range not read because its request was cancelled */
-  RUNAI_E_TIMEOUT = 12,         /* runai_streamer_wait: nothing completed in time */
-  RUNAI_E_IDLE = 13,            /* runai_streamer_wait: nothing is in flight to wait for */
-  RUNAI_E_UNKNOWN_REQUEST = 14, /* request id not known (never submitted or released) */
+  RUNAI_E_PLUGIN = 10,            /* plugin library missing, bad, or lacking a symbol */
+  RUNAI_E_CANCELLED = 11,         /* range not read because its request was cancelled */
+  RUNAI_E_TIMEOUT = 12,           /* runai_streamer_wait: nothing completed in time */
+  RUNAI_E_IDLE = 13,              /* runai_streamer_wait: nothing is in flight to wait for */
+  RUNAI_E_UNKNOWN_REQUEST = 14,   /* request id not known (never submitted or released) */
   RUNAI_E_NO_MEMORY = 15,
   RUNAI_E_INTERNAL = 16
 } runai_status_t;
@@ -122,12 +122,9 @@ RUNAI_STREAMER_EXPORT void runai_streamer_destroy(runai_streamer_t* streamer);
  * the library and the cause (dlopen error, missing symbol, ABI mismatch,
  * plugin's own error). Re-registering a scheme replaces it for requests
  * submitted afterwards. */
-RUNAI_STREAMER_EXPORT int runai_streamer_register_backend(runai_streamer_t* streamer,
-                                                          const char* scheme,
-                                                          const char* library_path,
-                                                          const char* const* option_keys,
-                                                          const char* const* option_values,
-                                                          size_t num_options);
+RUNAI_STREAMER_EXPORT int runai_streamer_register_backend(
+    runai_streamer_t* streamer, const char* scheme, const char* library_path,
+    const char* const* option_keys, const char* const* option_values, size_t num_options);
 
 /* Size in bytes of a local file or object URI (synchronous). */
 RUNAI_STREAMER_EXPORT int runai_streamer_file_size(runai_streamer_t* streamer, const char* path,
@@ -161,8 +158,8 @@ typedef struct runai_file_request {
  * Errors found at submit (bad arguments, unsupported scheme) fail the call and
  * nothing is read; per-file errors (missing file...) arrive as completions. */
 RUNAI_STREAMER_EXPORT int runai_streamer_submit(runai_streamer_t* streamer,
-                                                const runai_file_request_t* files,
-                                                size_t num_files, uint64_t* request_id);
+                                                const runai_file_request_t* files, size_t num_files,
+                                                uint64_t* request_id);
 
 typedef struct runai_completion {
   uint64_t request_id;

@@ -63,8 +63,8 @@ TEST(PopulateForWrite, ChangesNoByte) {
   for (size_t i = 0; i < 8 * kPage; i += 2 * kPage) memory.base()[i + 7] = 'x';  // some pages
   std::vector<char> before(memory.base(), memory.base() + 8 * kPage);
   PopulateForWrite(memory.base() + 1, 8 * kPage - 2);
-  PopulateForWrite(memory.base() + kPage, 3);       // less than a page: nothing to do
-  PopulateForWrite(memory.base() + 5 * kPage, 0);   // empty
+  PopulateForWrite(memory.base() + kPage, 3);      // less than a page: nothing to do
+  PopulateForWrite(memory.base() + 5 * kPage, 0);  // empty
   EXPECT_EQ(std::memcmp(before.data(), memory.base(), before.size()), 0);
 }
 

@@ -27,7 +27,8 @@ Result ReadOne(runai_streamer_t* streamer, const std::string& path, uint64_t off
   runai_range_t range{offset, size, dst};
   runai_file_request_t file{path.c_str(), &range, 1};
   uint64_t id = 0;
-  EXPECT_EQ(runai_streamer_submit(streamer, &file, 1, &id), RUNAI_OK) << runai_streamer_last_error();
+  EXPECT_EQ(runai_streamer_submit(streamer, &file, 1, &id), RUNAI_OK)
+      << runai_streamer_last_error();
   auto results = WaitAll(streamer, id, 1);
   EXPECT_EQ(runai_streamer_release(streamer, id), RUNAI_OK);
   return results.empty() ? Result{-1, "no completion"} : results.begin()->second;
@@ -144,8 +145,8 @@ TEST(Read, RangePastEndOfFileIsAnErrorNotZeros) {
   Streamer streamer(2, 4096);
   // Adjacent in file and memory, so a naive merge would read them together.
   std::vector<uint8_t> buffer(120, 0xEE);
-  runai_range_t ranges[] = {{0, 90, buffer.data()}, {90, 20, buffer.data() + 90},
-                            {100, 1, buffer.data() + 110}};
+  runai_range_t ranges[] = {
+      {0, 90, buffer.data()}, {90, 20, buffer.data() + 90}, {100, 1, buffer.data() + 110}};
   runai_file_request_t file{path.c_str(), ranges, 3};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
@@ -216,7 +217,8 @@ TEST(Submit, UnsupportedSchemeFailsAtSubmit) {
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("s3://bucket/model.safetensors"));
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("'s3'"));
   uint64_t size = 0;
-  EXPECT_EQ(runai_streamer_file_size(streamer.get(), "gs://b/o", &size), RUNAI_E_UNSUPPORTED_SCHEME);
+  EXPECT_EQ(runai_streamer_file_size(streamer.get(), "gs://b/o", &size),
+            RUNAI_E_UNSUPPORTED_SCHEME);
 }
 
 TEST(Submit, OnlyRealSchemesAreUris) {
@@ -250,7 +252,8 @@ TEST(Wait, IdleUnknownAndBadArguments) {
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("12345"));
   EXPECT_EQ(runai_streamer_cancel(streamer.get(), 12345), RUNAI_E_UNKNOWN_REQUEST);
   EXPECT_EQ(runai_streamer_release(streamer.get(), 12345), RUNAI_E_UNKNOWN_REQUEST);
-  EXPECT_EQ(runai_streamer_wait(streamer.get(), 0, nullptr, 1, 0, &count), RUNAI_E_INVALID_ARGUMENT);
+  EXPECT_EQ(runai_streamer_wait(streamer.get(), 0, nullptr, 1, 0, &count),
+            RUNAI_E_INVALID_ARGUMENT);
   EXPECT_EQ(runai_streamer_wait(streamer.get(), 0, &completion, 0, 0, &count),
             RUNAI_E_INVALID_ARGUMENT);
 }
@@ -330,7 +333,8 @@ TEST(Read, EachFileIsClosedOnceItsRangesAreReported) {
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), files.data(), files.size(), &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2 * paths.size());
-  for (const auto& entry : results) EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  for (const auto& entry : results)
+    EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
   for (size_t i = 0; i < paths.size(); ++i) EXPECT_EQ(buffers[i], contents[i]) << paths[i];
   EXPECT_EQ(OpenFdCount(), fds_before) << "a file descriptor outlived its request's ranges";
   EXPECT_EQ(runai_streamer_release(streamer.get(), id), RUNAI_OK);

@@ -27,8 +27,7 @@ BROKEN_EXPORT int runai_backend_create(const char* const*, const char* const*, s
 
 BROKEN_EXPORT void runai_backend_destroy(runai_backend_t* backend) { delete backend; }
 
-BROKEN_EXPORT int runai_backend_size(runai_backend_t*, const char*, uint64_t* size, char*,
-                                     size_t) {
+BROKEN_EXPORT int runai_backend_size(runai_backend_t*, const char*, uint64_t* size, char*, size_t) {
   *size = 0;
   return RUNAI_OK;
 }

@@ -41,8 +41,8 @@ TEST(ParseInt64InRange, RejectsMalformedText) {
 }
 
 TEST(ParseInt64InRange, RejectsOutOfRangeAndOverflow) {
-  for (const char* text : {"0", "-1", "1025", "9223372036854775808", "99999999999999999999",
-                           "-9223372036854775809"}) {
+  for (const char* text :
+       {"0", "-1", "1025", "9223372036854775808", "99999999999999999999", "-9223372036854775809"}) {
     int64_t value = 99;
     std::string why;
     EXPECT_FALSE(ParseInt64InRange(text, 1, 1024, &value, &why)) << text;
@@ -117,9 +117,11 @@ TEST(ListPages, WalksThePagesAndSkipsPlaceholdersAndThePrefixItself) {
       });
   ASSERT_TRUE(status.ok()) << status.message;
   EXPECT_EQ(asked, (std::vector<std::string>{"", "t1", "t2"}));
-  const std::vector<std::pair<std::string, uint64_t>> expected = {
-      {"s3://b/m/a", 1}, {"s3://b/m/d/", 0}, {"s3://b/m/b", 2}, {"s3://b/m/c", 3},
-      {"s3://b/m/e/", 0}};
+  const std::vector<std::pair<std::string, uint64_t>> expected = {{"s3://b/m/a", 1},
+                                                                  {"s3://b/m/d/", 0},
+                                                                  {"s3://b/m/b", 2},
+                                                                  {"s3://b/m/c", 3},
+                                                                  {"s3://b/m/e/", 0}};
   EXPECT_EQ(seen, expected);
 }
 

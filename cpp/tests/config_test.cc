@@ -78,7 +78,8 @@ TEST(Config, BadEnvironmentValuesNameVariableAndValue) {
     CleanEnv env;
     ScopedEnv bad(c.variable, c.value);
     runai_streamer_config_t config;
-    EXPECT_EQ(runai_streamer_config_default(&config), RUNAI_E_CONFIG) << c.variable << "=" << c.value;
+    EXPECT_EQ(runai_streamer_config_default(&config), RUNAI_E_CONFIG)
+        << c.variable << "=" << c.value;
     std::string message = runai_streamer_last_error();
     EXPECT_THAT(message, HasSubstr(c.variable));
     EXPECT_THAT(message, HasSubstr(std::string("'") + c.value + "'"));

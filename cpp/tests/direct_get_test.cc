@@ -103,7 +103,8 @@ class ScriptedServer {
         if (wrote <= 0) return;
         sent += static_cast<size_t>(wrote);
       }
-      if (reply.stall_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(reply.stall_ms));
+      if (reply.stall_ms > 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(reply.stall_ms));
       if (reply.close) return;
     }
   }

@@ -10,9 +10,13 @@ namespace runai::common {
 namespace {
 
 TEST(Base64, Rfc4648TestVectors) {
-  const std::pair<const char*, const char*> vectors[] = {
-      {"", ""},         {"f", "Zg=="},     {"fo", "Zm8="},         {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(Base64Encode(plain), encoded);
     std::string decoded;
@@ -67,8 +71,8 @@ TEST(Json, DecodesSurrogatePairs) {
 }
 
 TEST(Json, RejectsMalformedInputWithAReason) {
-  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "{\"a\":}", "\"abc", "tru", "01x",
-                          "[1] 2", "\"\\ud800\"", "\"\\x\"", "\"a\nb\"", "{a:1}", "-", "1."}) {
+  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "{\"a\":}", "\"abc", "tru", "01x", "[1] 2",
+                          "\"\\ud800\"", "\"\\x\"", "\"a\nb\"", "{a:1}", "-", "1."}) {
     JsonValue json;
     std::string why;
     EXPECT_FALSE(ParseJson(bad, &json, &why)) << bad;

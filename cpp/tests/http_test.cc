@@ -20,8 +20,8 @@ TEST(ParseContentRange, AcceptsWellFormedRanges) {
   EXPECT_EQ(total, 1000);
   ASSERT_TRUE(ParseContentRange("bytes 5-5/*", &first, &last, &total));
   EXPECT_EQ(total, -1);
-  ASSERT_TRUE(ParseContentRange("bytes 9007199254740992-9007199254740993/9007199254740994",
-                                &first, &last, &total));
+  ASSERT_TRUE(ParseContentRange("bytes 9007199254740992-9007199254740993/9007199254740994", &first,
+                                &last, &total));
   EXPECT_EQ(last, 9007199254740993u);
 }
 

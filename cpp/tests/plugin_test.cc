@@ -70,11 +70,13 @@ TEST(Plugin, CreateFailures) {
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr(TESTFS_PLUGIN));
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("option 'root' is required"));
   TempDir dir;
-  EXPECT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, {{"root", dir.path()}, {"colour", "red"}}),
-            RUNAI_E_PLUGIN);
+  EXPECT_EQ(
+      Register(streamer.get(), "tfs", TESTFS_PLUGIN, {{"root", dir.path()}, {"colour", "red"}}),
+      RUNAI_E_PLUGIN);
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("unknown option 'colour'"));
-  EXPECT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, {{"root", dir.path()}, {"delay_ms", "x"}}),
-            RUNAI_E_PLUGIN);
+  EXPECT_EQ(
+      Register(streamer.get(), "tfs", TESTFS_PLUGIN, {{"root", dir.path()}, {"delay_ms", "x"}}),
+      RUNAI_E_PLUGIN);
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("delay_ms='x'"));
   EXPECT_EQ(Register(streamer.get(), "bad scheme", TESTFS_PLUGIN, {{"root", dir.path()}}),
             RUNAI_E_INVALID_ARGUMENT);
@@ -139,12 +141,14 @@ TEST_F(TestfsTest, ServesDataSizeAndListThroughTheEngine) {
   EXPECT_EQ(names, (std::vector<std::string>{"tfs://model.bin", "tfs://other.bin"}));
 
   std::vector<uint8_t> buffer(content_.size());
-  runai_range_t ranges[] = {{0, 30000, buffer.data()}, {30000, content_.size() - 30000, buffer.data() + 30000}};
+  runai_range_t ranges[] = {{0, 30000, buffer.data()},
+                            {30000, content_.size() - 30000, buffer.data() + 30000}};
   runai_file_request_t file{"tfs://model.bin", ranges, 2};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2);
-  for (const auto& entry : results) EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  for (const auto& entry : results)
+    EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
   EXPECT_EQ(buffer, content_);
 }
 
@@ -190,11 +194,13 @@ TEST_F(TestfsTest, TwoSchemesServedAtOnce) {
   std::vector<uint8_t> a(5000), b(5000);
   runai_range_t range_a{0, 5000, a.data()};
   runai_range_t range_b{0, 5000, b.data()};
-  runai_file_request_t files[] = {{"tfa://model.bin", &range_a, 1}, {"tfb://model.bin", &range_b, 1}};
+  runai_file_request_t files[] = {{"tfa://model.bin", &range_a, 1},
+                                  {"tfb://model.bin", &range_b, 1}};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), files, 2, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2);
-  for (const auto& entry : results) EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  for (const auto& entry : results)
+    EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
   EXPECT_EQ(0, std::memcmp(a.data(), content_.data(), 5000));
   EXPECT_EQ(b, second_content);
 }
@@ -226,8 +232,9 @@ TEST_F(TestfsTest, PathEscapeIsRejected) {
 
 TEST_F(TestfsTest, ServerFailureSurfacesAsFailedRanges) {
   Streamer streamer(1, 4096);  // one worker: bytes are served in a known order
-  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"fail_after_bytes", "16384"}})),
-            RUNAI_OK);
+  ASSERT_EQ(
+      Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"fail_after_bytes", "16384"}})),
+      RUNAI_OK);
   std::vector<uint8_t> buffer(content_.size());
   std::vector<runai_range_t> ranges;
   for (uint64_t offset = 0; offset < content_.size(); offset += 8192) {
@@ -261,7 +268,8 @@ TEST_F(TestfsTest, ServerFailureSurfacesAsFailedRanges) {
 
 TEST_F(TestfsTest, WaitTimesOut) {
   Streamer streamer(1, 4096);
-  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "1000"}})), RUNAI_OK);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "1000"}})),
+            RUNAI_OK);
   char byte;
   runai_range_t range{0, 1, &byte};
   runai_file_request_t file{"tfs://model.bin", &range, 1};
@@ -282,7 +290,8 @@ TEST_F(TestfsTest, WaitTimesOut) {
 
 TEST_F(TestfsTest, CancelMidRequestReportsEveryRangeOnceAndStopsWriting) {
   Streamer streamer(2, 4096);
-  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "50"}})), RUNAI_OK);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "50"}})),
+            RUNAI_OK);
   const size_t kRanges = 16;
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));
   std::vector<runai_range_t> ranges;
@@ -339,7 +348,8 @@ TEST_F(TestfsTest, ReleaseAndDestroyWhileReading) {
     EXPECT_EQ(runai_streamer_wait(streamer.get(), 0, &completion, 1, 0, &count), RUNAI_E_IDLE);
   }
   Streamer streamer(4, 4096);
-  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "20"}})), RUNAI_OK);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "20"}})),
+            RUNAI_OK);
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   // A waiter blocked on the streamer does not stop its destruction... but

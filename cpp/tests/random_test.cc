@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <cstring>
+#include <map>
 #include <random>
 #include <thread>
 #include <vector>
@@ -57,7 +57,8 @@ class RandomRequest {
       int kind = std::uniform_int_distribution<int>(0, 9)(rng);
       Planned p{};
       if (kind < 3 && !planned.empty() &&
-          planned.back().offset + planned.back().size < corpus.contents[planned.back().file].size()) {
+          planned.back().offset + planned.back().size <
+              corpus.contents[planned.back().file].size()) {
         // Continues the previous range in the file, and (mergeable) in memory
         // or (not mergeable) after a gap in memory.
         const Planned& prev = planned.back();
@@ -92,8 +93,8 @@ class RandomRequest {
     }
     for (auto& file_ranges : ranges_) std::shuffle(file_ranges.begin(), file_ranges.end(), rng);
     for (size_t f = 0; f < ranges_.size(); ++f) {
-      files_.push_back(runai_file_request_t{corpus.paths[f].c_str(), ranges_[f].data(),
-                                            ranges_[f].size()});
+      files_.push_back(
+          runai_file_request_t{corpus.paths[f].c_str(), ranges_[f].data(), ranges_[f].size()});
     }
     num_ranges_ = num_ranges;
   }
@@ -138,8 +139,8 @@ class RandomRequest {
       }
       ASSERT_EQ(result.status, RUNAI_OK) << result.message;
       if (range.size == 0) continue;
-      ASSERT_EQ(std::memcmp(range.dst, corpus_.contents[key.first].data() + range.offset,
-                            range.size), 0);
+      ASSERT_EQ(
+          std::memcmp(range.dst, corpus_.contents[key.first].data() + range.offset, range.size), 0);
     }
     EXPECT_EQ(runai_streamer_release(streamer, id_), RUNAI_OK);
   }
@@ -352,8 +353,8 @@ TEST_P(ReadStrategies, AlignedDestinationsAreExact) {
   std::vector<runai_range_t> ranges;
   uint64_t at = 0;
   while (at < size) {  // contiguous ranges of 1 byte to 600 KiB, a few empty
-    uint64_t length = std::min<uint64_t>(
-        size - at, std::uniform_int_distribution<uint64_t>(0, 600 << 10)(rng));
+    uint64_t length =
+        std::min<uint64_t>(size - at, std::uniform_int_distribution<uint64_t>(0, 600 << 10)(rng));
     ranges.push_back(runai_range_t{at, length, buffer.get() + at});
     at += length;
   }
@@ -447,8 +448,7 @@ void ExpectConfigError(const char* name, const char* value) {
   ScopedEnv variable(name, value);
   runai_streamer_t* streamer = nullptr;
   EXPECT_EQ(runai_streamer_create(nullptr, &streamer), RUNAI_E_CONFIG);
-  EXPECT_NE(std::string(runai_streamer_last_error())
-                .find(std::string(name) + "='" + value + "'"),
+  EXPECT_NE(std::string(runai_streamer_last_error()).find(std::string(name) + "='" + value + "'"),
             std::string::npos)
       << runai_streamer_last_error();
 }

@@ -117,8 +117,8 @@ TEST(SignV4, AwsTestSuite) {
 }
 
 TEST(SignV4, SessionTokenAndDateAreAddedAndSigned) {
-  const SigV4Request request{"GET", "/bucket/key", {}, {{"Host", "s3.example"}},
-                             "UNSIGNED-PAYLOAD"};
+  const SigV4Request request{
+      "GET", "/bucket/key", {}, {{"Host", "s3.example"}}, "UNSIGNED-PAYLOAD"};
   const SigV4Signature result =
       SignV4(request, {"AK", "SK", "TOKEN"}, "us-east-1", "s3", "20260101T000000Z");
   EXPECT_EQ(result.added_headers,
@@ -134,8 +134,8 @@ TEST(SignV4, SessionTokenAndDateAreAddedAndSigned) {
 
 TEST(SignV4, GoogleSchemeRenamesTheAlgorithm) {
   const SigV4Scheme google{"GOOG4-HMAC-SHA256", "GOOG4", "goog4_request", "x-goog-"};
-  const SigV4Request request{"GET", "/b/o", {}, {{"host", "storage.googleapis.com"}},
-                             "UNSIGNED-PAYLOAD"};
+  const SigV4Request request{
+      "GET", "/b/o", {}, {{"host", "storage.googleapis.com"}}, "UNSIGNED-PAYLOAD"};
   const SigV4Signature result =
       SignV4(request, {"GOOGKEY", "secret", ""}, "auto", "storage", "20260101T000000Z", google);
   EXPECT_EQ(result.authorization.rfind("GOOG4-HMAC-SHA256 Credential=GOOGKEY/20260101/auto/"

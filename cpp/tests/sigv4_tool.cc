@@ -41,11 +41,10 @@ int main() {
     AwsCredentials credentials;
     std::string region, service, timestamp;
     if (!ReadField(&request.method)) return 0;
-    if (!ReadField(&request.path) || !ReadPairs(&request.query) ||
-        !ReadPairs(&request.headers) || !ReadField(&request.payload_sha256_hex) ||
-        !ReadField(&credentials.access_key_id) || !ReadField(&credentials.secret_access_key) ||
-        !ReadField(&credentials.session_token) || !ReadField(&region) || !ReadField(&service) ||
-        !ReadField(&timestamp)) {
+    if (!ReadField(&request.path) || !ReadPairs(&request.query) || !ReadPairs(&request.headers) ||
+        !ReadField(&request.payload_sha256_hex) || !ReadField(&credentials.access_key_id) ||
+        !ReadField(&credentials.secret_access_key) || !ReadField(&credentials.session_token) ||
+        !ReadField(&region) || !ReadField(&service) || !ReadField(&timestamp)) {
       std::cerr << "sigv4_tool: truncated input\n";
       return 2;
     }

@@ -12,8 +12,8 @@ namespace runai::testing {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") +
-                        "/streamer_test_XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") + "/streamer_test_XXXXXX";
   std::vector<char> buffer(pattern.begin(), pattern.end());
   buffer.push_back('\0');
   if (::mkdtemp(buffer.data()) == nullptr) {
@@ -99,8 +99,8 @@ std::map<std::pair<uint32_t, uint32_t>, Result> WaitAll(runai_streamer_t* stream
       EXPECT_EQ(c.request_id, request_id);
       EXPECT_EQ(c.status == RUNAI_OK, c.message == nullptr);
       auto key = std::make_pair(c.file_index, c.range_index);
-      EXPECT_EQ(results.count(key), 0u) << "range reported twice: file " << c.file_index
-                                        << " range " << c.range_index;
+      EXPECT_EQ(results.count(key), 0u)
+          << "range reported twice: file " << c.file_index << " range " << c.range_index;
       results[key] = Result{c.status, c.message != nullptr ? c.message : ""};
     }
   }

@@ -41,10 +41,14 @@ uint64_t ParseSize(const std::string& text) {
   unsigned long long value = std::strtoull(text.c_str(), &end, 10);
   if (errno != 0 || end == text.c_str()) Die("bad size '" + text + "'");
   std::string suffix = end;
-  if (suffix == "K" || suffix == "k") value <<= 10;
-  else if (suffix == "M" || suffix == "m") value <<= 20;
-  else if (suffix == "G" || suffix == "g") value <<= 30;
-  else if (!suffix.empty()) Die("bad size suffix in '" + text + "'");
+  if (suffix == "K" || suffix == "k")
+    value <<= 10;
+  else if (suffix == "M" || suffix == "m")
+    value <<= 20;
+  else if (suffix == "G" || suffix == "g")
+    value <<= 30;
+  else if (!suffix.empty())
+    Die("bad size suffix in '" + text + "'");
   return value;
 }
 

@@ -12,9 +12,9 @@
 namespace runai::common {
 namespace {
 
-constexpr size_t kMaxHead = 64 << 10;       // response status line and headers
-constexpr size_t kHeadRead = 16 << 10;      // what one recv for the head asks for
-constexpr int kPollSliceMs = 1000;          // the low-speed check runs at least this often
+constexpr size_t kMaxHead = 64 << 10;   // response status line and headers
+constexpr size_t kHeadRead = 16 << 10;  // what one recv for the head asks for
+constexpr int kPollSliceMs = 1000;      // the low-speed check runs at least this often
 
 using Clock = std::chrono::steady_clock;
 
@@ -126,8 +126,8 @@ bool IEquals(const std::string& a, const char* b) {
 }  // namespace
 
 bool ProxyInEnvironment() {
-  for (const char* name : {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                           "ALL_PROXY"}) {
+  for (const char* name :
+       {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
     const char* value = std::getenv(name);
     if (value != nullptr && value[0] != '\0') return true;
   }
@@ -171,7 +171,7 @@ bool DirectGet::Connect(const Target& target, const HttpSettings& settings,
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
   curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");  // proxies are the curl path's
-  ApplyConnectionOptions(curl, settings);  // HTTP/1.1 only in ALPN; the buffer caps each recv
+  ApplyConnectionOptions(curl, settings);        // HTTP/1.1 only in ALPN; the buffer caps each recv
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   const CURLcode code = curl_easy_perform(curl);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);  // `error` goes out of scope
@@ -209,8 +209,9 @@ DirectGet::Outcome DirectGet::Perform(const std::string& url, const HeaderList& 
   Target target;
   if (!ParseTarget(url, &target)) return Outcome::kUnhandled;  // curl words the error
   std::string request = "GET " + target.path + " HTTP/1.1\r\n";
-  const bool has_host = std::any_of(headers.begin(), headers.end(),
-                                    [](const auto& header) { return IEquals(header.first, "host"); });
+  const bool has_host = std::any_of(headers.begin(), headers.end(), [](const auto& header) {
+    return IEquals(header.first, "host");
+  });
   if (!has_host) request += "Host: " + target.host + "\r\n";
   for (const auto& [name, value] : headers) {
     if ((name + value).find_first_of("\r\n") != std::string::npos) return Outcome::kUnhandled;
@@ -257,8 +258,8 @@ DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSetting
   for (;;) {
     while ((head_end = head.find("\r\n\r\n")) == std::string::npos) {
       if (head.size() >= kMaxHead) {
-        response->transport_error = "the response head is longer than " +
-                                    std::to_string(kMaxHead) + " bytes";
+        response->transport_error =
+            "the response head is longer than " + std::to_string(kMaxHead) + " bytes";
         return Exchange::kFailed;
       }
       const size_t before = head.size();
@@ -275,8 +276,8 @@ DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSetting
     }
     head_end += 4;
     int major = 0, minor = 0, status = 0;
-    if (std::sscanf(head.c_str(), "HTTP/%d.%d %3d", &major, &minor, &status) != 3 ||
-        status < 100 || status > 999) {
+    if (std::sscanf(head.c_str(), "HTTP/%d.%d %3d", &major, &minor, &status) != 3 || status < 100 ||
+        status > 999) {
       SetTransportError(CURLE_WEIRD_SERVER_REPLY, "no HTTP status line", response);
       return Exchange::kFailed;
     }

@@ -14,8 +14,8 @@
 #include <cstdint>
 #include <string>
 
-#include "common/http/http_client.h"
 #include "common/headers.h"
+#include "common/http/http_client.h"
 
 namespace runai::common {
 

@@ -202,8 +202,7 @@ void ApplyConnectionOptions(void* handle, const HttpSettings& settings) {
   if (!settings.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings.ca_file.c_str());
 }
 
-bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last,
-                       int64_t* total) {
+bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last, int64_t* total) {
   unsigned long long a = 0, b = 0;
   char rest[32] = {};
   if (std::sscanf(value.c_str(), "bytes %llu-%llu/%31s", &a, &b, rest) != 3 || b < a) return false;

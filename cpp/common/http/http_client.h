@@ -25,15 +25,15 @@ constexpr size_t kMaxErrorBody = 1 << 20;
 inline constexpr char kBodyTooLong[] = "the response body is longer than requested";
 
 struct HttpSettings {
-  std::string ca_file;   // CA bundle (chosen by the Python side); empty: libcurl's default
+  std::string ca_file;  // CA bundle (chosen by the Python side); empty: libcurl's default
   bool verify_tls = true;
   long connect_timeout_ms = 10000;
   // A transfer slower than low_speed_bytes per second for low_speed_seconds is cut (and
   // retried): a slow server that keeps sending completes, a stalled one does not hang.
   long low_speed_bytes = 1024;
   long low_speed_seconds = 30;
-  int max_attempts = 5;         // attempts per request, retries included
-  long retry_base_ms = 200;     // backoff: random in [0, min(cap, base * 2^attempt)]
+  int max_attempts = 5;      // attempts per request, retries included
+  long retry_base_ms = 200;  // backoff: random in [0, min(cap, base * 2^attempt)]
   long retry_cap_ms = 10000;
 };
 
@@ -65,8 +65,7 @@ class HttpConnection {
   // error) when dst is given, else into response->body; other bodies into response->body.
   // Returns false (with response->transport_error) when no complete response came.
   bool Perform(const std::string& method, const std::string& url, const HeaderList& headers,
-               const HttpSettings& settings, char* dst, uint64_t capacity,
-               HttpResponse* response);
+               const HttpSettings& settings, char* dst, uint64_t capacity, HttpResponse* response);
 
  private:
   void* curl_;  // CURL*
@@ -97,8 +96,7 @@ void SetTransportError(int curl_code, const std::string& detail, HttpResponse* r
 void ApplyConnectionOptions(void* curl, const HttpSettings& settings);
 
 // "bytes a-b/total" -> a, b, total (total -1 for "*"); false when malformed.
-bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last,
-                       int64_t* total);
+bool ParseContentRange(const std::string& value, uint64_t* first, uint64_t* last, int64_t* total);
 
 // Global libcurl initialisation, once per process (thread-safe).
 Status InitHttp();

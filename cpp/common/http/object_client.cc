@@ -79,12 +79,12 @@ Status ObjectClient::ParseEndpoint(const std::string& key, const std::string& va
   std::string rest = value.substr(separator + 3);
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
   const size_t slash = rest.find('/');
-  Endpoint parsed{scheme, rest.substr(0, slash), slash == std::string::npos ? "" : rest.substr(slash)};
+  Endpoint parsed{scheme, rest.substr(0, slash),
+                  slash == std::string::npos ? "" : rest.substr(slash)};
   if (parsed.host.empty() || (!allow_path && !parsed.base_path.empty()) ||
       rest.find_first_of("?#") != std::string::npos) {
-    return Error(RUNAI_E_INVALID_ARGUMENT,
-                 key + " '" + value + "' must be scheme://host[:port]" +
-                     (allow_path ? "[/path]" : " with no path"));
+    return Error(RUNAI_E_INVALID_ARGUMENT, key + " '" + value + "' must be scheme://host[:port]" +
+                                               (allow_path ? "[/path]" : " with no path"));
   }
   *endpoint = parsed;
   return Status::Ok();
@@ -150,8 +150,9 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
     const uint64_t first = offset + done, last = offset + size - 1;
     const std::string bytes = std::to_string(first) + "-" + std::to_string(last);
     auto connection = connections_.Take();
-    const bool complete = connection->Perform("GET", url, headers({{range_header, "bytes=" + bytes}}),
-                                              http_, dst + done, size - done, &response);
+    const bool complete =
+        connection->Perform("GET", url, headers({{range_header, "bytes=" + bytes}}), http_,
+                            dst + done, size - done, &response);
     connections_.Give(std::move(connection));
     const bool partial_content = response.status == 206;
     if (partial_content || response.status == 200) {
@@ -171,10 +172,9 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
       if (!problem.empty()) return Error(RUNAI_E_BACKEND, uri + ": " + problem);
       if (response.content_length >= 0 &&
           static_cast<uint64_t>(response.content_length) != last - first + 1) {
-        return Error(RUNAI_E_BACKEND, uri + ": Content-Length " +
-                                          std::to_string(response.content_length) +
-                                          " for a range of " + std::to_string(last - first + 1) +
-                                          " bytes");
+        return Error(RUNAI_E_BACKEND,
+                     uri + ": Content-Length " + std::to_string(response.content_length) +
+                         " for a range of " + std::to_string(last - first + 1) + " bytes");
       }
       done += response.received;
       if (complete && done < size) {
@@ -216,8 +216,8 @@ Status ObjectClient::SizeFromHead(const std::string& uri, const std::string& ran
 }
 
 Status ObjectClient::SplitPath(const std::string& uri, const std::string& rest,
-                               const char* bucket_word, const char* object_word,
-                               bool need_object, std::string* bucket, std::string* object) const {
+                               const char* bucket_word, const char* object_word, bool need_object,
+                               std::string* bucket, std::string* object) const {
   const size_t slash = rest.find('/');
   *bucket = rest.substr(0, slash);
   *object = slash == std::string::npos ? "" : rest.substr(slash + 1);

@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/headers.h"
 #include "common/http/http_client.h"
 #include "common/http/retry_policy.h"
-#include "common/headers.h"
 #include "common/status.h"
 
 namespace runai::common {
@@ -82,8 +82,8 @@ class ObjectClient {
   // error code and message. send(method, extra headers, response) sends one request.
   using Sender =
       std::function<Status(const std::string& method, const HeaderList& extra, HttpResponse*)>;
-  Status SizeFromHead(const std::string& uri, const std::string& range_header,
-                      const Sender& send, uint64_t* size) const;
+  Status SizeFromHead(const std::string& uri, const std::string& range_header, const Sender& send,
+                      uint64_t* size) const;
 
   // Splits `rest`, the part of `uri` after "<scheme>://", into "<bucket>/<object>" (object ""
   // for a bare bucket); `bucket_word` / `object_word` name them in messages ("container",

@@ -59,8 +59,9 @@ bool RetryPolicy::Attempts::Again(const HttpResponse& response,
   const bool transient = throttled || response.transient || IsTransientHttpStatus(response.status);
   if (!transient || count_ >= settings_.max_attempts) return false;
   if (!policy_->Take(kRetryCost)) {
-    *why_not = "no retry: the retry budget shared by this backend's requests is spent (too "
-               "many of them failed)";
+    *why_not =
+        "no retry: the retry budget shared by this backend's requests is spent (too "
+        "many of them failed)";
     return false;
   }
   tokens_held_ += kRetryCost;

@@ -1,6 +1,7 @@
 // An object-storage backend behind the plugin C ABI (streamer/backend.h). A plugin implements
-// ObjectStore and defines CreateObjectStore (with CreateConfiguredStore); plugin_exports.cc, compiled into every plugin library,
-// exports the C functions around them (messages copied out, codes returned).
+// ObjectStore and defines CreateObjectStore (with CreateConfiguredStore); plugin_exports.cc,
+// compiled into every plugin library, exports the C functions around them (messages copied out,
+// codes returned).
 #ifndef RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_
 #define RUNAI_STREAMER_COMMON_PLUGIN_OBJECT_STORE_H_
 

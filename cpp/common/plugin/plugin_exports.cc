@@ -65,14 +65,13 @@ PLUGIN_EXPORT int runai_backend_size(runai_backend_t* backend, const char* uri, 
 PLUGIN_EXPORT int runai_backend_read(runai_backend_t* backend, const char* uri, uint64_t offset,
                                      uint64_t size, void* dst, char* error, size_t error_size) {
   if (size == 0) return RUNAI_OK;
-  return Guarded(
-      [&] { return backend->store->Read(uri, offset, size, static_cast<char*>(dst)); }, error,
-      error_size);
+  return Guarded([&] { return backend->store->Read(uri, offset, size, static_cast<char*>(dst)); },
+                 error, error_size);
 }
 
 PLUGIN_EXPORT int runai_backend_list(runai_backend_t* backend, const char* uri_prefix,
-                                     runai_backend_list_entry_fn entry, void* context,
-                                     char* error, size_t error_size) {
+                                     runai_backend_list_entry_fn entry, void* context, char* error,
+                                     size_t error_size) {
   return Guarded(
       [&] {
         return backend->store->List(uri_prefix, [&](const std::string& uri, uint64_t size) {

@@ -109,8 +109,8 @@ common::Status FreeDestination(void* ptr, uint64_t size) {
   if (ptr == nullptr) return common::Status::Ok();
   if (::munmap(ptr, size) != 0) {
     int err = errno;
-    return {RUNAI_E_INVALID_ARGUMENT, "cannot free " + std::to_string(size) + " bytes: " +
-                                          common::ErrnoText(err)};
+    return {RUNAI_E_INVALID_ARGUMENT,
+            "cannot free " + std::to_string(size) + " bytes: " + common::ErrnoText(err)};
   }
   return common::Status::Ok();
 }

@@ -17,8 +17,8 @@ common::Status PluginError(const std::string& library, const std::string& cause)
 // message when the plugin wrote none.
 common::Status CallStatus(int code, const char* error, const std::string& what) {
   if (code == RUNAI_OK) return common::Status::Ok();
-  std::string message = error[0] != '\0' ? std::string(error) : what + ": plugin returned " +
-                                                                    common::StatusName(code);
+  std::string message = error[0] != '\0' ? std::string(error)
+                                         : what + ": plugin returned " + common::StatusName(code);
   // A plugin returning something outside the enum is still a failure.
   if (code < RUNAI_E_INVALID_ARGUMENT || code > RUNAI_E_INTERNAL) code = RUNAI_E_BACKEND;
   return {code, message};
@@ -56,9 +56,11 @@ common::Status BackendPlugin::Load(const std::string& library_path, const Option
     const char* name;
     bool found;
   } symbols[] = {
-      {RUNAI_BACKEND_SYM_ABI_VERSION, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_ABI_VERSION, &abi_version)},
+      {RUNAI_BACKEND_SYM_ABI_VERSION,
+       Resolve(plugin->handle_, RUNAI_BACKEND_SYM_ABI_VERSION, &abi_version)},
       {RUNAI_BACKEND_SYM_CREATE, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_CREATE, &create)},
-      {RUNAI_BACKEND_SYM_DESTROY, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_DESTROY, &plugin->destroy_)},
+      {RUNAI_BACKEND_SYM_DESTROY,
+       Resolve(plugin->handle_, RUNAI_BACKEND_SYM_DESTROY, &plugin->destroy_)},
       {RUNAI_BACKEND_SYM_SIZE, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_SIZE, &plugin->size_)},
       {RUNAI_BACKEND_SYM_READ, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_READ, &plugin->read_)},
       {RUNAI_BACKEND_SYM_LIST, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_LIST, &plugin->list_)},

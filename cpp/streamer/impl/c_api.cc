@@ -148,8 +148,8 @@ int runai_streamer_submit(runai_streamer_t* streamer, const runai_file_request_t
 }
 
 int runai_streamer_wait(runai_streamer_t* streamer, uint64_t request_id,
-                        runai_completion_t* completions, size_t max_completions,
-                        int64_t timeout_ms, size_t* num_completions) {
+                        runai_completion_t* completions, size_t max_completions, int64_t timeout_ms,
+                        size_t* num_completions) {
   return Guarded([&]() -> Status {
     if (streamer == nullptr) return NullStreamer();
     return streamer->engine->Wait(request_id, completions, max_completions, timeout_ms,

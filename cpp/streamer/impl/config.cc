@@ -1,7 +1,7 @@
 #include "streamer/impl/config.h"
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <string>
@@ -109,7 +109,8 @@ common::Status ConfigFromEnvironment(runai_streamer_config_t* config) {
   int64_t chunk = kDefaultChunkBytesize;
   int64_t timeout = kDefaultBackendTimeoutMs;
   common::Status status = ReadEnv(kEnvConcurrency, kMinConcurrency, kMaxConcurrency, &concurrency);
-  if (status.ok()) status = ReadEnv(kEnvChunkBytesize, kMinChunkBytesize, kMaxChunkBytesize, &chunk);
+  if (status.ok())
+    status = ReadEnv(kEnvChunkBytesize, kMinChunkBytesize, kMaxChunkBytesize, &chunk);
   if (status.ok()) {
     status = ReadEnv(kEnvBackendTimeoutMs, kMinBackendTimeoutMs, kMaxBackendTimeoutMs, &timeout);
   }
@@ -124,8 +125,8 @@ common::Status ValidateConfig(const runai_streamer_config_t& config) {
   common::Status status =
       CheckField("concurrency", config.concurrency, kMinConcurrency, kMaxConcurrency);
   if (status.ok()) {
-    status = CheckField("chunk_bytesize", config.chunk_bytesize, kMinChunkBytesize,
-                        kMaxChunkBytesize);
+    status =
+        CheckField("chunk_bytesize", config.chunk_bytesize, kMinChunkBytesize, kMaxChunkBytesize);
   }
   if (status.ok()) {
     status = CheckField("backend_timeout_ms", config.backend_timeout_ms, kMinBackendTimeoutMs,

@@ -33,9 +33,9 @@
 namespace runai::streamer {
 namespace {
 
-constexpr uint64_t kAlign = 4096;               // offset, length and address alignment
-constexpr uint64_t kBounceBytes = 1 << 20;      // per worker thread
-constexpr uint64_t kMaxDirectRead = 64 << 20;   // per syscall
+constexpr uint64_t kAlign = 4096;              // offset, length and address alignment
+constexpr uint64_t kBounceBytes = 1 << 20;     // per worker thread
+constexpr uint64_t kMaxDirectRead = 64 << 20;  // per syscall
 
 #if defined(__APPLE__)
 using MincoreByte = char;
@@ -287,7 +287,7 @@ int OpenUncached(const std::string& path, int fd) {
 }  // namespace
 
 std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uint64_t size,
-                                             const LocalReads& reads) {
+                                            const LocalReads& reads) {
   if (reads.strategy == FsStrategy::kBuffered || size == 0) return MakeBufferedReader(fd);
   const int direct = OpenUncached(path, fd);
   if (direct < 0) {

@@ -50,8 +50,7 @@ std::string UriScheme(const std::string& path) {
 
 Engine::Engine(const runai_streamer_config_t& config) : config_(config) {}
 
-common::Status Engine::Create(const runai_streamer_config_t& config,
-                              std::unique_ptr<Engine>* out) {
+common::Status Engine::Create(const runai_streamer_config_t& config, std::unique_ptr<Engine>* out) {
   std::unique_ptr<Engine> engine(new Engine(config));
   engine->local_reads_ = LocalReadsOf(config);
   try {
@@ -213,9 +212,8 @@ std::vector<Task> Engine::MakeTasks(const std::shared_ptr<Request>& request) con
     for (uint32_t r = 0; r < ranges.size(); ++r) {
       if (ranges[r].size > 0) order.push_back(r);
     }
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      return ranges[a].offset < ranges[b].offset;
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return ranges[a].offset < ranges[b].offset; });
     // A task covers at most one chunk-aligned slot of the file ([k * chunk, (k + 1) * chunk)):
     // whatever the ranges, reads start and end at the same file offsets, which object stores
     // keep in chunks of a similar power of two.
@@ -289,9 +287,9 @@ std::vector<Engine::PieceResult> Engine::Execute(const Task& task) const {
   while (i < pieces.size()) {
     if (request.cancelled.load(std::memory_order_relaxed)) break;
     if (past_eof(pieces[i])) {
-      results[i] = PieceResult{
-          true, {RUNAI_E_EOF, "ends past the end of the file (file size " +
-                                  std::to_string(file_size) + ")"}};
+      results[i] = PieceResult{true,
+                               {RUNAI_E_EOF, "ends past the end of the file (file size " +
+                                                 std::to_string(file_size) + ")"}};
       ++i;
       continue;
     }
@@ -403,8 +401,7 @@ size_t Engine::TakeLocked(Request& request, runai_completion_t* out, size_t max)
 }
 
 common::Status Engine::Wait(uint64_t request_id, runai_completion_t* completions,
-                            size_t max_completions, int64_t timeout_ms,
-                            size_t* num_completions) {
+                            size_t max_completions, int64_t timeout_ms, size_t* num_completions) {
   if (num_completions == nullptr) return InvalidArgument("num_completions is NULL");
   *num_completions = 0;
   if (completions == nullptr || max_completions == 0) {
@@ -412,8 +409,9 @@ common::Status Engine::Wait(uint64_t request_id, runai_completion_t* completions
   }
   // Capped so the deadline arithmetic cannot overflow; a year is "no limit" enough.
   constexpr int64_t kMaxTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kMaxTimeoutMs));
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(std::clamp<int64_t>(timeout_ms, 0, kMaxTimeoutMs));
   std::unique_lock<std::mutex> lock(mutex_);
   ++waiters_;
   common::Status result;

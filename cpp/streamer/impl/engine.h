@@ -28,8 +28,7 @@ class Engine {
   using ListEntry = std::function<bool(const std::string&, uint64_t)>;
 
   // config must be valid (ValidateConfig).
-  static common::Status Create(const runai_streamer_config_t& config,
-                               std::unique_ptr<Engine>* out);
+  static common::Status Create(const runai_streamer_config_t& config, std::unique_ptr<Engine>* out);
 
   // Cancels all requests and joins the workers: afterwards nothing touches
   // caller memory.

@@ -35,7 +35,7 @@ std::unique_ptr<FileReader> MakeBufferedReader(int fd);
 // when the filesystem refuses O_DIRECT (tmpfs, some FUSE), with a line on stderr when
 // RUNAI_STREAMER_LOG_LEVEL=DEBUG.
 std::unique_ptr<FileReader> MakeLocalReader(const std::string& path, int fd, uint64_t size,
-                                             const LocalReads& reads);
+                                            const LocalReads& reads);
 std::unique_ptr<FileReader> MakePluginReader(std::shared_ptr<BackendPlugin> backend,
                                              std::string uri);
 

@@ -124,8 +124,8 @@ struct IoUringReads::Ring {
                              MAP_SHARED | MAP_POPULATE, fd, kOffCqRing);
     if (cq_map == MAP_FAILED) return errno;
     sqes_size = params.sq_entries * sizeof(Sqe);
-    void* sqe_map = ::mmap(nullptr, sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                           fd, kOffSqes);
+    void* sqe_map =
+        ::mmap(nullptr, sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, kOffSqes);
     if (sqe_map == MAP_FAILED) return errno;
     sqes = static_cast<Sqe*>(sqe_map);
     char* sq = static_cast<char*>(sq_map);
@@ -230,7 +230,8 @@ BlockReads IoUringReads::Read(int fd, uint64_t offset, uint64_t size, char* dst)
       unsubmitted = 0;
       fail(err, offset + queued);
       if (in_flight == 0) return result;
-      std::fprintf(stderr, "runai-model-streamer: io_uring_enter failed (%s) with reads in flight\n",
+      std::fprintf(stderr,
+                   "runai-model-streamer: io_uring_enter failed (%s) with reads in flight\n",
                    common::ErrnoText(err).c_str());
       std::abort();  // returning would let the kernel write into memory given back to the caller
     }

@@ -121,9 +121,10 @@ TESTFS_EXPORT int runai_backend_create(const char* const* option_keys,
   if (backend->root.empty() || ::stat(backend->root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     std::string root = backend->root;
     delete backend;
-    return Fail(RUNAI_E_INVALID_ARGUMENT,
-                root.empty() ? "option 'root' is required" : "root '" + root + "' is not a directory",
-                error, error_size);
+    return Fail(
+        RUNAI_E_INVALID_ARGUMENT,
+        root.empty() ? "option 'root' is required" : "root '" + root + "' is not a directory",
+        error, error_size);
   }
   *out = backend;
   return RUNAI_OK;
@@ -175,18 +176,20 @@ TESTFS_EXPORT int runai_backend_read(runai_backend_t* backend, const char* uri, 
   }
   uint64_t done = 0;
   while (done < size) {
-    ssize_t got = ::pread(fd, static_cast<char*>(dst) + done, size - done,
-                          static_cast<off_t>(offset + done));
+    ssize_t got =
+        ::pread(fd, static_cast<char*>(dst) + done, size - done, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       int err = got < 0 ? errno : 0;
       ::close(fd);
       if (got == 0) {
-        return Fail(RUNAI_E_EOF, std::string("'") + uri + "': short read at offset " +
-                                     std::to_string(offset + done), error, error_size);
+        return Fail(
+            RUNAI_E_EOF,
+            std::string("'") + uri + "': short read at offset " + std::to_string(offset + done),
+            error, error_size);
       }
-      return Fail(StatusCodeFromErrno(err), std::string("'") + uri + "': " + ErrnoText(err),
-                  error, error_size);
+      return Fail(StatusCodeFromErrno(err), std::string("'") + uri + "': " + ErrnoText(err), error,
+                  error_size);
     }
     done += static_cast<uint64_t>(got);
   }
