@@ -9,6 +9,7 @@ run past 45 minutes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import zipfile
 
 import pytest
 
-from .conftest import ROOT, load_rehearse_release
+from .conftest import ROOT, load_release_modules
 
 pytestmark = pytest.mark.slow
 VERSION = (ROOT / "VERSION").read_text().strip()
@@ -118,40 +119,40 @@ def test_auditwheel_accepts_the_linux_wheels(rehearsal):
 
 def test_checks_catch_a_wrong_architecture(rehearsal):
     # The same checks reject an aarch64 library in a wheel that claims x86_64.
-    module = load_rehearse_release()
+    checks, targets = load_release_modules()
     _, report, _ = rehearsal
-    platforms = module.release_platforms()
+    platforms = targets.release_platforms()
     with zipfile.ZipFile(report["wheels"]["linux-aarch64/core"]["path"]) as archive:
         data = archive.read("runai_model_streamer/libstreamer.so")
-    info = module.read_binary(data)
-    problems = module.check_binary(
+    info = checks.read_binary(data)
+    problems = checks.check_binary(
         "libstreamer.so",
         info,
         platforms["linux-x86_64"],
-        module.manylinux2014_libraries(),
+        checks.manylinux2014_libraries(),
         "runai_streamer_",
     )
     assert problems == ["libstreamer.so: built for aarch64, the wheel is for x86_64"]
 
 
 def test_checks_catch_a_wrong_minimum_macos(rehearsal):
-    module = load_rehearse_release()
+    checks, targets = load_release_modules()
     _, report, _ = rehearsal
-    platforms = module.release_platforms()
+    platforms = targets.release_platforms()
     with zipfile.ZipFile(report["wheels"]["macos-arm64/core"]["path"]) as archive:
-        info = module.read_binary(archive.read("runai_model_streamer/libstreamer.dylib"))
-    wrong = module.dataclasses.replace(platforms["macos-arm64"], min_os="12.0")
-    assert module.check_binary("lib", info, wrong, set(), "runai_streamer_") == [
+        info = checks.read_binary(archive.read("runai_model_streamer/libstreamer.dylib"))
+    wrong = dataclasses.replace(platforms["macos-arm64"], min_os="12.0")
+    assert checks.check_binary("lib", info, wrong, set(), "runai_streamer_") == [
         "lib: minimum macOS 11.0, expected 12.0"
     ]
     # A library importing aligned_alloc (macOS 10.15) cannot claim 10.14.
     info_1014 = {**info, "min_os": "10.14", "undefined": [*info["undefined"], "_aligned_alloc"]}
-    wrong = module.dataclasses.replace(platforms["macos-arm64"], min_os="10.14")
+    wrong = dataclasses.replace(platforms["macos-arm64"], min_os="10.14")
     assert "lib: imports _aligned_alloc (macOS 10.15) but claims macOS 10.14" in (
-        module.check_binary("lib", info_1014, wrong, set(), "runai_streamer_")
+        checks.check_binary("lib", info_1014, wrong, set(), "runai_streamer_")
     )
     # pipe2 is in new SDKs' libSystem, but only macOS 27 has it.
     info_pipe2 = {**info, "undefined": [*info["undefined"], "_pipe2"]}
     assert "lib: imports _pipe2 (macOS 27.0) but claims macOS 11.0" in (
-        module.check_binary("lib", info_pipe2, platforms["macos-arm64"], set(), "runai_streamer_")
+        checks.check_binary("lib", info_pipe2, platforms["macos-arm64"], set(), "runai_streamer_")
     )
