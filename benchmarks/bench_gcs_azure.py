@@ -39,16 +39,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import (
-    Loader,
-    format_round_ratios,
-    format_table,
-    installed,
-    parse_size,
-    run_benchmark,
-    run_once,
-    write_sample,
-)
+import harness
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_s3 import DEFAULT_UPSTREAM, upstream_ok
@@ -75,7 +66,7 @@ def _bench_service(
     env: dict[str, str],
     upstream_env: dict[str, str],
     sdk: tuple[str, str, str],
-    ceiling: Loader | None,
+    ceiling: harness.Loader | None,
     upload: Callable[[str, str], None],
     sets: list[tuple[str, list[str]]],
     args: argparse.Namespace,
@@ -83,15 +74,15 @@ def _bench_service(
     skipped: list[str],
 ) -> None:
     scheme = "gs" if service == "gcs" else "az"
-    loaders = [Loader("runai-model-streamer", "runai", env=env)]
+    loaders = [harness.Loader("runai-model-streamer", "runai", env=env)]
     plugin = f"runai_model_streamer_{service}"
     why = upstream_ok(args.upstream_python, plugin)
-    upstream = Loader("upstream 0.17", "runai", args.upstream_python, env=upstream_env)
+    upstream = harness.Loader("upstream 0.17", "runai", args.upstream_python, env=upstream_env)
     label, kind, module = sdk
     if args.no_sdk:
         skipped.append(f"{service} {label}: --no-sdk")
-    elif installed(module):
-        loaders.append(Loader(label, kind, env=env))
+    elif harness.installed(module):
+        loaders.append(harness.Loader(label, kind, env=env))
     else:
         skipped.append(f"{service} {label}: not installed")
     if ceiling is not None:
@@ -105,7 +96,7 @@ def _bench_service(
         run = list(loaders)
         if not why:
             try:
-                run_once(upstream, uris[:1], timeout=120)
+                harness.run_once(upstream, uris[:1], timeout=120)
                 run.insert(1, upstream)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 why = str(error)[-300:]
@@ -113,15 +104,15 @@ def _bench_service(
             skipped.append(f"{service} upstream 0.17: {why}")
             why = "see above"
         print(f"== {service} {set_label}: {len(run)} loaders", file=sys.stderr, flush=True)
-        results = run_benchmark(
+        results = harness.run_benchmark(
             run, uris, rounds=args.rounds, progress=lambda s: print(s, file=sys.stderr, flush=True)
         )
         model_bytes = sum(os.path.getsize(p) for p in files)
         title = f"{scheme}:// from the {service} emulator on 127.0.0.1, {set_label}, "
         title += f"{args.rounds} rounds (median)"
-        sections.append(format_table(results, title=title, model_bytes=model_bytes))
+        sections.append(harness.format_table(results, title=title, model_bytes=model_bytes))
         sections.append(
-            f"{run[0].label} per round:\n\n" + format_round_ratios(results, run[0].label)
+            f"{run[0].label} per round:\n\n" + harness.format_round_ratios(results, run[0].label)
         )
         print("\n\n".join(sections[-2:]) + "\n", flush=True)
 
@@ -136,14 +127,16 @@ def main() -> int:
     parser.add_argument("--output", help="also write the tables to this markdown file")
     parser.add_argument("--no-sdk", action="store_true", help="skip the SDK loaders (slow)")
     args = parser.parse_args()
-    size = parse_size(args.size)
+    size = harness.parse_size(args.size)
     sections: list[str] = []
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="runai-bench-gcs-azure-") as tmp:
         directory = Path(tmp)
-        sets = [("1 file", write_sample(str(directory / "model.safetensors"), size))]
+        sets = [("1 file", harness.write_sample(str(directory / "model.safetensors"), size))]
         if not args.no_shards:
-            sets.append(("4 shards", write_sample(str(directory / "sharded"), size, shards=4)))
+            sets.append(
+                ("4 shards", harness.write_sample(str(directory / "sharded"), size, shards=4))
+            )
         if args.only in (None, "gcs"):
             with fake_gcs_server(directory / "gcs") as gcs:
                 gcs.create_bucket(BUCKET)
@@ -155,7 +148,7 @@ def main() -> int:
                         RUNAI_STREAMER_GCS_USE_ANONYMOUS_CREDENTIALS="1",
                     ),
                     ("google-cloud-storage", "gcs-sdk", "google.cloud.storage"),
-                    Loader(
+                    harness.Loader(
                         "GCS ceiling (16 GETs into a buffer)",
                         "gcs-ceiling",
                         env=_env(STORAGE_EMULATOR_HOST=gcs.endpoint),
