@@ -194,3 +194,24 @@ def test_every_setting_read_in_python_parses_its_default_form() -> None:
         else:
             assert setting.read({}) == setting.default, name
             assert setting.read({name: "  "}) == setting.default, name
+
+
+def test_the_http_option_bounds_match_the_cpp_layer() -> None:
+    """The plugins' HTTP variables are checked in Python (errors name the variable) and their
+    options again in C++ (errors name the option): the bounds must be the same."""
+    from runai_model_streamer import _settings
+
+    source = (ROOT / "cpp" / "common" / "http" / "object_client.cc").read_text()
+    cpp = {
+        option: (int(low), int(high.replace("INT32_MAX", str(2**31 - 1))))
+        for option, low, high in re.findall(
+            r'key == "(\w+)"\) return bounded\(&http_\.\w+, (\d+), (\w+)\)', source
+        )
+    }
+    attempts = re.search(
+        r'key == "max_attempts"\) \{\s*status = ParseNumber\(key, value, (\d+), (\d+)', source
+    )
+    assert attempts, "max_attempts"
+    cpp["max_attempts"] = (int(attempts.group(1)), int(attempts.group(2)))
+    python = {option: (low, high) for option, low, high, _ in _settings.HTTP_OPTIONS.values()}
+    assert cpp == python

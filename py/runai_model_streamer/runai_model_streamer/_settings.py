@@ -269,19 +269,23 @@ DIST_BUFFER_MIN_BYTESIZE = Setting(
 # ---- the plugins' ---------------------------------------------------------------------------
 
 
+#: the shared HTTP layer's options: variable suffix -> (option, lowest, highest, meaning); the
+#: tests check the bounds against ObjectClient::SetHttpOption's (cpp/common/http)
+HTTP_OPTIONS = {
+    "CONNECT_TIMEOUT_MS": ("connect_timeout_ms", 1, 600_000, "connect timeout"),
+    "LOW_SPEED_BYTES": ("low_speed_bytes", 0, 2**31 - 1, "bytes/s below which it stalls"),
+    "LOW_SPEED_SECONDS": ("low_speed_seconds", 1, 3600, "seconds of stall before a cut"),
+    "MAX_ATTEMPTS": ("max_attempts", 1, 100, "attempts of a request"),
+    "RETRY_BASE_MS": ("retry_base_ms", 0, 600_000, "first backoff"),
+    "RETRY_CAP_MS": ("retry_cap_ms", 0, 600_000, "longest backoff"),
+}
+
+
 def _http(prefix: str, reader: str) -> dict[str, Setting[int | None]]:
-    """The shared HTTP layer's variables of one plugin (cpp/common/http), by option name."""
-    bounds = {
-        "CONNECT_TIMEOUT_MS": ("connect_timeout_ms", 1, 600_000, "connect timeout"),
-        "LOW_SPEED_BYTES": ("low_speed_bytes", 0, 2**31 - 1, "bytes/s below which it stalls"),
-        "LOW_SPEED_SECONDS": ("low_speed_seconds", 1, 3600, "seconds of stall before a cut"),
-        "MAX_ATTEMPTS": ("max_attempts", 1, 100, "attempts of a request"),
-        "RETRY_BASE_MS": ("retry_base_ms", 0, 600_000, "first backoff"),
-        "RETRY_CAP_MS": ("retry_cap_ms", 0, 600_000, "longest backoff"),
-    }
+    """The shared HTTP layer's variables of one plugin, by option name."""
     return {
         option: Setting(prefix + suffix, None, integer(low, high), meaning, reader)
-        for suffix, (option, low, high, meaning) in bounds.items()
+        for suffix, (option, low, high, meaning) in HTTP_OPTIONS.items()
     }
 
 
