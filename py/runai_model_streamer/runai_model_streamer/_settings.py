@@ -313,8 +313,9 @@ OVERRIDE_ENDPOINT_URL: Setting[bool | None] = Setting(
 S3_HTTP = _http(PREFIX + "S3_", "s3")
 
 GCS_ENDPOINT = Setting(PREFIX + "GCS_ENDPOINT", "", text, "GCS endpoint", "gcs")
-GCS_USE_ANONYMOUS_CREDENTIALS = Setting(
-    PREFIX + "GCS_USE_ANONYMOUS_CREDENTIALS", False, flag, "1: no credentials", "gcs"
+#: unset: anonymous towards an emulator unless credentials are named
+GCS_USE_ANONYMOUS_CREDENTIALS: Setting[bool | None] = Setting(
+    PREFIX + "GCS_USE_ANONYMOUS_CREDENTIALS", None, flag, "1: no credentials", "gcs"
 )
 GCS_CREDENTIAL_FILE = Setting(
     PREFIX + "GCS_CREDENTIAL_FILE", "", text, "service account or ADC file", "gcs"
