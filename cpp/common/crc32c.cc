@@ -50,8 +50,9 @@ uint32_t UpdateWithTables(uint32_t crc, const uint8_t* bytes, size_t size) {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) uint32_t UpdateWithInstruction(uint32_t crc, const uint8_t* bytes,
-                                                                 size_t size) {
+__attribute__((target("sse4.2,crc32"))) uint32_t UpdateWithInstruction(uint32_t crc,
+                                                                       const uint8_t* bytes,
+                                                                       size_t size) {
   uint64_t wide = crc;
   while (size >= 8) {
     uint64_t word;
