@@ -41,11 +41,13 @@ using common::Base64Decode;
 using common::Base64Encode;
 using common::Endpoint;
 using common::HeaderList;
+using common::HexOfBase64;
 using common::HmacSha256;
 using common::HttpResponse;
 using common::ListingPage;
 using common::ListPages;
 using common::ObjectClient;
+using common::ObjectInfo;
 using common::ObjectStore;
 using common::PluginOptions;
 using common::QueryString;
@@ -97,7 +99,7 @@ class AzureStore : public ObjectStore {
   AzureStore() : client_({"azure", ParseAzureError, {"ServerBusy", "OperationTimedOut"}}) {}
 
   Status Configure(const PluginOptions& options);
-  Status Size(const std::string& uri, uint64_t* size) override;
+  Status Stat(const std::string& uri, ObjectInfo* info) override;
   Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
@@ -254,16 +256,25 @@ Status AzureStore::Send(const std::string& uri, const std::string& action,
       response);
 }
 
-Status AzureStore::Size(const std::string& uri, uint64_t* size) {
+Status AzureStore::Stat(const std::string& uri, ObjectInfo* info) {
   BlobName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
-  return client_.SizeFromHead(
+  HttpResponse head;
+  status = client_.HeadObject(
       uri, "x-ms-range",
       [&](const std::string& method, const HeaderList& extra, HttpResponse* response) {
         return Send(uri, method, method, name, {}, extra, response);
       },
-      size);
+      &info->size, &head);
+  if (!status.ok()) return status;
+  // The blob's ETag; its Content-MD5 when it has one (Put Blob sets it; a blob of blocks has
+  // one only if the uploader set it).
+  for (const auto& [header, value] : head.object_headers) {
+    if (header == "etag") ObjectInfo::Add(&info->version, "etag", common::Unquoted(value));
+    if (header == "content-md5") ObjectInfo::Add(&info->checksums, "md5", HexOfBase64(value));
+  }
+  return Status::Ok();
 }
 
 Status AzureStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {

@@ -35,12 +35,14 @@ namespace {
 using common::AwsCredentials;
 using common::Endpoint;
 using common::HeaderList;
+using common::HexOfBase64;
 using common::HttpResponse;
 using common::JsonValue;
 using common::kS3ListingNames;
 using common::ListingPage;
 using common::ListPages;
 using common::ObjectClient;
+using common::ObjectInfo;
 using common::ObjectStore;
 using common::ParseInt64InRange;
 using common::ParseJson;
@@ -95,7 +97,7 @@ class GcsStore : public ObjectStore {
   GcsStore() : client_({"gcs", ParseGcsError, {}}) { endpoint_.host = "storage.googleapis.com"; }
 
   Status Configure(const PluginOptions& options);
-  Status Size(const std::string& uri, uint64_t* size) override;
+  Status Stat(const std::string& uri, ObjectInfo* info) override;
   Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
@@ -196,20 +198,40 @@ Status GcsStore::Send(const std::string& uri, const std::string& action, const s
       response);
 }
 
-Status GcsStore::Size(const std::string& uri, uint64_t* size) {
+Status GcsStore::Stat(const std::string& uri, ObjectInfo* info) {
   ObjectName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
   HttpResponse response;
-  if (Hmac()) {  // the XML API: HEAD
-    return client_.SizeFromHead(
+  if (Hmac()) {  // the XML API: HEAD, with x-goog-hash: crc32c=<base64>,md5=<base64>
+    status = client_.HeadObject(
         uri, "range",
         [&](const std::string& method, const HeaderList& extra, HttpResponse* head) {
           return Send(uri, method, method, name, {}, extra, head);
         },
-        size);
+        &info->size, &response);
+    if (!status.ok()) return status;
+    for (const auto& [header, value] : response.object_headers) {
+      if (header == "x-goog-generation") ObjectInfo::Add(&info->version, "generation", value);
+      if (header != "x-goog-hash") continue;
+      size_t start = 0;
+      while (start < value.size()) {
+        size_t end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        const std::string entry = value.substr(start, end - start);
+        const size_t equals = entry.find('=');
+        std::string algorithm = entry.substr(0, equals);
+        algorithm.erase(0, algorithm.find_first_not_of(' '));
+        if (equals != std::string::npos && (algorithm == "crc32c" || algorithm == "md5")) {
+          ObjectInfo::Add(&info->checksums, algorithm, HexOfBase64(entry.substr(equals + 1)));
+        }
+        start = end + 1;
+      }
+    }
+    return Status::Ok();
   }
-  status = Send(uri, "GET metadata", "GET", name, {{"fields", "size"}}, {}, &response);
+  status = Send(uri, "GET metadata", "GET", name, {{"fields", "size,generation,crc32c,md5Hash"}},
+                {}, &response);
   if (!status.ok()) return status;
   JsonValue json;
   std::string why;
@@ -219,7 +241,10 @@ Status GcsStore::Size(const std::string& uri, uint64_t* size) {
     return client_.Error(RUNAI_E_BACKEND,
                          uri + ": the object metadata has no valid size (" + why + ")");
   }
-  *size = static_cast<uint64_t>(parsed);
+  info->size = static_cast<uint64_t>(parsed);
+  ObjectInfo::Add(&info->version, "generation", json.Text("generation"));
+  ObjectInfo::Add(&info->checksums, "crc32c", HexOfBase64(json.Text("crc32c")));
+  ObjectInfo::Add(&info->checksums, "md5", HexOfBase64(json.Text("md5Hash")));
   return Status::Ok();
 }
 

@@ -35,6 +35,7 @@ using common::kS3ListingNames;
 using common::ListingPage;
 using common::ListPages;
 using common::ObjectClient;
+using common::ObjectInfo;
 using common::ObjectStore;
 using common::PluginOptions;
 using common::QueryString;
@@ -60,12 +61,41 @@ ServiceError ParseS3Error(const HttpResponse& response) {
           XmlText(response.body, "RequestId")};
 }
 
+// ETag and VersionId as the version; x-amz-checksum-<algorithm> (base64) as "<algorithm>=<hex>",
+// or, for a multipart object's checksum of its parts' checksums ("<base64>-<parts>", or
+// x-amz-checksum-type COMPOSITE), as "composite-<algorithm>=<hex>-<parts>".
+void ReadObjectHeaders(const HeaderList& headers, ObjectInfo* info) {
+  bool composite = false;
+  for (const auto& [name, value] : headers) {
+    if (name == "x-amz-checksum-type") composite = value == "COMPOSITE";
+  }
+  const std::string prefix = "x-amz-checksum-";
+  for (const auto& [name, value] : headers) {
+    if (name == "etag") {
+      ObjectInfo::Add(&info->version, "etag", common::Unquoted(value));
+    } else if (name == "x-amz-version-id") {
+      ObjectInfo::Add(&info->version, "version", value);
+    } else if (name.rfind(prefix, 0) == 0 && name != "x-amz-checksum-type") {
+      const std::string algorithm = name.substr(prefix.size());
+      const size_t dash = value.find('-');
+      const std::string hex = common::HexOfBase64(value.substr(0, dash));
+      if (hex.empty()) continue;
+      if (composite || dash != std::string::npos) {
+        ObjectInfo::Add(&info->checksums, "composite-" + algorithm,
+                        dash == std::string::npos ? hex : hex + value.substr(dash));
+      } else {
+        ObjectInfo::Add(&info->checksums, algorithm, hex);
+      }
+    }
+  }
+}
+
 class S3Store : public ObjectStore {
  public:
   S3Store() : client_({"s3", ParseS3Error, {"SlowDown"}}) {}
 
   Status Configure(const PluginOptions& options);
-  Status Size(const std::string& uri, uint64_t* size) override;
+  Status Stat(const std::string& uri, ObjectInfo* info) override;
   Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
@@ -161,16 +191,20 @@ Status S3Store::Send(const std::string& uri, const std::string& action, const st
       uri, action, method, url, [&] { return Signed(method, host, path, query, extra); }, response);
 }
 
-Status S3Store::Size(const std::string& uri, uint64_t* size) {
+Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
   ObjectName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
-  return client_.SizeFromHead(
+  HttpResponse head;
+  status = client_.HeadObject(
       uri, "range",
-      [&](const std::string& method, const HeaderList& extra, HttpResponse* response) {
+      [&](const std::string& method, HeaderList extra, HttpResponse* response) {
+        extra.emplace_back("x-amz-checksum-mode", "ENABLED");  // the x-amz-checksum-* headers
         return Send(uri, method, method, name, {}, extra, response);
       },
-      size);
+      &info->size, &head);
+  if (status.ok()) ReadObjectHeaders(head.object_headers, info);
+  return status;
 }
 
 Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {

@@ -22,8 +22,9 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this ABI.
- * 2: list also reports the sub-prefixes ("directories") under a prefix. */
-#define RUNAI_BACKEND_ABI_VERSION 2
+ * 2: list also reports the sub-prefixes ("directories") under a prefix.
+ * 3: stat (size, version and checksums of an object). */
+#define RUNAI_BACKEND_ABI_VERSION 3
 
 typedef struct runai_backend runai_backend_t; /* defined by each plugin */
 
@@ -44,6 +45,13 @@ typedef void (*runai_backend_destroy_fn)(runai_backend_t* backend);
 /* Size of the object at uri. */
 typedef int (*runai_backend_size_fn)(runai_backend_t* backend, const char* uri, uint64_t* size,
                                      char* error, size_t error_size);
+
+/* Size, version and checksums of the object at uri, in runai_object_info_t's terms
+ * (streamer.h): the plugin fills a zeroed struct. */
+struct runai_object_info;
+typedef int (*runai_backend_stat_fn)(runai_backend_t* backend, const char* uri,
+                                     struct runai_object_info* info, char* error,
+                                     size_t error_size);
 
 /* Reads exactly `size` bytes at `offset` of uri into dst. A short or
  * mislabelled response is an error, never partial data reported as success.
@@ -66,6 +74,7 @@ typedef int (*runai_backend_list_fn)(runai_backend_t* backend, const char* uri_p
 #define RUNAI_BACKEND_SYM_CREATE "runai_backend_create"
 #define RUNAI_BACKEND_SYM_DESTROY "runai_backend_destroy"
 #define RUNAI_BACKEND_SYM_SIZE "runai_backend_size"
+#define RUNAI_BACKEND_SYM_STAT "runai_backend_stat"
 #define RUNAI_BACKEND_SYM_READ "runai_backend_read"
 #define RUNAI_BACKEND_SYM_LIST "runai_backend_list"
 

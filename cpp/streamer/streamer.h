@@ -33,8 +33,10 @@
 extern "C" {
 #endif
 
-/* Bumped on any incompatible change of this header. Python checks it. */
-#define RUNAI_STREAMER_API_VERSION 2
+/* Bumped on any incompatible change of this header. Python checks it.
+ * 3: checksums of ranges (runai_file_request_t.checksum, runai_completion_t.checksum),
+ *    runai_streamer_checksum(_combine) and runai_streamer_object_info. */
+#define RUNAI_STREAMER_API_VERSION 3
 
 typedef enum runai_status {
   RUNAI_OK = 0,
@@ -130,6 +132,25 @@ RUNAI_STREAMER_EXPORT int runai_streamer_register_backend(
 RUNAI_STREAMER_EXPORT int runai_streamer_file_size(runai_streamer_t* streamer, const char* path,
                                                    uint64_t* size);
 
+/* What the storage says of a file or object (runai_streamer_object_info). Strings are
+ * NUL-terminated. */
+#define RUNAI_OBJECT_INFO_TEXT_SIZE 512
+typedef struct runai_object_info {
+  uint64_t size;
+  /* The service's version of the object ("etag=...,version=..." for S3, "generation=..." for
+   * GCS, "etag=..." for Azure; "" for a local file): what changes when the object does. */
+  char version[RUNAI_OBJECT_INFO_TEXT_SIZE];
+  /* Checksums the service keeps of the whole object, comma-separated "name=value" with values
+   * in lowercase hex: crc32c, crc32, crc64nvme (checkable by combining range checksums), md5,
+   * and "composite-<crc>=<base64>-<parts>" for S3 multipart checksums of parts; "" when none. */
+  char checksums[RUNAI_OBJECT_INFO_TEXT_SIZE];
+} runai_object_info_t;
+
+/* Size, version and checksums of a local file or object URI (synchronous: one HEAD). Text
+ * that does not fit is cut at a comma, so every entry left is whole. */
+RUNAI_STREAMER_EXPORT int runai_streamer_object_info(runai_streamer_t* streamer, const char* path,
+                                                     runai_object_info_t* info);
+
 /* Lists the entries directly under a local directory or a URI prefix of a
  * registered backend (non-recursive), calling entry(path, size, context) for
  * each regular file/object and each subdirectory/sub-prefix (whose path ends
@@ -146,10 +167,23 @@ typedef struct runai_range {
   void* dst;       /* caller memory of at least `size` bytes */
 } runai_range_t;
 
+/* Checksums the engine computes of the bytes of each range it read (a runai_checksum_t). All
+ * three are the reflected CRCs with initial value and final XOR all ones, as object stores keep
+ * them; the checksums of ranges combine into the whole object's with
+ * runai_streamer_checksum_combine. */
+typedef enum runai_checksum {
+  RUNAI_CHECKSUM_NONE = 0,
+  RUNAI_CHECKSUM_CRC32C = 1,   /* Castagnoli (GCS, S3 x-amz-checksum-crc32c) */
+  RUNAI_CHECKSUM_CRC32 = 2,    /* IEEE, as zlib's crc32 (S3 x-amz-checksum-crc32) */
+  RUNAI_CHECKSUM_CRC64NVME = 3 /* S3 x-amz-checksum-crc64nvme */
+} runai_checksum_t;
+
 typedef struct runai_file_request {
   const char* path; /* local path, or URI "<scheme>://..." of a registered backend */
   const runai_range_t* ranges;
   size_t num_ranges;
+  /* A runai_checksum_t: the checksum each completed range of this file carries. */
+  int32_t checksum;
 } runai_file_request_t;
 
 /* Submits a request; the arrays are copied, the destinations must stay valid
@@ -166,6 +200,9 @@ typedef struct runai_completion {
   uint32_t file_index;
   uint32_t range_index;
   int32_t status; /* RUNAI_OK or an error code */
+  /* With status RUNAI_OK and a checksum asked for: the checksum of the range's bytes as they
+   * are in its destination; else 0. */
+  uint64_t checksum;
   /* NULL when status is RUNAI_OK; else a message naming the path, the range
    * and the cause. Owned by the request: valid until it is released. */
   const char* message;
@@ -190,6 +227,18 @@ RUNAI_STREAMER_EXPORT int runai_streamer_cancel(runai_streamer_t* streamer, uint
 /* Forgets a request (cancelling it first if still in flight): its messages
  * are freed and its unreported completions dropped. */
 RUNAI_STREAMER_EXPORT int runai_streamer_release(runai_streamer_t* streamer, uint64_t request_id);
+
+/* ---- checksums ---------------------------------------------------------- */
+
+/* *out = the checksum `kind` of `size` bytes at `data`, continuing from `crc` (0 for the first
+ * bytes). RUNAI_E_INVALID_ARGUMENT for an unknown kind or NULL data with size > 0. */
+RUNAI_STREAMER_EXPORT int runai_streamer_checksum(int32_t kind, uint64_t crc, const void* data,
+                                                  uint64_t size, uint64_t* out);
+
+/* *out = the checksum of A then B from that of A, that of B and B's size (O(log size_b)). */
+RUNAI_STREAMER_EXPORT int runai_streamer_checksum_combine(int32_t kind, uint64_t crc_a,
+                                                          uint64_t crc_b, uint64_t size_b,
+                                                          uint64_t* out);
 
 /* ---- destination memory ------------------------------------------------- */
 

@@ -32,6 +32,11 @@ BROKEN_EXPORT int runai_backend_size(runai_backend_t*, const char*, uint64_t* si
   return RUNAI_OK;
 }
 
+BROKEN_EXPORT int runai_backend_stat(runai_backend_t*, const char*, runai_object_info_t*, char*,
+                                     size_t) {
+  return RUNAI_OK;
+}
+
 #ifndef BROKEN_PLUGIN_OMIT_READ
 BROKEN_EXPORT int runai_backend_read(runai_backend_t*, const char*, uint64_t, uint64_t, void*,
                                      char*, size_t) {

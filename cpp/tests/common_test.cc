@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/listing.h"
+#include "common/object_info.h"
 #include "common/parse.h"
 #include "common/status.h"
 #include "streamer/streamer.h"
@@ -78,6 +79,33 @@ TEST(StatusName, NamesEveryCode) {
   }
   EXPECT_STREQ(StatusName(-1), "RUNAI_E_UNKNOWN_STATUS");
   EXPECT_STREQ(StatusName(1000), "RUNAI_E_UNKNOWN_STATUS");
+}
+
+TEST(ObjectInfo, KeepsOnlyPlainEntriesAndCutsAtACommaWhereTheyDoNotFit) {
+  ObjectInfo info;
+  info.size = 42;
+  ObjectInfo::Add(&info.checksums, "crc32c", "e3069283");
+  ObjectInfo::Add(&info.checksums, "md5", "a,b");     // a hostile header: left out
+  ObjectInfo::Add(&info.checksums, "bad", "x=y");     // the same
+  ObjectInfo::Add(&info.checksums, "ctl", "a\r\nb");  // the same
+  ObjectInfo::Add(&info.checksums, "crc32", "");      // nothing to check
+  EXPECT_EQ(info.checksums, "crc32c=e3069283");
+  for (int i = 0; i < 100; ++i) ObjectInfo::Add(&info.version, "etag", "0123456789");
+  runai_object_info_t out;
+  ExportObjectInfo(info, &out);
+  EXPECT_EQ(out.size, 42u);
+  EXPECT_STREQ(out.checksums, "crc32c=e3069283");
+  const std::string version = out.version;
+  EXPECT_LT(version.size(), sizeof(out.version));
+  EXPECT_EQ(version.size() % 16, 15u);  // whole "etag=0123456789" entries only
+  EXPECT_EQ(version.back(), '9');
+}
+
+TEST(HexOfBase64, DecodesChecksumHeaders) {
+  EXPECT_EQ(HexOfBase64("ROPt5Q=="), "44e3ede5");
+  EXPECT_EQ(HexOfBase64("TV0cup6xiISlQQ9Lg7xpUQ=="), "4d5d1cba9eb18884a5410f4b83bc6951");
+  EXPECT_EQ(HexOfBase64("not base64!"), "");
+  EXPECT_EQ(HexOfBase64(""), "");
 }
 
 TEST(CopyMessage, TruncatesAndTerminates) {

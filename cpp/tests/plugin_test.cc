@@ -143,7 +143,7 @@ TEST_F(TestfsTest, ServesDataSizeAndListThroughTheEngine) {
   std::vector<uint8_t> buffer(content_.size());
   runai_range_t ranges[] = {{0, 30000, buffer.data()},
                             {30000, content_.size() - 30000, buffer.data() + 30000}};
-  runai_file_request_t file{"tfs://model.bin", ranges, 2};
+  runai_file_request_t file{"tfs://model.bin", ranges, 2, RUNAI_CHECKSUM_NONE};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2);
@@ -161,7 +161,7 @@ TEST_F(TestfsTest, EveryReadLiesInOneChunkAlignedSlotOfTheFile) {
   runai_range_t ranges[] = {{100, 20000, buffer.data() + 100},
                             {20100, 300, buffer.data() + 20100},
                             {30000, 5000, buffer.data() + 30000}};
-  runai_file_request_t file{"tfs://model.bin", ranges, 3};
+  runai_file_request_t file{"tfs://model.bin", ranges, 3, RUNAI_CHECKSUM_NONE};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   for (const auto& entry : WaitAll(streamer.get(), id, 3)) {
@@ -194,8 +194,8 @@ TEST_F(TestfsTest, TwoSchemesServedAtOnce) {
   std::vector<uint8_t> a(5000), b(5000);
   runai_range_t range_a{0, 5000, a.data()};
   runai_range_t range_b{0, 5000, b.data()};
-  runai_file_request_t files[] = {{"tfa://model.bin", &range_a, 1},
-                                  {"tfb://model.bin", &range_b, 1}};
+  runai_file_request_t files[] = {{"tfa://model.bin", &range_a, 1, RUNAI_CHECKSUM_NONE},
+                                  {"tfb://model.bin", &range_b, 1, RUNAI_CHECKSUM_NONE}};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), files, 2, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2);
@@ -221,7 +221,7 @@ TEST_F(TestfsTest, PathEscapeIsRejected) {
   ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options()), RUNAI_OK);
   char byte;
   runai_range_t range{0, 1, &byte};
-  runai_file_request_t file{"tfs://sub/../../etc/passwd", &range, 1};
+  runai_file_request_t file{"tfs://sub/../../etc/passwd", &range, 1, RUNAI_CHECKSUM_NONE};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 1);
@@ -243,7 +243,7 @@ TEST_F(TestfsTest, ServerFailureSurfacesAsFailedRanges) {
   // Keep the ranges apart in memory so each is its own read.
   std::vector<std::vector<uint8_t>> destinations(ranges.size(), std::vector<uint8_t>(8192));
   for (size_t i = 0; i < ranges.size(); ++i) ranges[i].dst = destinations[i].data();
-  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size()};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, ranges.size());
@@ -272,7 +272,7 @@ TEST_F(TestfsTest, WaitTimesOut) {
             RUNAI_OK);
   char byte;
   runai_range_t range{0, 1, &byte};
-  runai_file_request_t file{"tfs://model.bin", &range, 1};
+  runai_file_request_t file{"tfs://model.bin", &range, 1, RUNAI_CHECKSUM_NONE};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   runai_completion_t completion;
@@ -296,7 +296,7 @@ TEST_F(TestfsTest, CancelMidRequestReportsEveryRangeOnceAndStopsWriting) {
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));
   std::vector<runai_range_t> ranges;
   for (size_t i = 0; i < kRanges; ++i) ranges.push_back({i * 4096, 4096, destinations[i].data()});
-  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size()};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   runai_completion_t first;
@@ -332,7 +332,7 @@ TEST_F(TestfsTest, ReleaseAndDestroyWhileReading) {
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));
   std::vector<runai_range_t> ranges;
   for (size_t i = 0; i < kRanges; ++i) ranges.push_back({i * 4096, 4096, destinations[i].data()});
-  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size()};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
   {
     Streamer streamer(4, 4096);
     ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "20"}})),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import subprocess
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runai_model_streamer import _library, _status
+from runai_model_streamer import _abi, _library, _status
 from runai_model_streamer._errors import RunaiStreamerError, StreamerLibraryError
 
 
@@ -95,9 +96,9 @@ def test_a_library_without_the_api_is_rejected_with_the_missing_symbols() -> Non
     assert f"{other}: not libstreamer: missing symbols runai_streamer_version" in str(raised.value)
 
 
-def test_the_real_library_loads_with_api_version_2() -> None:
+def test_the_real_library_loads_with_api_version_3() -> None:
     lib = _library.library()
-    assert lib.api_version == _library.API_VERSION == 2
+    assert lib.api_version == _library.API_VERSION == 3
     assert lib.version.count(".") == 2
     assert lib.path.is_file()
 
@@ -159,3 +160,46 @@ def test_the_status_codes_equal_the_c_header() -> None:
     assert declared and ours == declared
     for name, value in declared.items():
         assert _library.status_name(value) == f"RUNAI_{name}"
+
+
+def test_the_ctypes_structs_and_checksum_kinds_equal_the_c_header(tmp_path: Path) -> None:
+    """_abi's structs are written by hand from streamer.h: a C program compiled against the
+    header prints each struct's size and its fields' offsets, which must be ctypes' own; the
+    runai_checksum_t values must be _abi's CHECKSUM_* constants."""
+    root = Path(__file__).resolve().parents[2]
+    structs = {
+        "runai_streamer_config_t": _abi.Config,
+        "runai_range_t": _abi.Range,
+        "runai_file_request_t": _abi.FileRequest,
+        "runai_completion_t": _abi.Completion,
+        "runai_object_info_t": _abi.ObjectInfo,
+    }
+    lines = []
+    for c_name, struct in structs.items():
+        lines.append(f'printf("{c_name} %zu\\n", sizeof({c_name}));')
+        for field in struct._fields_:
+            lines.append(f'printf("{c_name}.{field[0]} %zu\\n", offsetof({c_name}, {field[0]}));')
+    program = tmp_path / "layout.c"
+    program.write_text(
+        '#include <stddef.h>\n#include <stdio.h>\n#include "streamer/streamer.h"\n'
+        "int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n"
+    )
+    binary = tmp_path / "layout"
+    subprocess.run(["cc", "-I", str(root / "cpp"), str(program), "-o", str(binary)], check=True)
+    printed = dict(
+        line.rsplit(" ", 1)
+        for line in subprocess.run(
+            [str(binary)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()
+    )
+    ours = {}
+    for c_name, struct in structs.items():
+        ours[c_name] = str(ctypes.sizeof(struct))
+        for field in struct._fields_:
+            ours[f"{c_name}.{field[0]}"] = str(getattr(struct, field[0]).offset)
+    assert printed == ours
+    header = (root / "cpp" / "streamer" / "streamer.h").read_text()
+    declared = dict(re.findall(r"^\s*RUNAI_(CHECKSUM_[A-Z0-9]+) = (\d+),?", header, re.M))
+    assert declared and {name: getattr(_abi, name) for name in declared} == {
+        name: int(value) for name, value in declared.items()
+    }

@@ -26,6 +26,12 @@ std::string Trim(const char* begin, const char* end) {
   return std::string(begin, end);
 }
 
+bool IsObjectHeader(const std::string& name) {
+  return name == "etag" || name == "content-md5" || name == "x-amz-version-id" ||
+         name.rfind("x-amz-checksum-", 0) == 0 || name == "x-goog-hash" ||
+         name == "x-goog-generation";
+}
+
 size_t OnHeader(char* data, size_t size, size_t count, void* context) {
   auto* transfer = static_cast<Transfer*>(context);
   const size_t bytes = size * count;
@@ -33,6 +39,7 @@ size_t OnHeader(char* data, size_t size, size_t count, void* context) {
     // A new response (after 100-continue or a redirect): forget the previous one's headers.
     transfer->response->content_range.clear();
     transfer->response->content_length = -1;
+    transfer->response->object_headers.clear();
     transfer->response->status = 0;
     return bytes;
   }
@@ -94,6 +101,9 @@ bool ReadHeaderLine(const char* data, size_t size, std::string* name, std::strin
     response->request_id = *value;
   } else if (*name == "x-ms-error-code") {
     response->error_code = *value;
+  } else if (IsObjectHeader(*name) &&
+             response->object_headers.size() < HttpResponse::kMaxObjectHeaders) {
+    response->object_headers.emplace_back(*name, *value);
   }
   return true;
 }

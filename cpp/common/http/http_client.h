@@ -48,6 +48,11 @@ struct HttpResponse {
   std::string transport_error;  // curl's message when status is 0 or the body broke off
   bool transient = false;       // a transport error worth retrying (IsTransientTransportError)
   bool too_long = false;        // the body was longer than the buffer given for it
+  // What the response says of the object's version and checksums (ETag, x-amz-checksum-*,
+  // x-amz-version-id, x-goog-hash, x-goog-generation, Content-MD5), lower-case names, at most
+  // kMaxObjectHeaders of them.
+  HeaderList object_headers;
+  static constexpr size_t kMaxObjectHeaders = 16;
 };
 
 class DirectGet;

@@ -198,20 +198,19 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
   return Status::Ok();
 }
 
-Status ObjectClient::SizeFromHead(const std::string& uri, const std::string& range_header,
-                                  const Sender& send, uint64_t* size) const {
-  HttpResponse response;
-  Status status = send("HEAD", {}, &response);
+Status ObjectClient::HeadObject(const std::string& uri, const std::string& range_header,
+                                const Sender& send, uint64_t* size, HttpResponse* head) const {
+  Status status = send("HEAD", {}, head);
   if (!status.ok()) {
     HttpResponse detail;
     Status explained = send("GET", {{range_header, "bytes=0-0"}}, &detail);
-    if (!explained.ok() && detail.status == response.status) status = explained;
+    if (!explained.ok() && detail.status == head->status) status = explained;
     return status;
   }
-  if (response.content_length < 0) {
+  if (head->content_length < 0) {
     return Error(RUNAI_E_BACKEND, uri + ": HEAD sent no Content-Length");
   }
-  *size = static_cast<uint64_t>(response.content_length);
+  *size = static_cast<uint64_t>(head->content_length);
   return Status::Ok();
 }
 

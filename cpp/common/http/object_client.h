@@ -77,13 +77,14 @@ class ObjectClient {
                    const std::function<HeaderList(const HeaderList& range)>& headers,
                    uint64_t offset, uint64_t size, char* dst);
 
-  // The size of an object from a HEAD's Content-Length. A failed HEAD carries no body, so it is
-  // asked again as a GET of byte 0 (`range_header`: "range" or "x-ms-range") for the service's
-  // error code and message. send(method, extra headers, response) sends one request.
+  // A HEAD of an object: its size from Content-Length and the headers that describe it
+  // (head->object_headers). A failed HEAD carries no body, so it is asked again as a GET of
+  // byte 0 (`range_header`: "range" or "x-ms-range") for the service's error code and message.
+  // send(method, extra headers, response) sends one request.
   using Sender =
       std::function<Status(const std::string& method, const HeaderList& extra, HttpResponse*)>;
-  Status SizeFromHead(const std::string& uri, const std::string& range_header, const Sender& send,
-                      uint64_t* size) const;
+  Status HeadObject(const std::string& uri, const std::string& range_header, const Sender& send,
+                    uint64_t* size, HttpResponse* head) const;
 
   // Splits `rest`, the part of `uri` after "<scheme>://", into "<bucket>/<object>" (object ""
   // for a bare bucket); `bucket_word` / `object_word` name them in messages ("container",

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/object_info.h"
 #include "common/status.h"
 
 namespace runai::common {
@@ -20,7 +21,14 @@ class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
 
-  virtual Status Size(const std::string& uri, uint64_t* size) = 0;
+  // Size, version and whole-object checksums (one HEAD).
+  virtual Status Stat(const std::string& uri, ObjectInfo* info) = 0;
+  Status Size(const std::string& uri, uint64_t* size) {
+    ObjectInfo info;
+    Status status = Stat(uri, &info);
+    if (status.ok()) *size = info.size;
+    return status;
+  }
   // Exactly `size` (> 0) bytes at `offset` into dst.
   virtual Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) = 0;
   // What is directly under `prefix` (ends with '/'): objects and sub-prefixes (their URIs end

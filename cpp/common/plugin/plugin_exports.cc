@@ -62,6 +62,18 @@ PLUGIN_EXPORT int runai_backend_size(runai_backend_t* backend, const char* uri, 
   return Guarded([&] { return backend->store->Size(uri, size); }, error, error_size);
 }
 
+PLUGIN_EXPORT int runai_backend_stat(runai_backend_t* backend, const char* uri,
+                                     runai_object_info* info, char* error, size_t error_size) {
+  return Guarded(
+      [&] {
+        runai::common::ObjectInfo found;
+        runai::common::Status status = backend->store->Stat(uri, &found);
+        if (status.ok()) runai::common::ExportObjectInfo(found, info);
+        return status;
+      },
+      error, error_size);
+}
+
 PLUGIN_EXPORT int runai_backend_read(runai_backend_t* backend, const char* uri, uint64_t offset,
                                      uint64_t size, void* dst, char* error, size_t error_size) {
   if (size == 0) return RUNAI_OK;

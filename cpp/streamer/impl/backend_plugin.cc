@@ -62,6 +62,7 @@ common::Status BackendPlugin::Load(const std::string& library_path, const Option
       {RUNAI_BACKEND_SYM_DESTROY,
        Resolve(plugin->handle_, RUNAI_BACKEND_SYM_DESTROY, &plugin->destroy_)},
       {RUNAI_BACKEND_SYM_SIZE, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_SIZE, &plugin->size_)},
+      {RUNAI_BACKEND_SYM_STAT, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_STAT, &plugin->stat_)},
       {RUNAI_BACKEND_SYM_READ, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_READ, &plugin->read_)},
       {RUNAI_BACKEND_SYM_LIST, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_LIST, &plugin->list_)},
   };
@@ -103,6 +104,16 @@ common::Status BackendPlugin::Size(const std::string& uri, uint64_t* size) const
   char error[kErrorBufferSize] = {0};
   int code = size_(instance_, uri.c_str(), size, error, sizeof(error));
   return CallStatus(code, error, "size of '" + uri + "'");
+}
+
+common::Status BackendPlugin::Stat(const std::string& uri, runai_object_info_t* info) const {
+  char error[kErrorBufferSize] = {0};
+  *info = runai_object_info_t{};
+  int code = stat_(instance_, uri.c_str(), info, error, sizeof(error));
+  // Whatever the plugin wrote, the strings end inside their arrays.
+  info->version[sizeof(info->version) - 1] = '\0';
+  info->checksums[sizeof(info->checksums) - 1] = '\0';
+  return CallStatus(code, error, "stat of '" + uri + "'");
 }
 
 common::Status BackendPlugin::Read(const std::string& uri, uint64_t offset, uint64_t size,

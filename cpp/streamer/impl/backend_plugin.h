@@ -11,6 +11,7 @@
 
 #include "common/status.h"
 #include "streamer/backend.h"
+#include "streamer/streamer.h"
 
 namespace runai::streamer {
 
@@ -29,6 +30,7 @@ class BackendPlugin {
 
   // Thread-safe calls into the plugin; messages come from the plugin.
   common::Status Size(const std::string& uri, uint64_t* size) const;
+  common::Status Stat(const std::string& uri, runai_object_info_t* info) const;
   common::Status Read(const std::string& uri, uint64_t offset, uint64_t size, void* dst) const;
   common::Status List(const std::string& uri_prefix,
                       const std::function<bool(const std::string&, uint64_t)>& entry) const;
@@ -43,6 +45,7 @@ class BackendPlugin {
   runai_backend_t* instance_ = nullptr;
   runai_backend_destroy_fn destroy_ = nullptr;
   runai_backend_size_fn size_ = nullptr;
+  runai_backend_stat_fn stat_ = nullptr;
   runai_backend_read_fn read_ = nullptr;
   runai_backend_list_fn list_ = nullptr;
 };

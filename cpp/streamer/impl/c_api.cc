@@ -5,6 +5,7 @@
 #include <new>
 #include <string>
 
+#include "common/crc.h"
 #include "common/status.h"
 #include "streamer/impl/allocator.h"
 #include "streamer/impl/config.h"
@@ -125,6 +126,18 @@ int runai_streamer_file_size(runai_streamer_t* streamer, const char* path, uint6
   });
 }
 
+int runai_streamer_object_info(runai_streamer_t* streamer, const char* path,
+                               runai_object_info_t* info) {
+  return Guarded([&]() -> Status {
+    if (streamer == nullptr) return NullStreamer();
+    if (path == nullptr || info == nullptr) {
+      return {RUNAI_E_INVALID_ARGUMENT, "path or info is NULL"};
+    }
+    *info = runai_object_info_t{};
+    return streamer->engine->ObjectInfo(path, info);
+  });
+}
+
 int runai_streamer_list(runai_streamer_t* streamer, const char* path, runai_list_entry_fn entry,
                         void* context) {
   return Guarded([&]() -> Status {
@@ -168,6 +181,30 @@ int runai_streamer_release(runai_streamer_t* streamer, uint64_t request_id) {
   return Guarded([&]() -> Status {
     if (streamer == nullptr) return NullStreamer();
     return streamer->engine->Release(request_id);
+  });
+}
+
+int runai_streamer_checksum(int32_t kind, uint64_t crc, const void* data, uint64_t size,
+                            uint64_t* out) {
+  return Guarded([&]() -> Status {
+    const auto crc_kind = runai::common::CrcKindOf(kind);
+    if (!crc_kind) return {RUNAI_E_INVALID_ARGUMENT, "unknown checksum " + std::to_string(kind)};
+    if (out == nullptr || (data == nullptr && size > 0)) {
+      return {RUNAI_E_INVALID_ARGUMENT, "data or out is NULL"};
+    }
+    *out = runai::common::Crc(*crc_kind, crc, data, size);
+    return Status::Ok();
+  });
+}
+
+int runai_streamer_checksum_combine(int32_t kind, uint64_t crc_a, uint64_t crc_b, uint64_t size_b,
+                                    uint64_t* out) {
+  return Guarded([&]() -> Status {
+    const auto crc_kind = runai::common::CrcKindOf(kind);
+    if (!crc_kind) return {RUNAI_E_INVALID_ARGUMENT, "unknown checksum " + std::to_string(kind)};
+    if (out == nullptr) return {RUNAI_E_INVALID_ARGUMENT, "out is NULL"};
+    *out = runai::common::CrcCombine(*crc_kind, crc_a, crc_b, size_b);
+    return Status::Ok();
   });
 }
 

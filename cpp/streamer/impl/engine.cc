@@ -128,6 +128,17 @@ common::Status Engine::FileSize(const std::string& path, uint64_t* size) {
   return LocalFileSize(path, size);
 }
 
+common::Status Engine::ObjectInfo(const std::string& path, runai_object_info_t* info) {
+  std::shared_ptr<BackendPlugin> backend;
+  common::Status status = ResolveBackend(path, &backend);
+  if (!status.ok()) return status;
+  if (backend != nullptr) return backend->Stat(path, info);
+  common::ObjectInfo local;
+  status = LocalFileInfo(path, &local);
+  if (status.ok()) common::ExportObjectInfo(local, info);
+  return status;
+}
+
 common::Status Engine::List(const std::string& path, const ListEntry& entry) {
   std::shared_ptr<BackendPlugin> backend;
   common::Status status = ResolveBackend(path, &backend);
@@ -168,12 +179,20 @@ common::Status Engine::Submit(const runai_file_request_t* files, size_t num_file
                                ": offset + size overflows");
       }
     }
+    std::optional<common::CrcKind> checksum;
+    if (file.checksum != RUNAI_CHECKSUM_NONE) {
+      checksum = common::CrcKindOf(file.checksum);
+      if (!checksum) {
+        return InvalidArgument("'" + path + "': unknown checksum " + std::to_string(file.checksum));
+      }
+    }
     std::shared_ptr<BackendPlugin> backend;
     common::Status status = ResolveBackend(path, &backend);
     if (!status.ok()) return status;
     sources.push_back(std::make_unique<FileSource>(
         path, std::move(backend),
-        std::vector<runai_range_t>(file.ranges, file.ranges + file.num_ranges), local_reads_));
+        std::vector<runai_range_t>(file.ranges, file.ranges + file.num_ranges), local_reads_,
+        checksum));
   }
 
   uint64_t id;
@@ -304,7 +323,14 @@ std::vector<Engine::PieceResult> Engine::Execute(const Task& task) const {
     // New memory faulted in by one call, not one page fault at a time inside the copy.
     PopulateForWrite(pieces[i].dst, size);
     common::Status status = file.Read(pieces[i].file_offset, size, pieces[i].dst);
-    for (size_t k = i; k < end; ++k) results[k] = PieceResult{true, status};
+    for (size_t k = i; k < end; ++k) {
+      results[k] = PieceResult{true, status};
+      // From the destination, right after the read (the bytes are still in cache): what is
+      // checked is what the caller gets.
+      if (status.ok() && file.checksum()) {
+        results[k].crc = common::Crc(*file.checksum(), 0, pieces[k].dst, pieces[k].size);
+      }
+    }
     i = end;
   }
   return results;
@@ -319,6 +345,9 @@ void Engine::ApplyLocked(const Task& task, const std::vector<PieceResult>& resul
     if (!results[k].status.ok() && state.status == RUNAI_OK) {
       state.status = results[k].status.code;
       state.cause = results[k].status.message;
+    }
+    if (results[k].status.ok() && request.files[task.file_index]->checksum()) {
+      state.checksums.push_back({piece.file_offset, piece.size, results[k].crc});
     }
     state.bytes_left -= piece.size;
     if (state.bytes_left == 0) {

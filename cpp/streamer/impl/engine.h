@@ -39,6 +39,7 @@ class Engine {
   common::Status RegisterBackend(const std::string& scheme, const std::string& library_path,
                                  BackendPlugin::Options options);
   common::Status FileSize(const std::string& path, uint64_t* size);
+  common::Status ObjectInfo(const std::string& path, runai_object_info_t* info);
   common::Status List(const std::string& path, const ListEntry& entry);
 
   common::Status Submit(const runai_file_request_t* files, size_t num_files, uint64_t* request_id);
@@ -59,6 +60,7 @@ class Engine {
   struct PieceResult {
     bool ran = false;
     common::Status status;
+    uint64_t crc = 0;  // of the piece's bytes, when its file asks for a checksum
   };
   std::vector<PieceResult> Execute(const Task& task) const;
   void ApplyLocked(const Task& task, const std::vector<PieceResult>& results);

@@ -75,8 +75,9 @@ size_t Engine::TakeLocked(Request& request, runai_completion_t* out, size_t max)
   size_t taken = 0;
   while (taken < max && !request.ready.empty()) {
     const Completion& completion = request.ready.front();
-    out[taken++] = runai_completion_t{request.id, completion.file_index, completion.range_index,
-                                      completion.status, completion.message};
+    out[taken++] =
+        runai_completion_t{request.id,        completion.file_index, completion.range_index,
+                           completion.status, completion.checksum,   completion.message};
     request.ready.pop_front();
     --request.unreported;
   }

@@ -51,10 +51,21 @@ common::Status OpenLocalFile(const std::string& path, int* fd, uint64_t* size) {
 }
 
 common::Status LocalFileSize(const std::string& path, uint64_t* size) {
+  common::ObjectInfo info;
+  common::Status status = LocalFileInfo(path, &info);
+  if (status.ok()) *size = info.size;
+  return status;
+}
+
+common::Status LocalFileInfo(const std::string& path, common::ObjectInfo* info) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat '" + path + "'", errno);
   if (!S_ISREG(st.st_mode)) return NotRegular(path, st.st_mode);
-  *size = static_cast<uint64_t>(st.st_size);
+  info->size = static_cast<uint64_t>(st.st_size);
+  const int64_t mtime_ns =
+      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  common::ObjectInfo::Add(&info->version, "mtime", std::to_string(mtime_ns));
+  common::ObjectInfo::Add(&info->version, "inode", std::to_string(st.st_ino));
   return common::Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "common/object_info.h"
 #include "common/status.h"
 
 namespace runai::streamer {
@@ -16,6 +17,8 @@ common::Status OpenLocalFile(const std::string& path, int* fd, uint64_t* size);
 
 // Size of a regular file.
 common::Status LocalFileSize(const std::string& path, uint64_t* size);
+// Its size and version (mtime in ns and inode); local files keep no checksums.
+common::Status LocalFileInfo(const std::string& path, common::ObjectInfo* info);
 
 // Calls entry(full_path, size) for each regular file directly under dir, in
 // name order; stops when entry returns false.

@@ -1,15 +1,19 @@
 #include "streamer/impl/request.h"
 
+#include <algorithm>
+
 #include "streamer/impl/local_file.h"
 
 namespace runai::streamer {
 
 FileSource::FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
-                       std::vector<runai_range_t> ranges, LocalReads local_reads)
+                       std::vector<runai_range_t> ranges, LocalReads local_reads,
+                       std::optional<common::CrcKind> checksum)
     : path_(std::move(path)),
       backend_(std::move(backend)),
       ranges_(std::move(ranges)),
-      local_reads_(local_reads) {}
+      local_reads_(local_reads),
+      checksum_(checksum) {}
 
 common::Status FileSource::Open(uint64_t* size) {
   std::lock_guard<std::mutex> lock(open_mutex_);
@@ -56,6 +60,18 @@ void Request::Complete(uint32_t file_index, uint32_t range_index, int32_t status
   if (state.completed) return;
   state.completed = true;
   const char* message = nullptr;
+  uint64_t checksum = 0;
+  const FileSource& source = *files[file_index];
+  if (status == RUNAI_OK && source.checksum()) {
+    std::sort(state.checksums.begin(), state.checksums.end(),
+              [](const PieceChecksum& a, const PieceChecksum& b) {
+                return a.file_offset < b.file_offset;
+              });
+    for (const PieceChecksum& piece : state.checksums) {
+      checksum = common::CrcCombine(*source.checksum(), checksum, piece.crc, piece.size);
+    }
+  }
+  state.checksums = {};
   if (status != RUNAI_OK) {
     const FileSource& file = *files[file_index];
     const runai_range_t& range = file.ranges()[range_index];
@@ -63,7 +79,7 @@ void Request::Complete(uint32_t file_index, uint32_t range_index, int32_t status
                         std::to_string(range.offset + range.size) + "): " + cause);
     message = messages_.back().c_str();
   }
-  ready.push_back(Completion{file_index, range_index, status, message});
+  ready.push_back(Completion{file_index, range_index, status, checksum, message});
 }
 
 }  // namespace runai::streamer

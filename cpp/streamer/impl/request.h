@@ -8,9 +8,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/crc.h"
 #include "common/status.h"
 #include "streamer/impl/backend_plugin.h"
 #include "streamer/impl/file_reader.h"
@@ -23,12 +25,15 @@ namespace runai::streamer {
 class FileSource {
  public:
   FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
-             std::vector<runai_range_t> ranges, LocalReads local_reads);
+             std::vector<runai_range_t> ranges, LocalReads local_reads,
+             std::optional<common::CrcKind> checksum);
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
 
   const std::string& path() const { return path_; }
   const std::vector<runai_range_t>& ranges() const { return ranges_; }
+  // The checksum each range's completion carries, if any.
+  const std::optional<common::CrcKind>& checksum() const { return checksum_; }
 
   // Opens on first use; later calls return the same result.
   common::Status Open(uint64_t* size);
@@ -45,6 +50,7 @@ class FileSource {
   const std::shared_ptr<BackendPlugin> backend_;  // null for local files
   const std::vector<runai_range_t> ranges_;
   const LocalReads local_reads_;
+  const std::optional<common::CrcKind> checksum_;
 
   std::mutex open_mutex_;
   bool opened_ = false;
@@ -75,6 +81,7 @@ struct Completion {
   uint32_t file_index;
   uint32_t range_index;
   int32_t status;
+  uint64_t checksum;
   const char* message;  // owned by Request::messages_
 };
 
@@ -82,11 +89,19 @@ struct Completion {
 // streamer's mutex, except `cancelled` (read by workers between reads).
 class Request {
  public:
+  // The checksum of a piece of a range, combined with the others in offset order once the
+  // whole range is in (pieces finish in any order).
+  struct PieceChecksum {
+    uint64_t file_offset;
+    uint64_t size;
+    uint64_t crc;
+  };
   struct RangeState {
     uint64_t bytes_left = 0;
     int32_t status = RUNAI_OK;  // first failure of any piece
     std::string cause;
     bool completed = false;
+    std::vector<PieceChecksum> checksums;
   };
 
   Request(uint64_t id, std::vector<std::unique_ptr<FileSource>> files);
@@ -100,7 +115,8 @@ class Request {
   int64_t running_tasks = 0;
   std::atomic<bool> cancelled{false};
 
-  // Marks a range complete (exactly once) and queues its completion.
+  // Marks a range complete (exactly once) and queues its completion; a successful range of a
+  // file with a checksum carries the combination of its pieces' checksums.
   void Complete(uint32_t file_index, uint32_t range_index, int32_t status,
                 const std::string& cause);
 

@@ -8,6 +8,8 @@
 //   read_log          file to which every read served appends "<offset> <size> <uri>\n"
 //                     (one write each, O_APPEND: several processes may share it)
 //   timeout_ms        accepted (the engine always passes it) and ignored
+// Stat reports "<path>.checksums", when that file exists, as the object's checksums (so the
+// integrity checks are tested without a store), and its mtime as the version.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -132,23 +134,57 @@ TESTFS_EXPORT int runai_backend_create(const char* const* option_keys,
 
 TESTFS_EXPORT void runai_backend_destroy(runai_backend_t* backend) { delete backend; }
 
-TESTFS_EXPORT int runai_backend_size(runai_backend_t* backend, const char* uri, uint64_t* size,
-                                     char* error, size_t error_size) {
-  std::string path, why;
-  if (!ResolvePath(*backend, uri, &path, &why)) {
+namespace {
+
+int StatObject(runai_backend_t* backend, const char* uri, struct stat* st, std::string* path,
+               char* error, size_t error_size) {
+  std::string why;
+  if (!ResolvePath(*backend, uri, path, &why)) {
     return Fail(RUNAI_E_INVALID_ARGUMENT, why, error, error_size);
   }
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
+  if (::stat(path->c_str(), st) != 0) {
     int err = errno;
     return Fail(StatusCodeFromErrno(err), std::string("'") + uri + "': " + ErrnoText(err), error,
                 error_size);
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (!S_ISREG(st->st_mode)) {
     return Fail(RUNAI_E_NOT_A_FILE, std::string("'") + uri + "' is not an object", error,
                 error_size);
   }
-  *size = static_cast<uint64_t>(st.st_size);
+  return RUNAI_OK;
+}
+
+}  // namespace
+
+TESTFS_EXPORT int runai_backend_size(runai_backend_t* backend, const char* uri, uint64_t* size,
+                                     char* error, size_t error_size) {
+  struct stat st;
+  std::string path;
+  int code = StatObject(backend, uri, &st, &path, error, error_size);
+  if (code == RUNAI_OK) *size = static_cast<uint64_t>(st.st_size);
+  return code;
+}
+
+TESTFS_EXPORT int runai_backend_stat(runai_backend_t* backend, const char* uri,
+                                     runai_object_info_t* info, char* error, size_t error_size) {
+  struct stat st;
+  std::string path;
+  int code = StatObject(backend, uri, &st, &path, error, error_size);
+  if (code != RUNAI_OK) return code;
+  info->size = static_cast<uint64_t>(st.st_size);
+  const std::string version =
+      "mtime=" +
+      std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+  CopyMessage(version, info->version, sizeof(info->version));
+  int fd = ::open((path + ".checksums").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t got = ::read(fd, info->checksums, sizeof(info->checksums) - 1);
+    info->checksums[got > 0 ? got : 0] = '\0';
+    for (char& c : info->checksums) {
+      if (c == '\n') c = '\0';
+    }
+    ::close(fd);
+  }
   return RUNAI_OK;
 }
 

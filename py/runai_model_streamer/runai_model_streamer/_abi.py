@@ -8,6 +8,12 @@ from typing import Any
 
 import numpy as np
 
+#: runai_checksum_t
+CHECKSUM_NONE = 0
+CHECKSUM_CRC32C = 1
+CHECKSUM_CRC32 = 2
+CHECKSUM_CRC64NVME = 3
+
 
 class Config(ctypes.Structure):
     _fields_ = [
@@ -32,6 +38,7 @@ class FileRequest(ctypes.Structure):
         ("path", ctypes.c_char_p),
         ("ranges", ctypes.POINTER(Range)),
         ("num_ranges", ctypes.c_size_t),
+        ("checksum", ctypes.c_int32),
     ]
 
 
@@ -41,7 +48,19 @@ class Completion(ctypes.Structure):
         ("file_index", ctypes.c_uint32),
         ("range_index", ctypes.c_uint32),
         ("status", ctypes.c_int32),
+        ("checksum", ctypes.c_uint64),
         ("message", ctypes.c_void_p),
+    ]
+
+
+OBJECT_INFO_TEXT_SIZE = 512
+
+
+class ObjectInfo(ctypes.Structure):
+    _fields_ = [
+        ("size", ctypes.c_uint64),
+        ("version", ctypes.c_char * OBJECT_INFO_TEXT_SIZE),
+        ("checksums", ctypes.c_char * OBJECT_INFO_TEXT_SIZE),
     ]
 
 
@@ -60,13 +79,14 @@ RANGE_DTYPE = np.dtype(
 #: numpy view of ``runai_completion_t``.
 COMPLETION_DTYPE = np.dtype(
     {
-        "names": ["request_id", "file_index", "range_index", "status", "message"],
-        "formats": ["=u8", "=u4", "=u4", "=i4", _PTR_FORMAT],
+        "names": ["request_id", "file_index", "range_index", "status", "checksum", "message"],
+        "formats": ["=u8", "=u4", "=u4", "=i4", "=u8", _PTR_FORMAT],
         "offsets": [
             Completion.request_id.offset,
             Completion.file_index.offset,
             Completion.range_index.offset,
             Completion.status.offset,
+            Completion.checksum.offset,
             Completion.message.offset,
         ],
         "itemsize": ctypes.sizeof(Completion),
@@ -96,6 +116,30 @@ SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "runai_streamer_file_size": (
         _c_int,
         [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)],
+    ),
+    "runai_streamer_object_info": (
+        _c_int,
+        [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ObjectInfo)],
+    ),
+    "runai_streamer_checksum": (
+        _c_int,
+        [
+            ctypes.c_int32,
+            ctypes.c_uint64,
+            ctypes.c_void_p,
+            ctypes.c_uint64,
+            ctypes.POINTER(ctypes.c_uint64),
+        ],
+    ),
+    "runai_streamer_checksum_combine": (
+        _c_int,
+        [
+            ctypes.c_int32,
+            ctypes.c_uint64,
+            ctypes.c_uint64,
+            ctypes.c_uint64,
+            ctypes.POINTER(ctypes.c_uint64),
+        ],
     ),
     "runai_streamer_list": (
         _c_int,

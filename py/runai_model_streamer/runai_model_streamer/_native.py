@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from runai_model_streamer._abi import LIST_ENTRY_FN, Config, FileRequest, Range
+from runai_model_streamer._abi import LIST_ENTRY_FN, Config, FileRequest, ObjectInfo, Range
 from runai_model_streamer._errors import RunaiStreamerError
 from runai_model_streamer._library import library
 from runai_model_streamer._status import E_TIMEOUT
@@ -57,6 +57,48 @@ class NativeBuffer:
             self._ptr = 0
             with contextlib.suppress(Exception):  # interpreter shutdown
                 cdll.runai_streamer_free(ptr, self.size)
+
+
+# ---- checksums --------------------------------------------------------------------------------
+
+
+def checksum(kind: int, data: bytes, crc: int = 0) -> int:
+    """The checksum ``kind`` (a ``CHECKSUM_*`` of ``_abi``) of ``data``, continuing from
+    ``crc``."""
+    lib = library()
+    out = ctypes.c_uint64()
+    lib.check(lib.cdll.runai_streamer_checksum(kind, crc, data, len(data), ctypes.byref(out)))
+    return int(out.value)
+
+
+def checksum_combine(kind: int, crc_a: int, crc_b: int, size_b: int) -> int:
+    """The checksum of A then B from that of A, that of B and B's size."""
+    lib = library()
+    out = ctypes.c_uint64()
+    lib.check(
+        lib.cdll.runai_streamer_checksum_combine(kind, crc_a, crc_b, size_b, ctypes.byref(out))
+    )
+    return int(out.value)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the storage says of a file or object (``runai_object_info_t``): its size, its
+    version (``{"etag": ..., "version": ...}``, ``{"generation": ...}``; local files: mtime and
+    inode) and the checksums it keeps of the whole object (``{"crc32c": "<hex>", ...}``)."""
+
+    size: int
+    version: Mapping[str, str]
+    checksums: Mapping[str, str]
+
+
+def _pairs(text: bytes) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for entry in text.decode("ascii", "replace").split(","):
+        name, _, value = entry.partition("=")
+        if name and value:
+            pairs[name] = value
+    return pairs
 
 
 # ---- the engine -------------------------------------------------------------------------------
@@ -140,6 +182,14 @@ class Engine:
         self._lib.check(status, path)
         return int(size.value)
 
+    def object_info(self, path: str) -> StoredObject:
+        info = ObjectInfo()
+        status = self._lib.cdll.runai_streamer_object_info(
+            self.handle, encode_path(path), ctypes.byref(info)
+        )
+        self._lib.check(status, path)
+        return StoredObject(int(info.size), _pairs(info.version), _pairs(info.checksums))
+
     def list(self, path: str) -> list[tuple[str, int]]:
         entries: list[tuple[str, int]] = []
         errors: list[BaseException] = []
@@ -159,8 +209,9 @@ class Engine:
         self._lib.check(status, path)
         return entries
 
-    def submit(self, files: Sequence[tuple[str, np.ndarray]]) -> int:
-        """Submits ranges (``RANGE_DTYPE`` arrays, kept alive by the caller until complete)."""
+    def submit(self, files: Sequence[tuple[str, np.ndarray]], checksum: int = 0) -> int:
+        """Submits ranges (``RANGE_DTYPE`` arrays, kept alive by the caller until complete);
+        ``checksum``: the ``CHECKSUM_*`` every completion carries of its range's bytes."""
         requests = (FileRequest * len(files))()
         encoded = []
         for index, (path, ranges) in enumerate(files):
@@ -169,6 +220,7 @@ class Engine:
             requests[index].path = raw
             requests[index].ranges = ctypes.cast(ranges.ctypes.data, ctypes.POINTER(Range))
             requests[index].num_ranges = len(ranges)
+            requests[index].checksum = checksum
         request_id = ctypes.c_uint64()
         status = self._lib.cdll.runai_streamer_submit(
             self.handle, requests, len(files), ctypes.byref(request_id)

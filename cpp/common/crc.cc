@@ -1,0 +1,185 @@
+#include "common/crc.h"
+
+#include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+namespace runai::common {
+namespace {
+
+// A CRC with bit-reflected input and output, initial value and final XOR all ones (the three
+// CRCs here are all of that family), over a register of type Word. kPolynomial is reflected
+// (the bit for x^0 is the highest).
+template <typename Word, Word kPolynomial>
+class Reflected {
+ public:
+  static constexpr int kBits = 8 * sizeof(Word);
+  static constexpr Word kOne = Word{1} << (kBits - 1);  // x^0
+
+  // `crc` here is the register, already inverted.
+  static Word Update(Word crc, const uint8_t* bytes, size_t size) {
+    static const Tables tables = MakeTables();
+    while (size >= 8) {
+      uint64_t word;
+      std::memcpy(&word, bytes, 8);
+      word ^= crc;  // little-endian: the register meets the first bytes
+      crc = tables[7][word & 0xFF] ^ tables[6][(word >> 8) & 0xFF] ^
+            tables[5][(word >> 16) & 0xFF] ^ tables[4][(word >> 24) & 0xFF] ^
+            tables[3][(word >> 32) & 0xFF] ^ tables[2][(word >> 40) & 0xFF] ^
+            tables[1][(word >> 48) & 0xFF] ^ tables[0][word >> 56];
+      bytes += 8;
+      size -= 8;
+    }
+    while (size-- > 0) crc = (crc >> 8) ^ tables[0][(crc ^ *bytes++) & 0xFF];
+    return crc;
+  }
+
+  // CRC(A B) = CRC(A) * x^(8|B|) + CRC(B): the initial and final inversions cancel out.
+  static Word Combine(Word crc_a, Word crc_b, uint64_t size_b) {
+    return MultiplyModP(crc_a, XPowerOfBytes(size_b)) ^ crc_b;
+  }
+
+ private:
+  // tables[k][b]: the CRC of byte b followed by k zero bytes, for eight bytes a step.
+  using Tables = std::array<std::array<Word, 256>, 8>;
+
+  static Tables MakeTables() {
+    Tables tables{};
+    for (uint32_t byte = 0; byte < 256; ++byte) {
+      Word crc = byte;
+      for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1) ? kPolynomial : 0);
+      tables[0][byte] = crc;
+    }
+    for (size_t k = 1; k < tables.size(); ++k) {
+      for (uint32_t byte = 0; byte < 256; ++byte) {
+        const Word previous = tables[k - 1][byte];
+        tables[k][byte] = (previous >> 8) ^ tables[0][previous & 0xFF];
+      }
+    }
+    return tables;
+  }
+
+  // a * b modulo the polynomial, both bit-reflected.
+  static Word MultiplyModP(Word a, Word b) {
+    Word product = 0;
+    for (int term = 0; term < kBits; ++term) {
+      if (a & (kOne >> term)) product ^= b;
+      b = (b >> 1) ^ ((b & 1) ? kPolynomial : 0);  // b * x
+    }
+    return product;
+  }
+
+  // x^(8 * bytes) modulo the polynomial: the product of x^(8 * 2^k) for the bits k of
+  // `bytes`, those powers squared once into a table (a combine costs a few multiplications).
+  static Word XPowerOfBytes(uint64_t bytes) {
+    static const std::array<Word, 64> powers = [] {
+      std::array<Word, 64> table{};
+      table[0] = kOne >> 8;  // x^8: one byte
+      for (size_t k = 1; k < table.size(); ++k) table[k] = MultiplyModP(table[k - 1], table[k - 1]);
+      return table;
+    }();
+    Word result = kOne;
+    for (size_t k = 0; bytes != 0; ++k, bytes >>= 1) {
+      if (bytes & 1) result = MultiplyModP(result, powers[k]);
+    }
+    return result;
+  }
+};
+
+using Crc32cMath = Reflected<uint32_t, 0x82F63B78u>;               // 0x1EDC6F41 reflected
+using Crc32Math = Reflected<uint32_t, 0xEDB88320u>;                // 0x04C11DB7 reflected
+using Crc64NvmeMath = Reflected<uint64_t, 0x9A6C9329AC4BC9B5ull>;  // 0xAD93D23594C93659
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2,crc32"))) uint32_t Crc32cWithInstruction(uint32_t crc,
+                                                                       const uint8_t* bytes,
+                                                                       size_t size) {
+  uint64_t wide = crc;
+  while (size >= 8) {
+    uint64_t word;
+    std::memcpy(&word, bytes, 8);
+    wide = _mm_crc32_u64(wide, word);
+    bytes += 8;
+    size -= 8;
+  }
+  uint32_t narrow = static_cast<uint32_t>(wide);
+  while (size-- > 0) narrow = _mm_crc32_u8(narrow, *bytes++);
+  return narrow;
+}
+
+bool HasInstruction() {
+  static const bool has = __builtin_cpu_supports("sse4.2");
+  return has;
+}
+#else
+uint32_t Crc32cWithInstruction(uint32_t crc, const uint8_t* bytes, size_t size) {
+  return Crc32cMath::Update(crc, bytes, size);
+}
+
+bool HasInstruction() { return false; }
+#endif
+
+uint64_t Update(CrcKind kind, uint64_t crc, const uint8_t* bytes, size_t size, bool tables_only) {
+  switch (kind) {
+    case CrcKind::kCrc32c: {
+      const auto state = static_cast<uint32_t>(~crc);
+      return static_cast<uint32_t>(~(HasInstruction() && !tables_only
+                                         ? Crc32cWithInstruction(state, bytes, size)
+                                         : Crc32cMath::Update(state, bytes, size)));
+    }
+    case CrcKind::kCrc32:
+      return static_cast<uint32_t>(~Crc32Math::Update(static_cast<uint32_t>(~crc), bytes, size));
+    case CrcKind::kCrc64Nvme:
+      return ~Crc64NvmeMath::Update(~crc, bytes, size);
+  }
+  return 0;
+}
+
+}  // namespace
+
+const char* CrcName(CrcKind kind) {
+  switch (kind) {
+    case CrcKind::kCrc32c:
+      return "crc32c";
+    case CrcKind::kCrc32:
+      return "crc32";
+    case CrcKind::kCrc64Nvme:
+      return "crc64nvme";
+  }
+  return "?";
+}
+
+std::optional<CrcKind> CrcKindOf(int value) {
+  if (value < static_cast<int>(CrcKind::kCrc32c) || value > static_cast<int>(CrcKind::kCrc64Nvme)) {
+    return std::nullopt;
+  }
+  return static_cast<CrcKind>(value);
+}
+
+uint64_t Crc(CrcKind kind, uint64_t crc, const void* data, size_t size) {
+  return Update(kind, crc, static_cast<const uint8_t*>(data), size, false);
+}
+
+uint64_t CrcWithTables(CrcKind kind, uint64_t crc, const void* data, size_t size) {
+  return Update(kind, crc, static_cast<const uint8_t*>(data), size, true);
+}
+
+uint64_t CrcCombine(CrcKind kind, uint64_t crc_a, uint64_t crc_b, uint64_t size_b) {
+  switch (kind) {
+    case CrcKind::kCrc32c:
+      return Crc32cMath::Combine(static_cast<uint32_t>(crc_a), static_cast<uint32_t>(crc_b),
+                                 size_b);
+    case CrcKind::kCrc32:
+      return Crc32Math::Combine(static_cast<uint32_t>(crc_a), static_cast<uint32_t>(crc_b), size_b);
+    case CrcKind::kCrc64Nvme:
+      return Crc64NvmeMath::Combine(crc_a, crc_b, size_b);
+  }
+  return 0;
+}
+
+bool Crc32cInHardware() { return HasInstruction(); }
+
+}  // namespace runai::common

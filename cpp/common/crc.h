@@ -1,0 +1,38 @@
+// The CRCs object stores keep of whole objects, computed over ranges as they land and combined
+// in file order into the CRC of the whole object without a second pass over its bytes:
+// CRC32C (Castagnoli: GCS for every object, S3's x-amz-checksum-crc32c), CRC32 (the IEEE CRC of
+// zlib: S3's x-amz-checksum-crc32, botocore's default for uploads) and CRC64/NVME (S3's
+// x-amz-checksum-crc64nvme, the default of the AWS SDKs and of S3 itself since 2025). CRC32C
+// uses the processor's instruction on x86-64 with SSE4.2; every CRC has an 8-byte table path.
+#ifndef RUNAI_STREAMER_COMMON_CRC_H_
+#define RUNAI_STREAMER_COMMON_CRC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace runai::common {
+
+// Numbered as runai_checksum_t in streamer.h.
+enum class CrcKind { kCrc32c = 1, kCrc32 = 2, kCrc64Nvme = 3 };
+
+// "crc32c", "crc32", "crc64nvme": the names the object infos use.
+const char* CrcName(CrcKind kind);
+std::optional<CrcKind> CrcKindOf(int value);
+
+// The CRC of `size` bytes at `data`, continuing from `crc` (0 for the first bytes): the CRC of
+// A then B is Crc(kind, Crc(kind, 0, A), B).
+uint64_t Crc(CrcKind kind, uint64_t crc, const void* data, size_t size);
+
+// The CRC of A then B from the CRC of A, that of B and B's length, in O(log length).
+uint64_t CrcCombine(CrcKind kind, uint64_t crc_a, uint64_t crc_b, uint64_t size_b);
+
+// Whether CRC32C uses the processor's instruction here.
+bool Crc32cInHardware();
+// The table computation (exposed so the tests check it where an instruction is used).
+uint64_t CrcWithTables(CrcKind kind, uint64_t crc, const void* data, size_t size);
+
+}  // namespace runai::common
+
+#endif  // RUNAI_STREAMER_COMMON_CRC_H_
