@@ -4,13 +4,15 @@ It relays HTTP/1.1 requests (keep-alive) to the server and, for ranged GETs (the
 reads), applies the faults it has been given, each to a bounded number of responses, so
 that a client that retries correctly completes and one that trusts a bad response is
 caught: connection resets mid-body, 503 SlowDown bursts, stalls past the low-speed limit, a
-body cut short under a correct Content-Length, a wrong Content-Range, and a dead server. It
-also takes requests as a forward proxy does (an absolute URL in the request line).
+body cut short under a correct Content-Length, a wrong Content-Range, one bit flipped in a
+body under correct headers, and a dead server; and it can drop the checksum headers of every
+response. It also takes requests as a forward proxy does (an absolute URL in the request line).
 Every loop is bounded in time; the proxy binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
@@ -77,7 +79,7 @@ def _read_response(sock: socket.socket, buffer: bytearray, method: str) -> tuple
 class FaultProxy:
     upstream_port: int
     #: faults still to apply to ranged GETs, in order: "reset", "slowdown", "stall", "truncate",
-    #: "wrong_range"
+    #: "wrong_range", "flip_bit" (the middle byte of the body), "pass" (relayed untouched)
     faults: deque[str] = field(default_factory=deque)
     stall_seconds: float = 4.0
     applied: list[str] = field(default_factory=list)
@@ -90,6 +92,8 @@ class FaultProxy:
     rewrite_host: bool = False
     #: the URL of every request that came as to a forward proxy (http_proxy), in order
     proxied: list[str] = field(default_factory=list)
+    #: leave out of every response the headers that carry the object's checksums
+    drop_checksums: bool = False
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -185,7 +189,14 @@ class FaultProxy:
                     head = _with_host(head, f"127.0.0.1:{self.upstream_port}")
                 upstream.sendall(head + body)
                 response_head, response_body = _read_response(upstream, from_upstream, method)
-                if fault is None:
+                if self.drop_checksums:
+                    response_head, response_body = _without_checksums(response_head, response_body)
+                if fault == "flip_bit":
+                    flipped = bytearray(response_body)
+                    flipped[len(flipped) // 2] ^= 0x10
+                    response_body = bytes(flipped)
+                    fault = None
+                if fault is None or fault == "pass":
                     client.sendall(response_head + response_body)
                     continue
                 half = len(response_body) // 2
@@ -227,6 +238,33 @@ class FaultProxy:
             self.proxied.append(target.decode("latin-1"))
         path = b"/" + target[len(b"http://") :].partition(b"/")[2]
         return b" ".join((method, path, version)) + separator + rest
+
+
+CHECKSUM_HEADERS = (b"x-amz-checksum-", b"x-goog-hash:", b"content-md5:")
+#: the checksums of GCS's JSON object metadata
+CHECKSUM_FIELDS = ("crc32c", "md5Hash")
+
+
+def _without_checksums(head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """The response without checksum headers, and a JSON object body without checksum fields
+    (its Content-Length made to match)."""
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(CHECKSUM_HEADERS)]
+    if _headers(head).get("content-type", "").startswith("application/json") and body:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return b"\r\n".join(lines), body
+        if isinstance(document, dict):
+            for name in CHECKSUM_FIELDS:
+                document.pop(name, None)
+            body = json.dumps(document).encode()
+            lines = [
+                f"Content-Length: {len(body)}".encode()
+                if line.lower().startswith(b"content-length:")
+                else line
+                for line in lines
+            ]
+    return b"\r\n".join(lines), body
 
 
 def _with_host(head: bytes, host: str) -> bytes:

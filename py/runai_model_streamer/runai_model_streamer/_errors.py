@@ -61,3 +61,13 @@ class DistributedStreamError(RunaiStreamerError, RuntimeError):
 class UnsafeObjectKeyError(RunaiStreamerError, ValueError):
     """A listed object key (or a source file) would map to a path outside the destination
     directory, or to no well-formed path at all; nothing was downloaded."""
+
+
+class ChecksumMismatchError(StreamerIOError):
+    """The bytes read from an object do not have the checksum its store keeps of it (the
+    message names the URI, the algorithm, the expected and the computed value)."""
+
+
+class ChecksumUnavailableError(RunaiStreamerError, ValueError):
+    """``RUNAI_STREAMER_VERIFY=require``, and an object has no checksum that could be checked
+    (the message names each such object and why)."""

@@ -1,6 +1,8 @@
 """Reading safetensors headers: local files with plain reads, URIs through the engine (a
 :class:`~runai_model_streamer._stream.RangeStream`, so one completion loop serves headers and
-tensors). The format rules are :mod:`runai_model_streamer._safetensors`'."""
+tensors). The format rules are :mod:`runai_model_streamer._safetensors`'. For an object, the HEAD
+that gives its size also says how it can be checked (:mod:`runai_model_streamer._verify`): its
+check starts here, with the header's bytes."""
 
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ from runai_model_streamer._safetensors import (
 )
 from runai_model_streamer._settings import UNLIMITED
 from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer._verify import ObjectCheck, check_for
+
+#: per path, for an object: its check (None: not checked) and why it is not checked
+Integrity = tuple[ObjectCheck | None, str] | None
 
 #: bytes read at once from the start of a file, so most headers take a single read
 PREFIX_READ_SIZE = 1024 * 1024
@@ -32,20 +38,24 @@ PREFIX_READ_SIZE = 1024 * 1024
 REMOTE_PREFIX_READ_SIZE = 256 * 1024
 
 
-def read_headers(paths: Sequence[str], engine: Callable[[], Engine]) -> list[SafetensorsHeader]:
+def read_headers(
+    paths: Sequence[str], engine: Callable[[], Engine], verify: str = "off"
+) -> tuple[list[SafetensorsHeader], list[Integrity]]:
     """Headers of local files (plain reads) and URIs (concurrent reads through ``engine()``,
-    called only when there is a URI), in order."""
+    called only when there is a URI), in order; and how each object is checked when read whole
+    (``verify``: RUNAI_STREAMER_VERIFY's mode; None for local files)."""
     headers: list[SafetensorsHeader | None] = [None] * len(paths)
+    integrity: list[Integrity] = [None] * len(paths)
     remote = [i for i, p in enumerate(paths) if uri_scheme(p) is not None]
     for index, path in enumerate(paths):
         if uri_scheme(path) is None:
             headers[index] = read_local_header(path)
     if remote:
-        for index, header in zip(
-            remote, read_engine_headers(engine(), [paths[i] for i in remote]), strict=True
-        ):
+        found = read_engine_headers(engine(), [paths[i] for i in remote], verify)
+        for index, (header, checked) in zip(remote, found, strict=True):
             headers[index] = header
-    return [h for h in headers if h is not None]
+            integrity[index] = checked
+    return [h for h in headers if h is not None], integrity
 
 
 def _os_error(path: str, error: OSError) -> Exception:
@@ -91,13 +101,18 @@ def read_local_header(path: str) -> SafetensorsHeader:
     return parse_header(path, file_size, header_size, raw)
 
 
-def read_engine_headers(engine: Engine, paths: Sequence[str]) -> list[SafetensorsHeader]:
+def read_engine_headers(
+    engine: Engine, paths: Sequence[str], verify: str = "off"
+) -> list[tuple[SafetensorsHeader, tuple[ObjectCheck | None, str]]]:
     """Reads the headers of several files through the engine (object storage), concurrently:
-    sizes in parallel, one read of each file's start, and one more for the rare large header."""
+    sizes (HEADs) in parallel, one read of each file's start, and one more for the rare large
+    header. With each header: the object's check, seeded with the header's bytes (None: not
+    checked, and why)."""
     if not paths:
         return []
     with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
-        sizes = list(pool.map(engine.file_size, paths))
+        stored = list(pool.map(engine.object_info, paths))
+    sizes = [info.size for info in stored]
     for path, size in zip(paths, sizes, strict=True):
         if size < 8:
             check_header_length(path, size, 0)
@@ -118,10 +133,14 @@ def read_engine_headers(engine: Engine, paths: Sequence[str]) -> list[Safetensor
     raws = [prefix[8 : 8 + n] for prefix, n in zip(prefixes, header_sizes, strict=True)]
     for index, data in zip(rest_index, extra, strict=True):
         raws[index] += data
-    return [
-        parse_header(path, size, n, raw)
-        for path, size, n, raw in zip(paths, sizes, header_sizes, raws, strict=True)
-    ]
+    found = []
+    for path, info, n, raw, prefix in zip(paths, stored, header_sizes, raws, prefixes, strict=True):
+        header = parse_header(path, info.size, n, raw)
+        check, why = check_for(path, info, verify)
+        if check is not None:
+            check.add_bytes(0, prefix[:8] + raw)
+        found.append((header, (check, why)))
+    return found
 
 
 def _read_ranges(engine: Engine, reads: Sequence[tuple[str, int, int]]) -> list[bytes]:

@@ -39,6 +39,7 @@ from runai_model_streamer._native import Engine, default_config
 from runai_model_streamer._settings import MEMORY_LIMIT, OBJ_CONCURRENCY, parse_memory_limit
 from runai_model_streamer._shared_stream import SharedStream
 from runai_model_streamer._stream import Describe, FileRanges, RangeStream
+from runai_model_streamer._verify import ObjectCheck
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -162,9 +163,11 @@ class ChunkReader:
         memory_limit: int,
         owned: bool = True,
         describe: Describe | None = None,
+        checks: Sequence[ObjectCheck | None] | None = None,
     ) -> None:
         """Starts the stream of ``requests`` (after :meth:`prepare`); the ranks of ``share``
-        first agree on what they stream."""
+        first agree on what they stream. ``checks``: per request, the check of its object when
+        it is read whole (not for shared streams)."""
         files = [FileRanges(r.path, r.offsets, r.sizes) for r in requests]
         if share is not None:
             agree(share, Request.of(files, [r.id for r in requests]))
@@ -180,7 +183,13 @@ class ChunkReader:
         stream: RangeStream | SharedStream
         if share is None:
             stream = RangeStream(
-                engine, files, memory_limit, owned=owned, describe=describe, refresh=self._refresh
+                engine,
+                files,
+                memory_limit,
+                owned=owned,
+                describe=describe,
+                refresh=self._refresh,
+                checks=checks,
             )
         else:
             stream = SharedStream(

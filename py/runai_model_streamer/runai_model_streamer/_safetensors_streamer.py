@@ -22,7 +22,7 @@ from runai_model_streamer._common import (
 )
 from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
-from runai_model_streamer._headers import read_headers
+from runai_model_streamer._headers import Integrity, read_headers
 from runai_model_streamer._reader import DistributedStreamer
 from runai_model_streamer._safetensors import (
     DTYPES,
@@ -31,6 +31,7 @@ from runai_model_streamer._safetensors import (
     TensorMetadata,
 )
 from runai_model_streamer._settings import MEMORY_LIMIT
+from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -100,6 +101,29 @@ def _as_tensor(
     return u8.view(dtype).view(shape)
 
 
+def _checks(
+    integrity: Sequence[Integrity],
+    headers: Sequence[SafetensorsHeader],
+    selected: Sequence[Sequence[TensorMetadata]],
+    shared: bool,
+    report: VerifyReport,
+) -> list[ObjectCheck | None]:
+    """The check of each object that is read whole (what is not, and why, into ``report``)."""
+    checks: list[ObjectCheck | None] = []
+    for header, tensors, checked in zip(headers, selected, integrity, strict=True):
+        if checked is None:  # a local file
+            checks.append(None)
+            continue
+        check, why = checked
+        if check is not None and len(tensors) != len(header.tensors):
+            check, why = None, "only some of its tensors were read (tensor_names)"
+        elif check is not None and shared:
+            check, why = None, "its reads were shared with other ranks (is_distributed)"
+        report.add(header.path, check, why)
+        checks.append(check)
+    return checks
+
+
 def _select(
     headers: Sequence[SafetensorsHeader], names: set[str] | None, paths: Sequence[str]
 ) -> list[list[TensorMetadata]]:
@@ -163,6 +187,7 @@ class SafetensorsStreamer:
         self._device = torch.device("cpu")
         self._start_time = 0.0
         self._paths: list[str] = []
+        self._report = VerifyReport("off")
 
     def __enter__(self) -> SafetensorsStreamer:
         self.file_streamer.__enter__()
@@ -217,7 +242,11 @@ class SafetensorsStreamer:
             memory_limit = MEMORY_LIMIT.read()
             self._start_time = time.perf_counter()
             reader.prepare(engine_paths, s3_credentials)
-            selected = _select(read_headers(engine_paths, reader.engine), names, engine_paths)
+            report = VerifyReport(verify_mode())
+            headers, integrity = read_headers(engine_paths, reader.engine, report.mode)
+            selected = _select(headers, names, engine_paths)
+            checks = _checks(integrity, headers, selected, share is not None, report)
+            report.enforce()
             layouts = [
                 [
                     (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
@@ -231,12 +260,19 @@ class SafetensorsStreamer:
         self._device = resolved_device
         self._layouts = layouts
         self._paths = engine_paths
+        self._report = report
         requests = [
             FileChunks(position, path, [t.offset for t in tensors], [t.size for t in tensors])
             for position, (path, tensors) in enumerate(zip(engine_paths, selected, strict=True))
         ]
         self.file_streamer.start(
-            share, requests, torch.device("cpu"), memory_limit, owned, describe=self._describe
+            share,
+            requests,
+            torch.device("cpu"),
+            memory_limit,
+            owned,
+            describe=self._describe,
+            checks=checks,
         )
 
     def _describe(self, position: int, item: int) -> str:
@@ -260,8 +296,9 @@ class SafetensorsStreamer:
             count += 1
             yield meta.name, tensor
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
+        verified = self._report.summary()
         logger.info(
-            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s",
+            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s%s",
             count,
             len(self._paths),
             format_bytes(self.total_size),
@@ -269,4 +306,5 @@ class SafetensorsStreamer:
             self.total_size / elapsed / 1e9,
             self.device_str,
             " (shared with other ranks)" if self.file_streamer.is_distributed else "",
+            f"; {verified}" if verified else "",
         )

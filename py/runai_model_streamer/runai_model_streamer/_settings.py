@@ -231,6 +231,12 @@ LOG_TO_STDERR = Setting(
     upstream="same",
 )
 LOG_FILE = Setting(PREFIX + "LOG_FILE", "", text, "append the log to this file", upstream="same")
+VERIFY = Setting(
+    PREFIX + "VERIFY",
+    "auto",
+    one_of("auto", "require", "off"),
+    "checksums of objects read whole: auto (check what the store keeps), require, off",
+)
 HUGE_PAGES = Setting(PREFIX + "HUGE_PAGES", False, flag, "1: buffers advised to huge pages")
 PREFAULT = Setting(PREFIX + "PREFAULT", False, flag, "1: buffers faulted in before reading")
 DIST = Setting(

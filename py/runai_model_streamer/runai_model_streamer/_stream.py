@@ -13,6 +13,10 @@ bytes of windows not yet fully handed out stay within L (without a limit: within
 
 Items are yielded file by file in the given order, and within a window in completion order.
 
+Checks: a file given an :class:`~runai_model_streamer._verify.ObjectCheck` has the CRC of each
+of its items computed by the engine; the completion that makes the object whole verifies it,
+and a mismatch raises before that batch's items are yielded.
+
 Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: huge pages
 advised), faulted in by the engine's reader threads, each read's pages just before it (one
 ``madvise(MADV_POPULATE_WRITE)`` where Linux has it) (``RUNAI_STREAMER_PREFAULT=1``:
@@ -43,6 +47,7 @@ from runai_model_streamer._abi import COMPLETION_DTYPE, RANGE_DTYPE
 from runai_model_streamer._library import error_for_status
 from runai_model_streamer._native import Engine, NativeBuffer, completion_message
 from runai_model_streamer._settings import HUGE_PAGES, PREFAULT
+from runai_model_streamer._verify import ObjectCheck
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -240,8 +245,10 @@ class RangeStream:
         describe: Describe | None = None,
         refresh: Callable[[], None] | None = None,
         max_window: float | None = None,
+        checks: Sequence[ObjectCheck | None] | None = None,
     ) -> None:
         self._engine = engine
+        self._checks = list(checks) if checks is not None else [None] * len(files)
         self._refresh = refresh
         self._refreshed_at = time.monotonic()
         self._files = list(files)
@@ -373,7 +380,10 @@ class RangeStream:
         ranges["dst"] = np.asarray(plan.dst, dtype=np.uint64) + np.uint64(buffer.address)
         path = self._files[plan.file_position].path
         window = _ActiveWindow(plan, buffer, base, ranges, None)
-        window.request_id = self._engine.submit([(path, ranges)])
+        check = self._checks[plan.file_position]
+        window.request_id = self._engine.submit(
+            [(path, ranges)], check.kind if check is not None else 0
+        )
         self._active.append(window)
         self._in_flight += plan.nbytes
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
@@ -398,6 +408,9 @@ class RangeStream:
             statuses = done["status"]
             if statuses.any():
                 self._raise_failure(window, done)
+            check = self._checks[position]
+            if check is not None:
+                self._check(check, window, done)
             remaining -= count
             for index in done["range_index"].tolist():
                 if window.request_id is None:  # closed while the consumer was away
@@ -405,6 +418,17 @@ class RangeStream:
                 item = plan.items[index]
                 start = plan.dst[index]
                 yield position, item, base[start : start + sizes[item]]
+
+    def _check(self, check: ObjectCheck, window: _ActiveWindow, done: np.ndarray) -> None:
+        """Adds the completed items' CRCs; verifies once the object is whole (raises)."""
+        offsets = self._offsets[window.plan.file_position]
+        sizes = self._sizes[window.plan.file_position]
+        items = window.plan.items
+        for index, crc in zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True):
+            item = items[index]
+            check.add(int(offsets[item]), sizes[item], crc)
+        if check.complete:
+            check.verify()
 
     def _raise_failure(self, window: _ActiveWindow, done: np.ndarray) -> None:
         failed = done[done["status"] != 0][0]

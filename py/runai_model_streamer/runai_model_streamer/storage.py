@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from runai_model_streamer._safe_paths import (
     walk_local,
 )
 from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer._verify import ObjectCheck, VerifyReport, check_for, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -33,6 +36,8 @@ __all__ = [
     "list_safetensors",
     "pull_files",
 ]
+
+logger = logging.getLogger("runai_model_streamer")
 
 SAFETENSORS_SUFFIX = ".safetensors"
 #: object downloads: bytes per engine range and bytes of destination memory in flight
@@ -147,7 +152,8 @@ def pull_files(
     an empty, ``.`` or ``..`` segment, a NUL or a backslash, or whose path would resolve outside
     ``dst`` (through a symbolic link inside it, say) raises :class:`UnsafeObjectKeyError`
     before any file is created. A prefix with no objects under it is a ``FileNotFoundError``.
-    Files are written to temporary names and renamed when complete.
+    Files are written to temporary names and renamed when complete, each object after its
+    checksum was verified (RUNAI_STREAMER_VERIFY; a mismatch raises and leaves no file).
     """
     source = to_engine_path(model_path)
     target = os.fspath(dst)
@@ -215,9 +221,10 @@ def _pull_remote(
             if _selected(relative, allow, ignore):
                 objects.append((uri, relative, size))
         destinations = destinations_under(source, target, [(u, r) for u, r, _ in objects])
+        checks = _checked(engine, [u for u, _, _ in objects])
         os.makedirs(target, exist_ok=True)
         refresh = functools.partial(register_backends, engine, [source], credentials)
-        _download(engine, refresh, [(u, n) for u, _, n in objects], destinations, progress)
+        _download(engine, refresh, checks, destinations, progress)
     finally:
         engine.close()
 
@@ -231,27 +238,47 @@ def download_objects(
         return []
     engine = _engine_for(uris, credentials)
     try:
-        objects = [(uri, engine.file_size(uri)) for uri in uris]
+        checks = _checked(engine, uris)
         names = [f"{i:04d}-{uri.rsplit('/', 1)[-1] or 'object'}" for i, uri in enumerate(uris)]
         paths = [os.path.join(directory, name) for name in names]
         refresh = functools.partial(register_backends, engine, list(uris), credentials)
-        _download(engine, refresh, objects, paths, None)
+        _download(engine, refresh, checks, paths, None)
         return paths
     finally:
         engine.close()
 
 
+def _checked(engine: Engine, uris: Sequence[str]) -> list[tuple[str, int, ObjectCheck | None]]:
+    """Each object's URI, size and check (one HEAD each, concurrently); with
+    RUNAI_STREAMER_VERIFY=require, an object that cannot be checked raises."""
+    if not uris:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(uris))) as pool:
+        stored = list(pool.map(engine.object_info, uris))
+    report = VerifyReport(verify_mode())
+    found = []
+    for uri, info in zip(uris, stored, strict=True):
+        check, why = check_for(uri, info, report.mode)
+        report.add(uri, check, why)
+        found.append((uri, info.size, check))
+    report.enforce()
+    if report.summary():
+        logger.info("downloading %d objects: %s", len(found), report.summary())
+    return found
+
+
 def _download(
     engine: Engine,
     refresh: Callable[[], None],
-    objects: list[tuple[str, int]],
+    objects: list[tuple[str, int, ObjectCheck | None]],
     destinations: list[str],
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Streams every ``(uri, size)`` into a temporary file beside its destination, then renames
-    them; ``refresh`` re-registers the backends (fresh credentials) during a long download."""
+    """Streams every ``(uri, size, check)`` into a temporary file beside its destination (each
+    object verified by its check as it completes), then renames them; ``refresh`` re-registers
+    the backends (fresh credentials) during a long download."""
     files = []
-    for uri, size in objects:
+    for uri, size, _ in objects:
         offsets = list(range(0, size, DOWNLOAD_CHUNK))
         sizes = [min(DOWNLOAD_CHUNK, size - o) for o in offsets]
         files.append(FileRanges(uri, offsets, sizes))
@@ -262,8 +289,15 @@ def _download(
             handle, temporary = open_temporary(destination)
             handles.append(handle)
             temporaries.append(temporary)
-        stream = RangeStream(engine, files, DOWNLOAD_MEMORY, owned=False, refresh=refresh)
-        total, done = sum(size for _, size in objects), 0
+        stream = RangeStream(
+            engine,
+            files,
+            DOWNLOAD_MEMORY,
+            owned=False,
+            refresh=refresh,
+            checks=[check for _, _, check in objects],
+        )
+        total, done = sum(size for _, size, _ in objects), 0
         for position, item, chunk in stream:
             os.pwrite(handles[position], chunk.numpy().data, files[position].offsets[item])
             done += files[position].sizes[item]

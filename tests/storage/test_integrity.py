@@ -1,0 +1,170 @@
+"""Integrity checks against the real servers: each store's own checksums (SeaweedFS keeps the
+x-amz-checksum-* an upload sent, botocore sends CRC32 by default; fake-gcs-server keeps a CRC32C
+of every object, through the JSON and the XML API; Azurite keeps a Content-MD5, which cannot be
+checked while streaming), a bit flipped in transit by the fault proxy (caught, named, no file
+left by a download), checksum headers dropped on the way (auto streams and says so, require
+refuses), and bodies resumed after faults (still verified)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import google_crc32c
+import pytest
+import torch
+from runai_model_streamer import SafetensorsStreamer, pull_files
+from runai_model_streamer._errors import ChecksumMismatchError, ChecksumUnavailableError
+from safetensors.torch import load_file, save_file
+
+from .fault_proxy import FaultProxy
+from .servers import AzuriteServer, GcsServer, S3Server
+
+BUCKET = "integrity"
+HMAC_ID = "GOOG1EXAMPLEHMACACCESSID"
+
+
+@dataclass
+class Target:
+    uri: str
+    model: Path
+    proxy: FaultProxy
+    algorithm: str  # what the store keeps ("" for none that can be checked)
+    prefix: str  # of the service's HTTP variables
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("integrity") / "model.safetensors"
+    generator = torch.Generator().manual_seed(28)
+    save_file({f"t{i}": torch.randn(128, 256, generator=generator) for i in range(16)}, str(path))
+    return path  # 2 MiB
+
+
+def _crc32c_base64(data: bytes) -> str:
+    return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+
+
+@pytest.fixture(params=["s3-crc32c", "s3-crc32", "gcs-json", "gcs-xml", "azure"])
+def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
+    data = model.read_bytes()
+    kind = str(request.param)
+    if kind.startswith("s3"):
+        weed: S3Server = request.getfixturevalue("weed")
+        env: pytest.MonkeyPatch = request.getfixturevalue("s3_env")
+        client = weed.client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=BUCKET)
+        key = f"{kind}/model.safetensors"
+        if kind == "s3-crc32c":
+            client.put_object(
+                Bucket=BUCKET, Key=key, Body=data, ChecksumCRC32C=_crc32c_base64(data)
+            )
+        else:  # botocore's default: a CRC32 of every upload
+            client.put_object(Bucket=BUCKET, Key=key, Body=data)
+        proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+        env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        algorithm = kind.removeprefix("s3-")
+        found = Target(f"s3://{BUCKET}/{key}", model, proxy, algorithm, "RUNAI_STREAMER_S3_")
+    elif kind.startswith("gcs"):
+        gcs: GcsServer = request.getfixturevalue("gcs")
+        env = request.getfixturevalue("gcs_env")
+        gcs.create_bucket(BUCKET)
+        gcs.upload(BUCKET, "model.safetensors", data)
+        proxy = FaultProxy(int(gcs.endpoint.rsplit(":", 1)[1]), rewrite_host=True)
+        env.delenv("STORAGE_EMULATOR_HOST")
+        env.setenv("CLOUD_STORAGE_EMULATOR_ENDPOINT", proxy.endpoint)
+        if kind == "gcs-xml":  # HMAC keys: HEAD and x-goog-hash
+            env.setenv("RUNAI_STREAMER_GCS_HMAC_ACCESS_ID", HMAC_ID)
+            env.setenv("RUNAI_STREAMER_GCS_HMAC_SECRET", "secret")
+        uri = f"gs://{BUCKET}/model.safetensors"
+        found = Target(uri, model, proxy, "crc32c", "RUNAI_STREAMER_GCS_")
+    else:
+        azure: AzuriteServer = request.getfixturevalue("azure")
+        env = request.getfixturevalue("azure_env")
+        azure.create_container(BUCKET)
+        azure.upload(BUCKET, "model.safetensors", data)
+        proxy = FaultProxy(azure.port)
+        env.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.connection_string(proxy.port))
+        found = Target(
+            f"az://{BUCKET}/model.safetensors", model, proxy, "", "RUNAI_STREAMER_AZURE_"
+        )
+    env.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", str(256 << 10))  # 8+ ranged GETs
+    env.setenv(found.prefix + "RETRY_BASE_MS", "10")
+    yield found
+    proxy.close()
+
+
+def _stream(uri: str) -> dict[str, torch.Tensor]:
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(uri)
+        return dict(streamer.get_tensors())
+
+
+def _assert_model(got: dict[str, torch.Tensor], model: Path) -> None:
+    expected = load_file(str(model))
+    assert sorted(got) == sorted(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name
+
+
+def test_each_store_checks_what_it_keeps(
+    target: Target, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        _assert_model(_stream(target.uri), target.model)
+    if target.algorithm:
+        assert f"verified {target.algorithm} of 1 object(s)" in caplog.text
+        return
+    why = "the store keeps only md5, which cannot be computed from ranges as they land"
+    assert f"unchecked: {target.uri} ({why})" in caplog.text
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
+    with pytest.raises(ChecksumUnavailableError, match="keeps only md5"):
+        _stream(target.uri)
+
+
+CHECKABLE = ["s3-crc32c", "s3-crc32", "gcs-json", "gcs-xml"]
+
+
+@pytest.mark.parametrize("target", CHECKABLE, indirect=True)
+def test_a_bit_flipped_in_transit_is_caught_and_named(target: Target, tmp_path: Path) -> None:
+    # the first ranged GET reads the header; the flip lands in tensor data
+    target.proxy.add("pass", "flip_bit")
+    with pytest.raises(ChecksumMismatchError) as raised:
+        _stream(target.uri)
+    assert target.proxy.applied == ["pass", "flip_bit"]
+    assert target.uri in str(raised.value) and f"{target.algorithm} mismatch" in str(raised.value)
+    # a download keeps nothing of it
+    target.proxy.add("pass", "flip_bit")
+    prefix = target.uri.rsplit("/", 1)[0]
+    with pytest.raises(ChecksumMismatchError):
+        pull_files(prefix, tmp_path / "dst")
+    assert list((tmp_path / "dst").iterdir()) == []
+
+
+def test_checksum_headers_dropped_on_the_way(
+    target: Target, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target.proxy.drop_checksums = True
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        _assert_model(_stream(target.uri), target.model)
+    assert f"unchecked: {target.uri} (the store keeps no checksum of it)" in caplog.text
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
+    with pytest.raises(ChecksumUnavailableError) as raised:
+        _stream(target.uri)
+    assert target.uri in str(raised.value)
+
+
+def test_bodies_resumed_after_faults_are_verified(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    target.proxy.add("pass", "truncate", "reset", "truncate")
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        _assert_model(_stream(target.uri), target.model)
+    assert target.proxy.applied == ["pass", "truncate", "reset", "truncate"]
+    if target.algorithm:
+        assert f"verified {target.algorithm} of 1 object(s)" in caplog.text
