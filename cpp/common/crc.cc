@@ -5,6 +5,7 @@
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
+#include <wmmintrin.h>
 #endif
 
 namespace runai::common {
@@ -36,6 +37,37 @@ class Reflected {
     while (size-- > 0) crc = (crc >> 8) ^ tables[0][(crc ^ *bytes++) & 0xFF];
     return crc;
   }
+
+#if defined(__x86_64__)
+  // Update by carry-less multiplication (PCLMULQDQ), 16 bytes a step: the 128-bit remainder X
+  // of the bytes so far (register folded into the first ones) is carried over the next block
+  // D as X * x^128 + D = lo * x^192 + hi * x^128 + D (lo: X's first eight bytes, the higher
+  // terms), with x^191 and x^127 modulo P as the constants (a carry-less product of reflected
+  // values comes out one degree low). The last remainder and the tail go through Update.
+  __attribute__((target("pclmul,sse4.1"))) static Word UpdateByFolding(Word crc,
+                                                                       const uint8_t* bytes,
+                                                                       size_t size) {
+    if (size < 32) return Update(crc, bytes, size);
+    static const __m128i constants =
+        _mm_set_epi64x(static_cast<long long>(Lane(XPowerOfBits(127))),
+                       static_cast<long long>(Lane(XPowerOfBits(191))));
+    __m128i remainder = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes));
+    remainder = _mm_xor_si128(remainder, _mm_set_epi64x(0, static_cast<long long>(crc)));
+    bytes += 16;
+    size -= 16;
+    while (size >= 16) {
+      const __m128i high = _mm_clmulepi64_si128(remainder, constants, 0x00);
+      const __m128i low = _mm_clmulepi64_si128(remainder, constants, 0x11);
+      const __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes));
+      remainder = _mm_xor_si128(_mm_xor_si128(high, low), next);
+      bytes += 16;
+      size -= 16;
+    }
+    alignas(16) uint8_t last[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(last), remainder);
+    return Update(Update(0, last, sizeof(last)), bytes, size);
+  }
+#endif
 
   // CRC(A B) = CRC(A) * x^(8|B|) + CRC(B): the initial and final inversions cancel out.
   static Word Combine(Word crc_a, Word crc_b, uint64_t size_b) {
@@ -70,6 +102,20 @@ class Reflected {
       b = (b >> 1) ^ ((b & 1) ? kPolynomial : 0);  // b * x
     }
     return product;
+  }
+
+  // A polynomial of degree < kBits in a 64-bit lane (the bit for x^0 is bit 63).
+  static uint64_t Lane(Word value) { return static_cast<uint64_t>(value) << (64 - kBits); }
+
+  // x^bits modulo the polynomial, by squaring.
+  static Word XPowerOfBits(uint64_t bits) {
+    Word result = kOne;
+    Word power = kOne >> 1;  // x
+    for (; bits != 0; bits >>= 1) {
+      if (bits & 1) result = MultiplyModP(result, power);
+      power = MultiplyModP(power, power);
+    }
+    return result;
   }
 
   // x^(8 * bytes) modulo the polynomial: the product of x^(8 * 2^k) for the bits k of
@@ -114,12 +160,28 @@ bool HasInstruction() {
   static const bool has = __builtin_cpu_supports("sse4.2");
   return has;
 }
+
+bool HasCarrylessMultiply() {
+  static const bool has = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  return has;
+}
+
+template <typename Math, typename Word>
+Word UpdateFastest(Word crc, const uint8_t* bytes, size_t size) {
+  return HasCarrylessMultiply() ? Math::UpdateByFolding(crc, bytes, size)
+                                : Math::Update(crc, bytes, size);
+}
 #else
 uint32_t Crc32cWithInstruction(uint32_t crc, const uint8_t* bytes, size_t size) {
   return Crc32cMath::Update(crc, bytes, size);
 }
 
 bool HasInstruction() { return false; }
+
+template <typename Math, typename Word>
+Word UpdateFastest(Word crc, const uint8_t* bytes, size_t size) {
+  return Math::Update(crc, bytes, size);
+}
 #endif
 
 uint64_t Update(CrcKind kind, uint64_t crc, const uint8_t* bytes, size_t size, bool tables_only) {
@@ -130,10 +192,14 @@ uint64_t Update(CrcKind kind, uint64_t crc, const uint8_t* bytes, size_t size, b
                                          ? Crc32cWithInstruction(state, bytes, size)
                                          : Crc32cMath::Update(state, bytes, size)));
     }
-    case CrcKind::kCrc32:
-      return static_cast<uint32_t>(~Crc32Math::Update(static_cast<uint32_t>(~crc), bytes, size));
+    case CrcKind::kCrc32: {
+      const auto state = static_cast<uint32_t>(~crc);
+      return static_cast<uint32_t>(~(tables_only ? Crc32Math::Update(state, bytes, size)
+                                                 : UpdateFastest<Crc32Math>(state, bytes, size)));
+    }
     case CrcKind::kCrc64Nvme:
-      return ~Crc64NvmeMath::Update(~crc, bytes, size);
+      return ~(tables_only ? Crc64NvmeMath::Update(~crc, bytes, size)
+                           : UpdateFastest<Crc64NvmeMath>(~crc, bytes, size));
   }
   return 0;
 }

@@ -2,8 +2,9 @@
 // in file order into the CRC of the whole object without a second pass over its bytes:
 // CRC32C (Castagnoli: GCS for every object, S3's x-amz-checksum-crc32c), CRC32 (the IEEE CRC of
 // zlib: S3's x-amz-checksum-crc32, botocore's default for uploads) and CRC64/NVME (S3's
-// x-amz-checksum-crc64nvme, the default of the AWS SDKs and of S3 itself since 2025). CRC32C
-// uses the processor's instruction on x86-64 with SSE4.2; every CRC has an 8-byte table path.
+// x-amz-checksum-crc64nvme, the default of the AWS SDKs and of S3 itself since 2025). On x86-64
+// CRC32C uses the crc32 instruction (SSE4.2) and the others carry-less multiplication
+// (PCLMULQDQ); elsewhere, and on older processors, every CRC takes 8-byte tables.
 #ifndef RUNAI_STREAMER_COMMON_CRC_H_
 #define RUNAI_STREAMER_COMMON_CRC_H_
 

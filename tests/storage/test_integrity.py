@@ -17,8 +17,12 @@ from pathlib import Path
 import google_crc32c
 import pytest
 import torch
-from runai_model_streamer import SafetensorsStreamer, pull_files
-from runai_model_streamer._errors import ChecksumMismatchError, ChecksumUnavailableError
+from runai_model_streamer import (
+    ChecksumMismatchError,
+    ChecksumUnavailableError,
+    SafetensorsStreamer,
+    pull_files,
+)
 from safetensors.torch import load_file, save_file
 
 from .fault_proxy import FaultProxy

@@ -11,11 +11,12 @@ from pathlib import Path
 import google_crc32c
 import pytest
 import torch
-from runai_model_streamer import SafetensorsStreamer, pull_files
-from runai_model_streamer._errors import (
+from runai_model_streamer import (
     ChecksumMismatchError,
     ChecksumUnavailableError,
+    SafetensorsStreamer,
     StreamerConfigError,
+    pull_files,
 )
 from safetensors.torch import save_file
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from runai_model_streamer._errors import (
         BackendError,
         BackendNotInstalledError,
+        ChecksumMismatchError,
+        ChecksumUnavailableError,
         DistributedStreamError,
         RunaiStreamerError,
         SafetensorsFormatError,
@@ -56,12 +58,16 @@ _LAZY = {
     "BackendNotInstalledError": "runai_model_streamer._errors",
     "BackendError": "runai_model_streamer._errors",
     "DistributedStreamError": "runai_model_streamer._errors",
+    "ChecksumMismatchError": "runai_model_streamer._errors",
+    "ChecksumUnavailableError": "runai_model_streamer._errors",
     "UnsafeObjectKeyError": "runai_model_streamer._errors",
 }
 
 __all__ = [
     "BackendError",
     "BackendNotInstalledError",
+    "ChecksumMismatchError",
+    "ChecksumUnavailableError",
     "DistributedStreamError",
     "DistributedStreamer",
     "FileChunks",
