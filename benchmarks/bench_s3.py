@@ -24,6 +24,12 @@ Loaders (those not installed are listed as skipped):
 * ``s5cmd``: ``s5cmd cp`` to /dev/shm, then ``load_file`` + ``clone``.
 * ``S3 ceiling``: 16 threads of SigV4-signed 8 MiB range GETs received straight into one
   preallocated buffer, no parsing and no tensors.
+* with ``--verify-off``: this package again with ``RUNAI_STREAMER_VERIFY=off``, to show what
+  the integrity check costs.
+
+Objects are uploaded with the checksum ``--checksum`` names: ``crc32`` (botocore's default for
+every upload), ``crc32c`` (computed here with google-crc32c) or ``none``; this package verifies
+the first two as it streams.
 
 Usage::
 
@@ -73,6 +79,21 @@ def _env(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def _checksum(algorithm: str, path: str) -> dict[str, str]:
+    """put_object's argument that uploads the file with a CRC32C (botocore computes CRC32s)."""
+    if algorithm != "crc32c":
+        return {}
+    import base64
+
+    import google_crc32c
+
+    crc = google_crc32c.Checksum()
+    with open(path, "rb") as body:
+        for block in iter(lambda: body.read(64 << 20), b""):
+            crc.update(block)
+    return {"ChecksumCRC32C": base64.b64encode(crc.digest()).decode()}
+
+
 def upstream_ok(python: str, plugin: str = "runai_model_streamer_s3") -> str:
     """Why the side venv of upstream cannot run (its core and `plugin`), or ""."""
     if not os.path.exists(python):
@@ -93,6 +114,10 @@ def main() -> int:
     parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
     parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
     parser.add_argument("--output", help="also write the tables to this markdown file")
+    parser.add_argument("--checksum", choices=["crc32", "crc32c", "none"], default="crc32")
+    parser.add_argument(
+        "--verify-off", action="store_true", help="also run this package without the check"
+    )
     parser.add_argument(
         "--only",
         help="comma-separated loader label prefixes to run (e.g. runai,upstream,obstore,S3)",
@@ -110,6 +135,9 @@ def main() -> int:
         with seaweedfs(directory / "seaweedfs") as server:
             env = _env(server.endpoint)
             loaders = [Loader("runai-model-streamer", "runai", env=env)]
+            if args.verify_off:
+                off = {**env, "RUNAI_STREAMER_VERIFY": "off"}
+                loaders.append(Loader("runai-model-streamer, VERIFY=off", "runai", env=off))
             why = upstream_ok(args.upstream_python)
             if why:
                 skipped.append(f"upstream 0.17: {why}")
@@ -134,7 +162,9 @@ def main() -> int:
                 ]
                 loaders = [x for x in loaders if x.label.startswith(prefixes)]
 
-            client = server.client()
+            client = server.client(
+                checksums="when_required" if args.checksum == "none" else "when_supported"
+            )
             client.create_bucket(Bucket=BUCKET)
             sets = [("1 file", write_sample(str(directory / "model.safetensors"), size))]
             if not args.no_shards:
@@ -144,7 +174,9 @@ def main() -> int:
                 for path in files:
                     key = f"{len(files)}/{Path(path).name}"
                     with open(path, "rb") as body:
-                        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+                        client.put_object(
+                            Bucket=BUCKET, Key=key, Body=body, **_checksum(args.checksum, path)
+                        )
                     uris.append(f"s3://{BUCKET}/{key}")
                     os.unlink(path)
                 model_bytes = sum(

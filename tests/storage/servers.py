@@ -79,7 +79,14 @@ class S3Server:
     #: with TLS: the self-signed certificate clients must trust
     certificate: Path | None = None
 
-    def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
+    def client(
+        self,
+        access_key: str = ACCESS_KEY,
+        secret_key: str = SECRET_KEY,
+        checksums: str = "when_supported",
+    ) -> Any:
+        """A botocore S3 client; ``checksums``: when uploads carry a checksum (botocore's
+        request_checksum_calculation: "when_supported", its default, or "when_required")."""
         import botocore.session
         from botocore.config import Config
 
@@ -91,7 +98,11 @@ class S3Server:
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             verify=str(self.certificate) if self.certificate else None,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 1},
+                request_checksum_calculation=checksums,
+            ),
         )
 
     def log_tail(self) -> str:
