@@ -100,7 +100,8 @@ class AzureStore : public ObjectStore {
 
   Status Configure(const PluginOptions& options);
   Status Stat(const std::string& uri, ObjectInfo* info) override;
-  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
+  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+              common::SegmentCrcs* crcs) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
  private:
@@ -277,13 +278,15 @@ Status AzureStore::Stat(const std::string& uri, ObjectInfo* info) {
   return Status::Ok();
 }
 
-Status AzureStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {
+Status AzureStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+                        common::SegmentCrcs* crcs) {
   BlobName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
   return client_.ReadRange(
       uri, Url(name, {}), "x-ms-range",
-      [&](const HeaderList& range) { return Headers("GET", name, {}, range); }, offset, size, dst);
+      [&](const HeaderList& range) { return Headers("GET", name, {}, range); }, offset, size, dst,
+      crcs);
 }
 
 Status AzureStore::List(const std::string& uri_prefix, const ListEntry& entry) {

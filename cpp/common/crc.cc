@@ -1,7 +1,9 @@
 #include "common/crc.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <utility>
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -292,5 +294,24 @@ uint64_t CrcCombine(CrcKind kind, uint64_t crc_a, uint64_t crc_b, uint64_t size_
 }
 
 bool Crc32cInHardware() { return HasInstruction(); }
+
+SegmentCrcs::SegmentCrcs(CrcKind kind, std::vector<uint64_t> sizes)
+    : kind_(kind), sizes_(std::move(sizes)), crcs_(sizes_.size(), 0) {
+  while (segment_ < sizes_.size() && sizes_[segment_] == 0) ++segment_;
+  left_in_segment_ = segment_ < sizes_.size() ? sizes_[segment_] : 0;
+}
+
+void SegmentCrcs::Feed(const void* data, size_t size) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  fed_ += size;
+  while (size > 0 && segment_ < sizes_.size()) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(size, left_in_segment_));
+    crcs_[segment_] = Crc(kind_, crcs_[segment_], bytes, take);
+    bytes += take;
+    size -= take;
+    left_in_segment_ -= take;
+    while (left_in_segment_ == 0 && ++segment_ < sizes_.size()) left_in_segment_ = sizes_[segment_];
+  }
+}
 
 }  // namespace runai::common

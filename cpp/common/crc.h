@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace runai::common {
 
@@ -33,6 +34,25 @@ uint64_t CrcCombine(CrcKind kind, uint64_t crc_a, uint64_t crc_b, uint64_t size_
 bool Crc32cInHardware();
 // The table computation (exposed so the tests check it where an instruction is used).
 uint64_t CrcWithTables(CrcKind kind, uint64_t crc, const void* data, size_t size);
+
+// The CRCs of consecutive segments of a byte stream that arrives in pieces (Feed, in order):
+// what a receive loop computes while the bytes it just wrote are still in cache.
+class SegmentCrcs {
+ public:
+  SegmentCrcs(CrcKind kind, std::vector<uint64_t> sizes);
+  void Feed(const void* data, size_t size);
+  // The CRC of each segment; valid once every byte was fed.
+  const std::vector<uint64_t>& crcs() const { return crcs_; }
+  uint64_t fed() const { return fed_; }
+
+ private:
+  CrcKind kind_;
+  std::vector<uint64_t> sizes_;
+  std::vector<uint64_t> crcs_;
+  size_t segment_ = 0;
+  uint64_t left_in_segment_ = 0;
+  uint64_t fed_ = 0;
+};
 
 }  // namespace runai::common
 

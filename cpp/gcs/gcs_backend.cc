@@ -98,7 +98,8 @@ class GcsStore : public ObjectStore {
 
   Status Configure(const PluginOptions& options);
   Status Stat(const std::string& uri, ObjectInfo* info) override;
-  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
+  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+              common::SegmentCrcs* crcs) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
  private:
@@ -248,7 +249,8 @@ Status GcsStore::Stat(const std::string& uri, ObjectInfo* info) {
   return Status::Ok();
 }
 
-Status GcsStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {
+Status GcsStore::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+                      common::SegmentCrcs* crcs) {
   ObjectName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
@@ -256,7 +258,7 @@ Status GcsStore::Read(const std::string& uri, uint64_t offset, uint64_t size, ch
   return client_.ReadRange(
       uri, Url(name, query), "range",
       [&](const HeaderList& range) { return Headers("GET", name, query, range); }, offset, size,
-      dst);
+      dst, crcs);
 }
 
 Status GcsStore::List(const std::string& uri_prefix, const ListEntry& entry) {

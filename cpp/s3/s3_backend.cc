@@ -96,7 +96,8 @@ class S3Store : public ObjectStore {
 
   Status Configure(const PluginOptions& options);
   Status Stat(const std::string& uri, ObjectInfo* info) override;
-  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) override;
+  Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+              common::SegmentCrcs* crcs) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
  private:
@@ -207,7 +208,8 @@ Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
   return status;
 }
 
-Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) {
+Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+                     common::SegmentCrcs* crcs) {
   ObjectName name;
   Status status = Parse(uri, true, &name);
   if (!status.ok()) return status;
@@ -216,7 +218,7 @@ Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, cha
   return client_.ReadRange(
       uri, url, "range",
       [&](const HeaderList& range) { return Signed("GET", host, path, {}, range); }, offset, size,
-      dst);
+      dst, crcs);
 }
 
 Status S3Store::List(const std::string& uri_prefix, const ListEntry& entry) {

@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped on any incompatible change of this ABI.
  * 2: list also reports the sub-prefixes ("directories") under a prefix.
- * 3: stat (size, version and checksums of an object). */
+ * 3: stat (size, version and checksums of an object), read_checked. */
 #define RUNAI_BACKEND_ABI_VERSION 3
 
 typedef struct runai_backend runai_backend_t; /* defined by each plugin */
@@ -59,6 +59,15 @@ typedef int (*runai_backend_stat_fn)(runai_backend_t* backend, const char* uri,
 typedef int (*runai_backend_read_fn)(runai_backend_t* backend, const char* uri, uint64_t offset,
                                      uint64_t size, void* dst, char* error, size_t error_size);
 
+/* As read, and the CRC (a runai_checksum_t, streamer.h) of each of the `num_segments`
+ * consecutive segments of the bytes read (sizes in segment_sizes, summing to `size`) into
+ * segment_crcs, computed as the bytes arrive (while they are in cache). */
+typedef int (*runai_backend_read_checked_fn)(runai_backend_t* backend, const char* uri,
+                                             uint64_t offset, uint64_t size, void* dst,
+                                             int32_t checksum, const uint64_t* segment_sizes,
+                                             uint64_t* segment_crcs, size_t num_segments,
+                                             char* error, size_t error_size);
+
 /* Lists what is directly under uri_prefix (non-recursive; uri_prefix ends
  * with '/'), calling entry(name, size, context) for each object and for each
  * sub-prefix; `name` is the full URI, and a sub-prefix's ends with '/' (its
@@ -76,6 +85,7 @@ typedef int (*runai_backend_list_fn)(runai_backend_t* backend, const char* uri_p
 #define RUNAI_BACKEND_SYM_SIZE "runai_backend_size"
 #define RUNAI_BACKEND_SYM_STAT "runai_backend_stat"
 #define RUNAI_BACKEND_SYM_READ "runai_backend_read"
+#define RUNAI_BACKEND_SYM_READ_CHECKED "runai_backend_read_checked"
 #define RUNAI_BACKEND_SYM_LIST "runai_backend_list"
 
 #ifdef __cplusplus

@@ -44,6 +44,12 @@ BROKEN_EXPORT int runai_backend_read(runai_backend_t*, const char*, uint64_t, ui
 }
 #endif
 
+BROKEN_EXPORT int runai_backend_read_checked(runai_backend_t*, const char*, uint64_t, uint64_t,
+                                             void*, int32_t, const uint64_t*, uint64_t*, size_t,
+                                             char*, size_t) {
+  return RUNAI_OK;
+}
+
 BROKEN_EXPORT int runai_backend_list(runai_backend_t*, const char*, runai_backend_list_entry_fn,
                                      void*, char*, size_t) {
   return RUNAI_OK;

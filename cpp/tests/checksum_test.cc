@@ -119,6 +119,34 @@ TEST(Checksum, OfBytesContinuesAndChecksItsArguments) {
   EXPECT_EQ(runai_streamer_checksum_combine(9, 0, 0, 0, &out), RUNAI_E_INVALID_ARGUMENT);
 }
 
+TEST(Checksum, APluginsRangesCarryTheirCrcsToo) {
+  TempDir dir;
+  std::mt19937_64 rng(29);
+  const auto content = RandomBytes(200000, rng);
+  dir.Write("model.bin", content);
+  Streamer streamer(3, 8192);
+  const char* keys[] = {"root"};
+  const char* values[] = {dir.path().c_str()};
+  ASSERT_EQ(runai_streamer_register_backend(streamer.get(), "tfs", TESTFS_PLUGIN, keys, values, 1),
+            RUNAI_OK)
+      << runai_streamer_last_error();
+  std::vector<uint8_t> out(content.size());
+  // Adjacent ranges: the engine reads them in one call and the plugin returns a CRC per piece.
+  std::vector<runai_range_t> ranges = {
+      {0, 100, out.data()}, {100, 99900, out.data() + 100}, {100000, 100000, out.data() + 100000}};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(),
+                            RUNAI_CHECKSUM_CRC64NVME};
+  uint64_t id = 0;
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
+  for (const runai_completion_t& done : WaitFor(streamer.get(), id, ranges.size())) {
+    ASSERT_EQ(done.status, RUNAI_OK) << done.message;
+    const runai_range_t& range = ranges[done.range_index];
+    EXPECT_EQ(done.checksum,
+              ReferenceCrc(RUNAI_CHECKSUM_CRC64NVME, content.data() + range.offset, range.size));
+  }
+  EXPECT_EQ(out, content);
+}
+
 TEST(ObjectInfo, LocalFilesHaveASizeAndAVersionButNoChecksums) {
   TempDir dir;
   std::mt19937_64 rng(2);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -90,6 +91,30 @@ TEST(Crc, PiecesContinueAndCombineIntoTheWhole) {
         const uint64_t piecewise = Crc(kind, Crc(kind, 0, data.data() + start, size / 2),
                                        data.data() + start + size / 2, size - size / 2);
         EXPECT_EQ(piecewise, Crc(kind, 0, data.data() + start, size)) << start << " " << size;
+      }
+    }
+  }
+}
+
+TEST(SegmentCrcs, PiecesOfAnyShapeGiveEachSegmentsCrc) {
+  std::mt19937_64 rng(33);
+  std::vector<uint8_t> data(100000);
+  for (auto& byte : data) byte = static_cast<uint8_t>(rng());
+  const std::vector<uint64_t> sizes = {0, 1, 4095, 0, 50000, 45904, 0};  // sums to 100000
+  for (CrcKind kind : kAll) {
+    for (int round = 0; round < 20; ++round) {
+      SegmentCrcs crcs(kind, sizes);
+      size_t at = 0;
+      while (at < data.size()) {  // pieces as a socket delivers them: any size
+        const size_t piece = std::min<size_t>(data.size() - at, 1 + rng() % 9000);
+        crcs.Feed(data.data() + at, piece);
+        at += piece;
+      }
+      EXPECT_EQ(crcs.fed(), data.size());
+      size_t start = 0;
+      for (size_t s = 0; s < sizes.size(); ++s) {
+        EXPECT_EQ(crcs.crcs()[s], Crc(kind, 0, data.data() + start, sizes[s])) << s;
+        start += sizes[s];
       }
     }
   }

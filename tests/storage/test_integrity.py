@@ -163,9 +163,16 @@ def test_checksum_headers_dropped_on_the_way(
     assert target.uri in str(raised.value)
 
 
+@pytest.mark.parametrize("receiver", ["direct", "curl"])
 def test_bodies_resumed_after_faults_are_verified(
-    target: Target, caplog: pytest.LogCaptureFixture
+    target: Target, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, receiver: str
 ) -> None:
+    """Each piece of a body is checksummed as it lands, by either receive path (curl's serves
+    requests through a proxy), and a body resumed after a cut continues its CRC."""
+    if receiver == "curl":
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", target.proxy.endpoint)
     target.proxy.add("pass", "truncate", "reset", "truncate")
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
         _assert_model(_stream(target.uri), target.model)

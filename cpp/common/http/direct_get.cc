@@ -204,7 +204,7 @@ bool DirectGet::Alive() {
 
 DirectGet::Outcome DirectGet::Perform(const std::string& url, const HeaderList& headers,
                                       const HttpSettings& settings, char* dst, uint64_t capacity,
-                                      HttpResponse* response) {
+                                      HttpResponse* response, const BodyBytes& on_body) {
   *response = HttpResponse();
   Target target;
   if (!ParseTarget(url, &target)) return Outcome::kUnhandled;  // curl words the error
@@ -223,11 +223,11 @@ DirectGet::Outcome DirectGet::Perform(const std::string& url, const HeaderList& 
   // the request goes once more on a new connection, as curl does.
   const bool reused = curl_ != nullptr && origin_ == target.origin && Alive();
   if (!reused && !Connect(target, settings, response)) return Outcome::kIncomplete;
-  Exchange exchange = Run(request, settings, dst, capacity, response);
+  Exchange exchange = Run(request, settings, dst, capacity, response, on_body);
   if (exchange == Exchange::kStale && reused) {
     *response = HttpResponse();
     if (!Connect(target, settings, response)) return Outcome::kIncomplete;
-    exchange = Run(request, settings, dst, capacity, response);
+    exchange = Run(request, settings, dst, capacity, response, on_body);
   }
   switch (exchange) {
     case Exchange::kDone:
@@ -246,7 +246,8 @@ DirectGet::Outcome DirectGet::Perform(const std::string& url, const HeaderList& 
 }
 
 DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSettings& settings,
-                                   char* dst, uint64_t capacity, HttpResponse* response) {
+                                   char* dst, uint64_t capacity, HttpResponse* response,
+                                   const BodyBytes& on_body) {
   CURL* curl = static_cast<CURL*>(curl_);
   SpeedCheck speed(settings);
   if (!SendAll(curl, socket_, request, &speed, response)) return Exchange::kStale;
@@ -317,7 +318,11 @@ DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSetting
   // The body: what came with the head, then the rest straight into its destination.
   const size_t early = head.size() - head_end;
   uint64_t got_total = std::min<uint64_t>(early, length);
-  if (got_total > 0) std::memcpy(out, head.data() + head_end, got_total);
+  const bool observed = success && on_body;
+  if (got_total > 0) {
+    std::memcpy(out, head.data() + head_end, got_total);
+    if (observed) on_body(out, got_total);
+  }
   while (got_total < length) {
     const long got = Receive(curl, socket_, out + got_total, length - got_total, &speed, response);
     if (got <= 0) {
@@ -329,6 +334,7 @@ DirectGet::Exchange DirectGet::Run(const std::string& request, const HttpSetting
       }
       break;
     }
+    if (observed) on_body(out + got_total, static_cast<size_t>(got));
     got_total += static_cast<uint64_t>(got);
   }
   if (success) {

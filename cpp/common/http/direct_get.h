@@ -34,8 +34,10 @@ class DirectGet {
 
   // GET `url`; a 2xx body goes into dst (more than `capacity` bytes is an error), any other
   // body into response->body. The connection is kept for the next request to the same origin.
+  // on_body sees each piece of a 2xx body as it lands in dst.
   Outcome Perform(const std::string& url, const HeaderList& headers, const HttpSettings& settings,
-                  char* dst, uint64_t capacity, HttpResponse* response);
+                  char* dst, uint64_t capacity, HttpResponse* response,
+                  const BodyBytes& on_body = {});
 
  private:
   struct Target {
@@ -50,7 +52,7 @@ class DirectGet {
   bool Connect(const Target& target, const HttpSettings& settings, HttpResponse* response);
   void Disconnect();
   Exchange Run(const std::string& request, const HttpSettings& settings, char* dst,
-               uint64_t capacity, HttpResponse* response);
+               uint64_t capacity, HttpResponse* response, const BodyBytes& on_body);
   // Whether a kept connection is still open and quiet (a server may close idle ones).
   bool Alive();
 

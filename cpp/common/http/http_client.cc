@@ -17,6 +17,7 @@ struct Transfer {
   HttpResponse* response;
   char* dst;
   uint64_t capacity;
+  const BodyBytes& on_body;
   bool overflow = false;
 };
 
@@ -62,6 +63,7 @@ size_t OnBody(char* data, size_t size, size_t count, void* context) {
       return 0;  // aborts the transfer: a longer body than asked for is an error
     }
     std::memcpy(transfer->dst + response->received, data, bytes);
+    if (transfer->on_body) transfer->on_body(transfer->dst + response->received, bytes);
     response->received += bytes;
     return bytes;
   }
@@ -123,12 +125,12 @@ HttpConnection::~HttpConnection() {
 
 bool HttpConnection::Perform(const std::string& method, const std::string& url,
                              const HeaderList& headers, const HttpSettings& settings, char* dst,
-                             uint64_t capacity, HttpResponse* response) {
+                             uint64_t capacity, HttpResponse* response, const BodyBytes& on_body) {
   // Data reads take the direct path; everything else, and what it leaves, goes through curl.
   if (method == "GET" && dst != nullptr && !ProxyInEnvironment()) {
     if (direct_ == nullptr) direct_ = std::make_unique<DirectGet>();
     const DirectGet::Outcome outcome =
-        direct_->Perform(url, headers, settings, dst, capacity, response);
+        direct_->Perform(url, headers, settings, dst, capacity, response, on_body);
     if (outcome != DirectGet::Outcome::kUnhandled) {
       return outcome == DirectGet::Outcome::kComplete;
     }
@@ -139,7 +141,7 @@ bool HttpConnection::Perform(const std::string& method, const std::string& url,
     response->transport_error = "libcurl could not create a handle";
     return false;
   }
-  Transfer transfer{curl, response, dst, capacity};
+  Transfer transfer{curl, response, dst, capacity, on_body};
   curl_slist* header_list = nullptr;
   for (const auto& [name, value] : headers) {
     header_list = curl_slist_append(header_list, (name + ": " + value).c_str());

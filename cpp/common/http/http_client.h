@@ -6,6 +6,7 @@
 #define RUNAI_STREAMER_COMMON_HTTP_HTTP_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +58,10 @@ struct HttpResponse {
 
 class DirectGet;
 
+// Called with each piece of a 2xx body as it lands in the destination, in order (a CRC taken
+// while the bytes are in cache).
+using BodyBytes = std::function<void(const char* data, size_t size)>;
+
 // One libcurl easy handle: one kept-alive connection (and one more for DirectGet's data
 // reads). Not thread-safe; see ConnectionPool.
 class HttpConnection {
@@ -70,7 +75,8 @@ class HttpConnection {
   // error) when dst is given, else into response->body; other bodies into response->body.
   // Returns false (with response->transport_error) when no complete response came.
   bool Perform(const std::string& method, const std::string& url, const HeaderList& headers,
-               const HttpSettings& settings, char* dst, uint64_t capacity, HttpResponse* response);
+               const HttpSettings& settings, char* dst, uint64_t capacity, HttpResponse* response,
+               const BodyBytes& on_body = {});
 
  private:
   void* curl_;  // CURL*

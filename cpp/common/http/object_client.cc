@@ -141,8 +141,10 @@ Status ObjectClient::Send(const std::string& uri, const std::string& action,
 Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
                                const std::string& range_header,
                                const std::function<HeaderList(const HeaderList& range)>& headers,
-                               uint64_t offset, uint64_t size, char* dst) {
+                               uint64_t offset, uint64_t size, char* dst, SegmentCrcs* crcs) {
   uint64_t done = 0;
+  const BodyBytes on_body =
+      crcs == nullptr ? BodyBytes() : [crcs](const char* data, size_t n) { crcs->Feed(data, n); };
   HttpResponse response;
   RetryPolicy::Attempts attempts(&retry_, http_);
   while (done < size) {
@@ -152,7 +154,7 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
     auto connection = connections_.Take();
     const bool complete =
         connection->Perform("GET", url, headers({{range_header, "bytes=" + bytes}}), http_,
-                            dst + done, size - done, &response);
+                            dst + done, size - done, &response, on_body);
     connections_.Give(std::move(connection));
     const bool partial_content = response.status == 206;
     if (partial_content || response.status == 200) {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/crc.h"
 #include "common/headers.h"
 #include "common/http/http_client.h"
 #include "common/http/retry_policy.h"
@@ -73,9 +74,11 @@ class ObjectClient {
   // Exactly `size` bytes at `offset` of the object at `url` into dst. `range_header` is the
   // header that carries "bytes=a-b" ("range"; Azure: "x-ms-range"); `headers` builds the others
   // for a given range header value.
+  // With `crcs`: the CRCs of the range's segments, taken from each piece of a body as it lands
+  // (resumed bodies continue them).
   Status ReadRange(const std::string& uri, const std::string& url, const std::string& range_header,
                    const std::function<HeaderList(const HeaderList& range)>& headers,
-                   uint64_t offset, uint64_t size, char* dst);
+                   uint64_t offset, uint64_t size, char* dst, SegmentCrcs* crcs = nullptr);
 
   // A HEAD of an object: its size from Content-Length and the headers that describe it
   // (head->object_headers). A failed HEAD carries no body, so it is asked again as a GET of

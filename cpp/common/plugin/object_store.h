@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/crc.h"
 #include "common/object_info.h"
 #include "common/status.h"
 
@@ -29,8 +30,10 @@ class ObjectStore {
     if (status.ok()) *size = info.size;
     return status;
   }
-  // Exactly `size` (> 0) bytes at `offset` into dst.
-  virtual Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst) = 0;
+  // Exactly `size` (> 0) bytes at `offset` into dst; with `crcs`, the CRCs of its segments,
+  // computed as the bytes land.
+  virtual Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
+                      SegmentCrcs* crcs) = 0;
   // What is directly under `prefix` (ends with '/'): objects and sub-prefixes (their URIs end
   // with '/', size 0). `entry` returns false to stop.
   using ListEntry = std::function<bool(const std::string& uri, uint64_t size)>;

@@ -1,8 +1,10 @@
 // The plugin C ABI (streamer/backend.h) around a plugin's ObjectStore. Compiled into each
 // plugin library (not archived: the exported symbols are referenced by nothing inside it).
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/plugin/object_store.h"
 #include "common/status.h"
@@ -77,8 +79,35 @@ PLUGIN_EXPORT int runai_backend_stat(runai_backend_t* backend, const char* uri,
 PLUGIN_EXPORT int runai_backend_read(runai_backend_t* backend, const char* uri, uint64_t offset,
                                      uint64_t size, void* dst, char* error, size_t error_size) {
   if (size == 0) return RUNAI_OK;
-  return Guarded([&] { return backend->store->Read(uri, offset, size, static_cast<char*>(dst)); },
-                 error, error_size);
+  return Guarded(
+      [&] { return backend->store->Read(uri, offset, size, static_cast<char*>(dst), nullptr); },
+      error, error_size);
+}
+
+PLUGIN_EXPORT int runai_backend_read_checked(runai_backend_t* backend, const char* uri,
+                                             uint64_t offset, uint64_t size, void* dst,
+                                             int32_t checksum, const uint64_t* segment_sizes,
+                                             uint64_t* segment_crcs, size_t num_segments,
+                                             char* error, size_t error_size) {
+  return Guarded(
+      [&]() -> runai::common::Status {
+        const auto kind = runai::common::CrcKindOf(checksum);
+        if (!kind) {
+          return {RUNAI_E_INVALID_ARGUMENT, "unknown checksum " + std::to_string(checksum)};
+        }
+        runai::common::SegmentCrcs crcs(
+            *kind, std::vector<uint64_t>(segment_sizes, segment_sizes + num_segments));
+        runai::common::Status status =
+            size == 0 ? runai::common::Status::Ok()
+                      : backend->store->Read(uri, offset, size, static_cast<char*>(dst), &crcs);
+        if (status.ok() && crcs.fed() != size) {
+          return {RUNAI_E_INTERNAL, std::string(uri) + ": " + std::to_string(crcs.fed()) +
+                                        " bytes checksummed of " + std::to_string(size)};
+        }
+        if (status.ok()) std::copy(crcs.crcs().begin(), crcs.crcs().end(), segment_crcs);
+        return status;
+      },
+      error, error_size);
 }
 
 PLUGIN_EXPORT int runai_backend_list(runai_backend_t* backend, const char* uri_prefix,

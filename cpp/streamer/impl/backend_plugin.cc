@@ -64,6 +64,8 @@ common::Status BackendPlugin::Load(const std::string& library_path, const Option
       {RUNAI_BACKEND_SYM_SIZE, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_SIZE, &plugin->size_)},
       {RUNAI_BACKEND_SYM_STAT, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_STAT, &plugin->stat_)},
       {RUNAI_BACKEND_SYM_READ, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_READ, &plugin->read_)},
+      {RUNAI_BACKEND_SYM_READ_CHECKED,
+       Resolve(plugin->handle_, RUNAI_BACKEND_SYM_READ_CHECKED, &plugin->read_checked_)},
       {RUNAI_BACKEND_SYM_LIST, Resolve(plugin->handle_, RUNAI_BACKEND_SYM_LIST, &plugin->list_)},
   };
   for (const Symbol& symbol : symbols) {
@@ -120,6 +122,17 @@ common::Status BackendPlugin::Read(const std::string& uri, uint64_t offset, uint
                                    void* dst) const {
   char error[kErrorBufferSize] = {0};
   int code = read_(instance_, uri.c_str(), offset, size, dst, error, sizeof(error));
+  return CallStatus(code, error, "read of '" + uri + "'");
+}
+
+common::Status BackendPlugin::ReadChecked(const std::string& uri, uint64_t offset, uint64_t size,
+                                          void* dst, int32_t checksum,
+                                          const std::vector<uint64_t>& sizes,
+                                          std::vector<uint64_t>* crcs) const {
+  char error[kErrorBufferSize] = {0};
+  crcs->assign(sizes.size(), 0);
+  int code = read_checked_(instance_, uri.c_str(), offset, size, dst, checksum, sizes.data(),
+                           crcs->data(), sizes.size(), error, sizeof(error));
   return CallStatus(code, error, "read of '" + uri + "'");
 }
 

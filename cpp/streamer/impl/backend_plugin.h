@@ -32,6 +32,10 @@ class BackendPlugin {
   common::Status Size(const std::string& uri, uint64_t* size) const;
   common::Status Stat(const std::string& uri, runai_object_info_t* info) const;
   common::Status Read(const std::string& uri, uint64_t offset, uint64_t size, void* dst) const;
+  // Read, and the CRC of each segment (sizes summing to size) into crcs.
+  common::Status ReadChecked(const std::string& uri, uint64_t offset, uint64_t size, void* dst,
+                             int32_t checksum, const std::vector<uint64_t>& sizes,
+                             std::vector<uint64_t>* crcs) const;
   common::Status List(const std::string& uri_prefix,
                       const std::function<bool(const std::string&, uint64_t)>& entry) const;
 
@@ -47,6 +51,7 @@ class BackendPlugin {
   runai_backend_size_fn size_ = nullptr;
   runai_backend_stat_fn stat_ = nullptr;
   runai_backend_read_fn read_ = nullptr;
+  runai_backend_read_checked_fn read_checked_ = nullptr;
   runai_backend_list_fn list_ = nullptr;
 };
 

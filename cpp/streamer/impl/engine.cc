@@ -322,14 +322,19 @@ std::vector<Engine::PieceResult> Engine::Execute(const Task& task) const {
     }
     // New memory faulted in by one call, not one page fault at a time inside the copy.
     PopulateForWrite(pieces[i].dst, size);
-    common::Status status = file.Read(pieces[i].file_offset, size, pieces[i].dst);
-    for (size_t k = i; k < end; ++k) {
-      results[k] = PieceResult{true, status};
-      // From the destination, right after the read (the bytes are still in cache): what is
-      // checked is what the caller gets.
-      if (status.ok() && file.checksum()) {
-        results[k].crc = common::Crc(*file.checksum(), 0, pieces[k].dst, pieces[k].size);
+    common::Status status;
+    if (file.checksum()) {
+      // One CRC per piece, of the bytes as they are in the destination: what is checked is
+      // what the caller gets (a plugin takes them as its bodies land, in cache).
+      std::vector<uint64_t> sizes, crcs;
+      for (size_t k = i; k < end; ++k) sizes.push_back(pieces[k].size);
+      status = file.ReadChecked(pieces[i].file_offset, size, pieces[i].dst, sizes, &crcs);
+      for (size_t k = i; k < end; ++k) {
+        results[k] = PieceResult{true, status, status.ok() ? crcs[k - i] : 0};
       }
+    } else {
+      status = file.Read(pieces[i].file_offset, size, pieces[i].dst);
+      for (size_t k = i; k < end; ++k) results[k] = PieceResult{true, status};
     }
     i = end;
   }

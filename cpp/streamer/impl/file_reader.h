@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common/crc.h"
 #include "common/status.h"
 #include "streamer/impl/backend_plugin.h"
 #include "streamer/impl/config.h"
@@ -26,6 +28,11 @@ class FileReader {
   // Reads exactly [offset, offset + size) into dst; the message is the cause only (callers
   // add the path and range). Safe to call from many threads at once.
   virtual common::Status Read(uint64_t offset, uint64_t size, char* dst) = 0;
+  // Read, and the CRC `kind` of each segment (sizes summing to size) into crcs. By default
+  // from the destination after the read; a plugin takes them as the bytes arrive.
+  virtual common::Status ReadChecked(uint64_t offset, uint64_t size, char* dst,
+                                     common::CrcKind kind, const std::vector<uint64_t>& sizes,
+                                     std::vector<uint64_t>* crcs);
 };
 
 // Takes ownership of fd (open, read-only, regular file of `size` bytes).

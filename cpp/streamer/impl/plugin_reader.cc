@@ -4,6 +4,20 @@
 #include "streamer/impl/file_reader.h"
 
 namespace runai::streamer {
+
+common::Status FileReader::ReadChecked(uint64_t offset, uint64_t size, char* dst,
+                                       common::CrcKind kind, const std::vector<uint64_t>& sizes,
+                                       std::vector<uint64_t>* crcs) {
+  common::Status status = Read(offset, size, dst);
+  if (!status.ok()) return status;
+  crcs->clear();
+  for (uint64_t segment : sizes) {
+    crcs->push_back(common::Crc(kind, 0, dst, segment));
+    dst += segment;
+  }
+  return status;
+}
+
 namespace {
 
 class PluginReader : public FileReader {
@@ -13,6 +27,11 @@ class PluginReader : public FileReader {
 
   common::Status Read(uint64_t offset, uint64_t size, char* dst) override {
     return backend_->Read(uri_, offset, size, dst);
+  }
+  common::Status ReadChecked(uint64_t offset, uint64_t size, char* dst, common::CrcKind kind,
+                             const std::vector<uint64_t>& sizes,
+                             std::vector<uint64_t>* crcs) override {
+    return backend_->ReadChecked(uri_, offset, size, dst, static_cast<int32_t>(kind), sizes, crcs);
   }
 
  private:

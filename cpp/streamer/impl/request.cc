@@ -36,6 +36,12 @@ common::Status FileSource::Read(uint64_t offset, uint64_t size, char* dst) const
   return reader_->Read(offset, size, dst);  // only after a successful Open
 }
 
+common::Status FileSource::ReadChecked(uint64_t offset, uint64_t size, char* dst,
+                                       const std::vector<uint64_t>& sizes,
+                                       std::vector<uint64_t>* crcs) const {
+  return reader_->ReadChecked(offset, size, dst, *checksum_, sizes, crcs);
+}
+
 void FileSource::TaskDone() {
   if (tasks_left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   // No task of this file is queued or running any more.

@@ -38,8 +38,11 @@ class FileSource {
   // Opens on first use; later calls return the same result.
   common::Status Open(uint64_t* size);
 
-  // Reads [offset, offset+size) into dst; the message is the cause only.
+  // Reads [offset, offset+size) into dst; the message is the cause only. With a checksum,
+  // also the CRC of each segment (sizes summing to size) into crcs.
   common::Status Read(uint64_t offset, uint64_t size, char* dst) const;
+  common::Status ReadChecked(uint64_t offset, uint64_t size, char* dst,
+                             const std::vector<uint64_t>& sizes, std::vector<uint64_t>* crcs) const;
 
   void AddTask() { tasks_left_.fetch_add(1, std::memory_order_relaxed); }
   // Called once per task when it will not run again: the last one closes.

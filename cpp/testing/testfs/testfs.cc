@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/crc.h"
 #include "common/parse.h"
 #include "common/status.h"
 #include "streamer/backend.h"
@@ -172,9 +173,13 @@ TESTFS_EXPORT int runai_backend_stat(runai_backend_t* backend, const char* uri,
   int code = StatObject(backend, uri, &st, &path, error, error_size);
   if (code != RUNAI_OK) return code;
   info->size = static_cast<uint64_t>(st.st_size);
+#if defined(__APPLE__)
+  const struct timespec& mtime = st.st_mtimespec;  // Darwin's name for POSIX st_mtim
+#else
+  const struct timespec& mtime = st.st_mtim;
+#endif
   const std::string version =
-      "mtime=" +
-      std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+      "mtime=" + std::to_string(static_cast<int64_t>(mtime.tv_sec) * 1000000000 + mtime.tv_nsec);
   CopyMessage(version, info->version, sizeof(info->version));
   int fd = ::open((path + ".checksums").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -235,6 +240,23 @@ TESTFS_EXPORT int runai_backend_read(runai_backend_t* backend, const char* uri, 
     if (::write(backend->read_log, line.data(), line.size()) < 0) {
       // the log is for tests; a failed write must not fail the read it records
     }
+  }
+  return RUNAI_OK;
+}
+
+TESTFS_EXPORT int runai_backend_read_checked(runai_backend_t* backend, const char* uri,
+                                             uint64_t offset, uint64_t size, void* dst,
+                                             int32_t checksum, const uint64_t* segment_sizes,
+                                             uint64_t* segment_crcs, size_t num_segments,
+                                             char* error, size_t error_size) {
+  const auto kind = runai::common::CrcKindOf(checksum);
+  if (!kind) return Fail(RUNAI_E_INVALID_ARGUMENT, "unknown checksum", error, error_size);
+  int code = runai_backend_read(backend, uri, offset, size, dst, error, error_size);
+  if (code != RUNAI_OK) return code;
+  const char* at = static_cast<const char*>(dst);
+  for (size_t i = 0; i < num_segments; ++i) {
+    segment_crcs[i] = runai::common::Crc(*kind, 0, at, segment_sizes[i]);
+    at += segment_sizes[i];
   }
   return RUNAI_OK;
 }
