@@ -9,11 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 from runai_model_streamer._headers import REMOTE_PREFIX_READ_SIZE
 
 from tests.distributed.conftest import Launch
-from tests.distributed.launcher import FILES, ROUND_BYTES, check_tensors, expected_model, header
+from tests.distributed.launcher import (
+    FILES,
+    ROUND_BYTES,
+    check_tensors,
+    expected_model,
+    header,
+    launch,
+)
 
 
 def _data_bytes_read(out: Path, case: str, rank: int, model_dir: Path) -> int:
@@ -218,3 +226,59 @@ def test_a_rank_killed_mid_stream_makes_the_others_raise(
         assert result["error"] == "DistributedStreamError", result
         assert "rank" in result["message"]
         assert result["seconds"] < 30 + 15  # RUNAI_STREAMER_DIST_TIMEOUT=30 in the launcher
+
+
+def _with_checksums(model_dir: Path, root: Path, flip_in: str | None = None) -> Path:
+    """A copy of the model whose objects keep their CRC32C (testfs's "<file>.checksums"), of
+    the bytes as written; ``flip_in``: one bit of that file's tensor data flipped afterwards."""
+    root.mkdir()
+    for name in FILES:
+        data = bytearray((model_dir / name).read_bytes())
+        (root / f"{name}.checksums").write_text(f"crc32c={google_crc32c.value(bytes(data)):08x}")
+        if name == flip_in:
+            data[len(data) - 1000] ^= 0x10
+        (root / name).write_bytes(bytes(data))
+    return root
+
+
+def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """The ranks read disjoint pieces, gather the pieces' CRCs and each verifies every object
+    whole; a flipped bit raises the same ChecksumMismatchError on every rank, before the
+    stream ends; ranks that disagree on verifying raise before reading."""
+    good = _with_checksums(model_dir, tmp_path / "good")
+    bad = _with_checksums(model_dir, tmp_path / "bad", flip_in=FILES[1])
+    testfs = [f"testfs://{f}" for f in FILES]
+    cases = [
+        {"name": "good", "paths": testfs, "env_by_rank": _env(3, good)},
+        {"name": "bad", "paths": testfs, "env_by_rank": _env(3, bad)},
+        {
+            "name": "disagree",
+            "paths": testfs,
+            "env_by_rank": {**_env(3, good), "2": {"RUNAI_STREAMER_VERIFY": "off"}},
+        },
+    ]
+    run = launch(tmp_path / "out", 3, cases, {"RUNAI_STREAMER_TESTFS_ROOT": str(good)})
+    assert run["returncodes"] == [0] * 3, run["logs"]
+    full = expected_model(model_dir, FILES)
+    for rank in range(3):
+        result = run["results"]["good", rank]
+        check_tensors(result, full, f"good, rank {rank}")
+        assert result["verified"] == f"verified crc32c of {len(FILES)} object(s)", result
+    _check_reads(run, "good", [0, 1, 2], full, model_dir)  # still each byte once
+    bad_results = [run["results"]["bad", rank] for rank in range(3)]
+    for result in bad_results:
+        assert result["error"] == "ChecksumMismatchError", result
+        assert f"testfs://{FILES[1]}: crc32c mismatch" in result["message"]
+        assert len(result["order"]) < len(full["order"])  # raised before the stream ended
+    assert len({r["message"] for r in bad_results}) == 1
+    for rank in range(3):
+        result = run["results"]["disagree", rank]
+        assert result["error"] == "DistributedStreamError", result
+        assert "3 verified" in result["message"] and "0 verified" in result["message"]
+
+
+def _env(world: int, root: Path) -> dict[str, dict[str, str]]:
+    """Every rank's testfs serves ``root``."""
+    return {str(r): {"RUNAI_STREAMER_TESTFS_ROOT": str(root)} for r in range(world)}

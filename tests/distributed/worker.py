@@ -61,11 +61,13 @@ def _run(case: dict[str, Any], rank: int, out: str) -> None:
                 result["is_distributed"] = streamer.file_streamer.is_distributed
                 stream = streamer.file_streamer._stream
                 result["bytes_read"] = getattr(stream, "bytes_read", None)
+                report = streamer._report
                 for count, (name, tensor) in enumerate(streamer.get_tensors()):
                     if case.get("exit_after", {}).get(str(rank)) == count:
                         os._exit(17)  # a rank that dies mid-stream
                     result["order"].append(name)
                     result["tensors"][name] = tensor  # kept as handed out: never overwritten?
+                result["verified"] = report.summary()  # what the stream's log line says
     except Exception as error:
         result["error"] = type(error).__name__
         result["message"] = str(error)

@@ -14,6 +14,7 @@ from typing import Any
 from runai_model_streamer._distributed import Share
 from runai_model_streamer._errors import DistributedStreamError
 from runai_model_streamer._stream import FileRanges
+from runai_model_streamer._verify import ObjectCheck
 
 
 @contextlib.contextmanager
@@ -57,14 +58,27 @@ class Request:
     summary: str
 
     @classmethod
-    def of(cls, files: Sequence[FileRanges], ids: Sequence[object]) -> Request:
+    def of(
+        cls,
+        files: Sequence[FileRanges],
+        ids: Sequence[object],
+        checks: Sequence[ObjectCheck | None] | None = None,
+    ) -> Request:
+        """``checks``: how each file is verified; the ranks must agree on it too (each
+        checksums its own pieces, and the CRCs are combined across ranks)."""
+        checks = checks if checks is not None else [None] * len(files)
         digest = hashlib.sha256()
-        for file_id, file in zip(ids, files, strict=True):
-            digest.update(repr((file_id, file.path, list(file.offsets), list(file.sizes))).encode())
+        for file_id, file, check in zip(ids, files, checks, strict=True):
+            verified = (check.algorithm, check.expected) if check is not None else None
+            digest.update(
+                repr((file_id, file.path, list(file.offsets), list(file.sizes), verified)).encode()
+            )
         names = ", ".join(f.path for f in files[:3]) + (", ..." if len(files) > 3 else "")
         chunks = sum(len(f.sizes) for f in files)
         total = sum(sum(f.sizes) for f in files)
+        verified_count = sum(check is not None for check in checks)
         summary = f"{len(files)} files ({names}), {chunks} chunks, {total} bytes"
+        summary += f", {verified_count} verified"
         return cls(digest.hexdigest(), summary)
 
 
@@ -87,7 +101,8 @@ def agree(share: Share, request: Request | None, failure: BaseException | None =
         )
         raise DistributedStreamError(
             f"the ranks of the group asked for different data ({listed}); every rank of a "
-            "distributed stream must ask for the same files (and tensor_names)"
+            "distributed stream must ask for the same files (and tensor_names) and verify them "
+            "alike (the same RUNAI_STREAMER_VERIFY; objects unchanged between the ranks' HEADs)"
         )
 
 

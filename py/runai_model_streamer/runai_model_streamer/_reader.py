@@ -167,10 +167,10 @@ class ChunkReader:
     ) -> None:
         """Starts the stream of ``requests`` (after :meth:`prepare`); the ranks of ``share``
         first agree on what they stream. ``checks``: per request, the check of its object when
-        it is read whole (not for shared streams)."""
+        it is read whole."""
         files = [FileRanges(r.path, r.offsets, r.sizes) for r in requests]
         if share is not None:
-            agree(share, Request.of(files, [r.id for r in requests]))
+            agree(share, Request.of(files, [r.id for r in requests], checks))
         self.cancel()
         engine = self.engine()
         self.is_distributed = share is not None
@@ -193,7 +193,13 @@ class ChunkReader:
             )
         else:
             stream = SharedStream(
-                share, engine, files, memory_limit, describe=describe, refresh=self._refresh
+                share,
+                engine,
+                files,
+                memory_limit,
+                describe=describe,
+                refresh=self._refresh,
+                checks=checks,
             )
         self._stream = stream
         stream.start()

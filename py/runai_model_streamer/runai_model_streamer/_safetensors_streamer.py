@@ -105,7 +105,6 @@ def _checks(
     integrity: Sequence[Integrity],
     headers: Sequence[SafetensorsHeader],
     selected: Sequence[Sequence[TensorMetadata]],
-    shared: bool,
     report: VerifyReport,
 ) -> list[ObjectCheck | None]:
     """The check of each object that is read whole (what is not, and why, into ``report``)."""
@@ -117,8 +116,6 @@ def _checks(
         check, why = checked
         if check is not None and len(tensors) != len(header.tensors):
             check, why = None, "only some of its tensors were read (tensor_names)"
-        elif check is not None and shared:
-            check, why = None, "its reads were shared with other ranks (is_distributed)"
         report.add(header.path, check, why)
         checks.append(check)
     return checks
@@ -245,7 +242,7 @@ class SafetensorsStreamer:
             report = VerifyReport(verify_mode())
             headers, integrity = read_headers(engine_paths, reader.engine, report.mode)
             selected = _select(headers, names, engine_paths)
-            checks = _checks(integrity, headers, selected, share is not None, report)
+            checks = _checks(integrity, headers, selected, report)
             report.enforce()
             layouts = [
                 [

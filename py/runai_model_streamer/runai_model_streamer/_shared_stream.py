@@ -22,6 +22,7 @@ from runai_model_streamer._collectives import (
 from runai_model_streamer._distributed import READ_AHEAD_STRIPES, Share
 from runai_model_streamer._native import Engine
 from runai_model_streamer._stream import EMPTY_CHUNK, Describe, FileRanges, RangeStream
+from runai_model_streamer._verify import ObjectCheck
 
 
 class SharedStream:
@@ -37,9 +38,12 @@ class SharedStream:
         memory_limit: int,
         describe: Describe | None = None,
         refresh: Callable[[], None] | None = None,
+        checks: Sequence[ObjectCheck | None] | None = None,
     ) -> None:
         self._share = share
         self._files = list(files)
+        # Each rank's reader adds the CRCs of its own pieces; _verify gathers the rest.
+        self._checks = list(checks) if checks is not None else [None] * len(self._files)
         self._chunks = _partition.layout(
             [f.offsets for f in self._files], [f.sizes for f in self._files]
         )
@@ -70,6 +74,7 @@ class SharedStream:
             describe=self._describe_piece,
             refresh=refresh,
             max_window=stripe,
+            checks=self._checks,
         )
         self._reader_items: Iterator[tuple[int, int, torch.Tensor]] | None = None
         self._buffers: dict[int, torch.Tensor] = {}  # round -> its buffer, until it starts
@@ -110,6 +115,7 @@ class SharedStream:
                 if pending is not None:  # yield a round while the next is exchanged
                     yield from self._finish_round(*pending)
                 pending = started
+            self._verify()  # every piece has landed on its rank: before the last round
             if pending is not None:
                 yield from self._finish_round(*pending)
         finally:
@@ -171,6 +177,19 @@ class SharedStream:
             raise failure
         failures = [(r, host, text) for r, (host, text) in enumerate(gathered) if text is not None]
         raise_failures(share, failures, "reading the distributed stream")
+
+    def _verify(self) -> None:
+        """The ranks gather the CRCs of the pieces each read, and every rank verifies every
+        checked object whole (the same verdict everywhere: no further agreement needed)."""
+        if all(check is None for check in self._checks):
+            return
+        mine = [check.pieces if check is not None else [] for check in self._checks]
+        gathered = all_gather_object(self._share, mine, "gathering the checksums of the pieces")
+        for position, check in enumerate(self._checks):
+            if check is not None:
+                for pieces in gathered:
+                    check.merge(pieces[position])
+                check.verify()
 
     def _start_round(self, round_index: int) -> tuple[int, torch.Tensor, list[Any]]:
         """Every rank broadcasts its stripe into the others' round buffers: one broadcast per

@@ -7,6 +7,8 @@ CRCs in file order into the whole object's (``runai_streamer_checksum_combine``)
 before the stream (a safetensors header) is hashed by the caller. The last range of the object
 completes the check, and a mismatch raises :class:`ChecksumMismatchError` before that range's
 tensors are handed out, so a caller that iterates to the end never ends with corrupted weights.
+In a shared (distributed) stream each rank checksums the pieces it reads, and the ranks gather
+every piece's CRC before the last round is handed out: each rank verifies the whole object.
 
 Checkable are the CRCs object stores keep of whole objects: CRC32C (GCS for every object; S3
 ``x-amz-checksum-crc32c``), CRC64/NVME and CRC32 (S3). Not checkable while streaming: MD5 (GCS,
@@ -19,7 +21,7 @@ keep no checksum and are never checked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runai_model_streamer._abi import CHECKSUM_CRC32, CHECKSUM_CRC32C, CHECKSUM_CRC64NVME
@@ -60,6 +62,20 @@ class ObjectCheck:
 
     def add_bytes(self, offset: int, data: bytes) -> None:
         self.add(offset, len(data), checksum(self.kind, data))
+
+    @property
+    def pieces(self) -> list[tuple[int, int, int]]:
+        """``(offset, size, crc)`` of every range added so far."""
+        return list(self._pieces)
+
+    def merge(self, pieces: Sequence[tuple[int, int, int]]) -> None:
+        """Adds the ranges another reader of the object checksummed (a rank of a shared
+        stream); ranges both read (the header every rank reads itself) count once."""
+        known = set(self._pieces)
+        for offset, size, crc in pieces:
+            if (offset, size, crc) not in known:
+                known.add((offset, size, crc))
+                self.add(offset, size, crc)
 
     @property
     def complete(self) -> bool:
