@@ -26,6 +26,10 @@ Loaders (those not installed are listed as skipped):
   preallocated buffer, no parsing and no tensors.
 * with ``--verify-off``: this package again with ``RUNAI_STREAMER_VERIFY=off``, to show what
   the integrity check costs.
+* with ``--cache``: this package with ``RUNAI_STREAMER_CACHE_DIR``: a first load (an empty
+  cache before each run: the cost of writing through), a hit (the page cache dropped before
+  each run) and the cached file streamed as a local file, cold (the hit's ceiling). Needs root
+  (drop_caches).
 
 Objects are uploaded with the checksum ``--checksum`` names: ``crc32`` (botocore's default for
 every upload), ``crc32c`` (computed here with google-crc32c) or ``none``; this package verifies
@@ -39,19 +43,24 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import (
     Loader,
+    drop_caches,
     format_round_ratios,
     format_table,
     installed,
     parse_size,
     run_benchmark,
+    run_once,
     write_sample,
 )
 
@@ -107,6 +116,37 @@ def upstream_ok(python: str, plugin: str = "runai_model_streamer_s3") -> str:
     return "" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["failed"])[-1]
 
 
+CACHE_FIRST = "runai-model-streamer, cache: first load"
+CACHE_HIT = "runai-model-streamer, cache: hit (cold)"
+LOCAL_COLD = "runai-model-streamer, the cached file as a local file (cold)"
+
+
+def _cache_loaders(
+    env: dict[str, str], root: Path, uris: list[str]
+) -> tuple[list[Loader], Callable[[Loader], None]]:
+    """The cache's loaders and what runs before each of their runs: the first load gets an
+    empty cache; the hit and the local read get a cold page cache. The hit's cache is filled
+    here, by one untimed load."""
+    first_dir, hit_dir = root / "cache-first", root / "cache-hit"
+    first = Loader(CACHE_FIRST, "runai", env={**env, "RUNAI_STREAMER_CACHE_DIR": str(first_dir)})
+    hit = Loader(CACHE_HIT, "runai", env={**env, "RUNAI_STREAMER_CACHE_DIR": str(hit_dir)})
+    run_once(hit, uris)
+    data = {}
+    for meta in hit_dir.glob("entries/*/*/meta.json"):
+        data[json.loads(meta.read_text())["uri"]] = str(meta.with_name("data"))
+    if sorted(data) != sorted(uris):
+        raise RuntimeError(f"the cache in {hit_dir} did not take every object: {sorted(data)}")
+    local = Loader(LOCAL_COLD, "runai", files=[data[u] for u in uris], env=env)
+
+    def before(loader: Loader) -> None:
+        if loader is first:
+            shutil.rmtree(first_dir, ignore_errors=True)
+        elif loader in (hit, local):
+            drop_caches()
+
+    return [first, hit, local], before
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB", help="model size (default 1GiB)")
@@ -117,6 +157,12 @@ def main() -> int:
     parser.add_argument("--checksum", choices=["crc32", "crc32c", "none"], default="crc32")
     parser.add_argument(
         "--verify-off", action="store_true", help="also run this package without the check"
+    )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="also run this package with the local cache: a first load (an empty cache, "
+        "written through), a hit (cold page cache) and the cached file read as a local file cold",
     )
     parser.add_argument(
         "--only",
@@ -183,15 +229,22 @@ def main() -> int:
                     client.head_object(Bucket=BUCKET, Key=u.split("/", 3)[3])["ContentLength"]
                     for u in uris
                 )
-                report(f"== {label}: {len(loaders)} loaders")
-                results = run_benchmark(loaders, uris, rounds=args.rounds, progress=report)
+                runs = loaders
+                before = None
+                if args.cache:
+                    cache_loaders, before = _cache_loaders(env, directory / label, uris)
+                    runs = [loaders[0], *cache_loaders, *loaders[1:]]
+                report(f"== {label}: {len(runs)} loaders")
+                results = run_benchmark(
+                    runs, uris, rounds=args.rounds, progress=report, before=before
+                )
                 title = f"s3:// from SeaweedFS on 127.0.0.1, {label}, {args.rounds} rounds (median)"
                 sections.append(format_table(results, title=title, model_bytes=model_bytes))
-                sections.append(
-                    f"{loaders[0].label} per round:\n\n"
-                    + format_round_ratios(results, loaders[0].label)
-                )
-                print("\n\n".join(sections[-2:]) + "\n", flush=True)
+                for base in [runs[0], *(x for x in runs if x.label.startswith(CACHE_HIT))]:
+                    sections.append(
+                        f"{base.label} per round:\n\n" + format_round_ratios(results, base.label)
+                    )
+                print("\n\n".join(sections[-3 if args.cache else -2 :]) + "\n", flush=True)
     if skipped:
         sections.append("Skipped: " + "; ".join(skipped))
         print(sections[-1])

@@ -94,6 +94,8 @@ class FaultProxy:
     proxied: list[str] = field(default_factory=list)
     #: leave out of every response the headers that carry the object's checksums
     drop_checksums: bool = False
+    #: the method of every request, "GET range" for a ranged GET (what a body read is)
+    requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -177,6 +179,8 @@ class FaultProxy:
                         self.bearer_tokens.append(authorization[len("Bearer ") :])
                 headers = _headers(head)
                 ranged = method == "GET" and ("range" in headers or "x-ms-range" in headers)
+                with self._lock:
+                    self.requests.append("GET range" if ranged else method)
                 fault = self._next_fault() if ranged else None
                 if fault == "slowdown":
                     client.sendall(

@@ -272,7 +272,7 @@ def test_misaligned_tensor_is_copied_to_aligned_memory(tmp_path: Path) -> None:
 
 
 def test_mapped_buffer_lives_exactly_as_long_as_its_last_view() -> None:
-    from runai_model_streamer._stream import MappedBuffer
+    from runai_model_streamer._buffers import MappedBuffer
 
     buffer = MappedBuffer(4 << 20)
     ref = weakref.ref(buffer)

@@ -140,6 +140,7 @@ def run_benchmark(
     cold: bool = False,
     progress: Callable[[str], None] | None = None,
     warm: bool = False,
+    before: Callable[[Loader], None] | None = None,
 ) -> list[Result]:
     """Runs every loader ``rounds`` times, alternating (each round in the order of
     round_order), after one untimed run of the first loader: on the VMs measured, the first
@@ -147,7 +148,8 @@ def run_benchmark(
     loader it is. Before every run, ``cold`` drops the page cache and ``warm`` (local files)
     reads the files whole: on those VMs the page cache loses pages not read for a while (1% of
     a 2 GB file in 10 s, 16% in 90 s), and a loader reading with O_DIRECT brings none back, so
-    without it a loader's warm figure would depend on the loaders that ran before it."""
+    without it a loader's warm figure would depend on the loaders that ran before it.
+    ``before(loader)`` runs before each run too (untimed: a benchmark's own preparation)."""
     if cold and warm:
         raise ValueError("a run is cold or warm, not both")
     if cold and not can_drop_caches():
@@ -159,6 +161,8 @@ def run_benchmark(
             drop_caches()
         elif warm:
             fill_page_cache(loader.files or files)
+        if before is not None:
+            before(loader)
 
     if loaders:
         prepare(loaders[0])

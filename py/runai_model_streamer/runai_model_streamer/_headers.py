@@ -10,15 +10,18 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from runai_model_streamer._backends import uri_scheme
+from runai_model_streamer._cache import Cache, CachedObject
+from runai_model_streamer._cache_entry import CacheKey
 from runai_model_streamer._errors import (
     StreamerFileNotFoundError,
     StreamerIOError,
     StreamerIsADirectoryError,
     StreamerPermissionError,
 )
-from runai_model_streamer._native import Engine
+from runai_model_streamer._native import Engine, StoredObject
 from runai_model_streamer._safetensors import (
     SafetensorsHeader,
     check_header_length,
@@ -29,8 +32,19 @@ from runai_model_streamer._settings import UNLIMITED
 from runai_model_streamer._stream import FileRanges, RangeStream
 from runai_model_streamer._verify import ObjectCheck, check_for
 
-#: per path, for an object: its check (None: not checked) and why it is not checked
-Integrity = tuple[ObjectCheck | None, str] | None
+
+@dataclass
+class RemoteObject:
+    """What a stream knows of one object before reading its tensors: how it is checked when
+    read whole (``check``; None: not, and ``why``), its cache key (None: it cannot be cached),
+    its first bytes (the length and the header), and its cache entry when it is cached."""
+
+    check: ObjectCheck | None
+    why: str
+    key: CacheKey | None
+    head: bytes
+    cached: CachedObject | None = None
+
 
 #: bytes read at once from the start of a file, so most headers take a single read
 PREFIX_READ_SIZE = 1024 * 1024
@@ -39,19 +53,24 @@ REMOTE_PREFIX_READ_SIZE = 256 * 1024
 
 
 def read_headers(
-    paths: Sequence[str], engine: Callable[[], Engine], verify: str = "off"
-) -> tuple[list[SafetensorsHeader], list[Integrity]]:
+    paths: Sequence[str],
+    engine: Callable[[], Engine],
+    verify: str = "off",
+    cache: Cache | None = None,
+    offline: bool = False,
+) -> tuple[list[SafetensorsHeader], list[RemoteObject | None]]:
     """Headers of local files (plain reads) and URIs (concurrent reads through ``engine()``,
-    called only when there is a URI), in order; and how each object is checked when read whole
-    (``verify``: RUNAI_STREAMER_VERIFY's mode; None for local files)."""
+    called only when there is a URI, or from their entries in ``cache``), in order; and what
+    is known of each object (``verify``: RUNAI_STREAMER_VERIFY's mode; None for local files).
+    ``offline``: a cached object is taken without asking its store."""
     headers: list[SafetensorsHeader | None] = [None] * len(paths)
-    integrity: list[Integrity] = [None] * len(paths)
+    integrity: list[RemoteObject | None] = [None] * len(paths)
     remote = [i for i, p in enumerate(paths) if uri_scheme(p) is not None]
     for index, path in enumerate(paths):
         if uri_scheme(path) is None:
             headers[index] = read_local_header(path)
     if remote:
-        found = read_engine_headers(engine(), [paths[i] for i in remote], verify)
+        found = read_engine_headers(engine, [paths[i] for i in remote], verify, cache, offline)
         for index, (header, checked) in zip(remote, found, strict=True):
             headers[index] = header
             integrity[index] = checked
@@ -71,52 +90,155 @@ def _os_error(path: str, error: OSError) -> Exception:
 
 def read_local_header(path: str) -> SafetensorsHeader:
     """Reads and validates the header of a local file with plain reads (no engine needed)."""
+    file_size, header_size, raw = _local_header_bytes(path)
+    return parse_header(path, file_size, header_size, raw)
+
+
+def _local_header_bytes(path: str, name: str | None = None) -> tuple[int, int, bytes]:
+    """The size of a local file, its header's length and the header's bytes (errors name
+    ``name``, default the path)."""
+    name = path if name is None else name
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
-        raise _os_error(path, error) from None
+        raise _os_error(name, error) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise StreamerIsADirectoryError(f"{path}: is a directory, not a safetensors file")
+            raise StreamerIsADirectoryError(f"{name}: is a directory, not a safetensors file")
         if not stat.S_ISREG(info.st_mode):
-            raise StreamerIOError(f"{path}: not a regular file")
+            raise StreamerIOError(f"{name}: not a regular file")
         file_size = info.st_size
         if file_size < 8:
-            check_header_length(path, file_size, 0)
+            check_header_length(name, file_size, 0)
         try:
             prefix = os.pread(fd, min(file_size, PREFIX_READ_SIZE), 0)
             if len(prefix) < 8:
-                raise format_error(path, f"could read only {len(prefix)} bytes (file changed?)")
+                raise format_error(name, f"could read only {len(prefix)} bytes (file changed?)")
             header_size = int.from_bytes(prefix[:8], "little")
-            check_header_length(path, file_size, header_size)
+            check_header_length(name, file_size, header_size)
             raw = prefix[8 : 8 + header_size]
             if len(raw) < header_size:
                 raw += os.pread(fd, header_size - len(raw), 8 + len(raw))
         except OSError as error:
-            raise _os_error(path, error) from None
+            raise _os_error(name, error) from None
     finally:
         os.close(fd)
-    return parse_header(path, file_size, header_size, raw)
+    return file_size, header_size, raw
 
 
 def read_engine_headers(
-    engine: Engine, paths: Sequence[str], verify: str = "off"
-) -> list[tuple[SafetensorsHeader, tuple[ObjectCheck | None, str]]]:
-    """Reads the headers of several files through the engine (object storage), concurrently:
-    sizes (HEADs) in parallel, one read of each file's start, and one more for the rare large
-    header. With each header: the object's check, seeded with the header's bytes (None: not
-    checked, and why)."""
+    engine: Callable[[], Engine],
+    paths: Sequence[str],
+    verify: str = "off",
+    cache: Cache | None = None,
+    offline: bool = False,
+) -> list[tuple[SafetensorsHeader, RemoteObject]]:
+    """Reads the headers of several objects, concurrently: sizes (HEADs) in parallel, one
+    read of each object's start, and one more for the rare large header; an object in
+    ``cache`` (after its HEAD, or without one when ``offline``) has its header read from its
+    entry. With each header: what is known of the object, its check seeded with the header's
+    bytes."""
     if not paths:
         return []
-    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
-        stored = list(pool.map(engine.object_info, paths))
-    sizes = [info.size for info in stored]
-    for path, size in zip(paths, sizes, strict=True):
-        if size < 8:
-            check_header_length(path, size, 0)
+    hits: list[CachedObject | None] = [None] * len(paths)
+    if cache is not None and offline:
+        hits = [cache.lookup_offline(path) for path in paths]
+    asked = [i for i, hit in enumerate(hits) if hit is None]
+    stored: list[StoredObject | None] = [None] * len(paths)
+    if asked:
+        opened = engine()
+        with ThreadPoolExecutor(max_workers=min(16, len(asked))) as pool:
+            infos = list(pool.map(opened.object_info, [paths[i] for i in asked]))
+        for index, info in zip(asked, infos, strict=True):
+            stored[index] = info
+    keys: list[CacheKey | None] = [None] * len(paths)
+    try:
+        for index in asked:
+            asked_info = stored[index]
+            assert asked_info is not None
+            if asked_info.size < 8:
+                check_header_length(paths[index], asked_info.size, 0)
+            key = keys[index] = _cache_key(paths[index], asked_info)
+            if cache is not None and key is not None:
+                hits[index] = cache.lookup(key)
+        return _remote_objects(engine, paths, verify, stored, keys, hits)
+    except BaseException:
+        for hit in hits:
+            if hit is not None:
+                hit.release()
+        raise
 
+
+def _remote_objects(
+    engine: Callable[[], Engine],
+    paths: Sequence[str],
+    verify: str,
+    stored: Sequence[StoredObject | None],
+    keys: Sequence[CacheKey | None],
+    hits: Sequence[CachedObject | None],
+) -> list[tuple[SafetensorsHeader, RemoteObject]]:
+    """The headers (read from the store for a miss, from the entry for a hit) and what is
+    known of each object."""
+    misses = [i for i, hit in enumerate(hits) if hit is None]
+    heads: list[tuple[int, int, bytes]] = [(0, 0, b"")] * len(paths)
+    if misses:
+        sizes = [info.size for i in misses if (info := stored[i]) is not None]
+        found = _read_remote_heads(engine(), [paths[i] for i in misses], sizes)
+        for index, found_head in zip(misses, found, strict=True):
+            heads[index] = found_head
+    results = []
+    for index, path in enumerate(paths):
+        hit = hits[index]
+        if hit is not None:
+            heads[index] = _local_header_bytes(str(hit.data), f"{path} (cached in {hit.data})")
+        size, header_size, raw = heads[index]
+        header = parse_header(path, size, header_size, raw)
+        head = header_size.to_bytes(8, "little") + raw
+        info = stored[index]
+        if info is None:  # offline: the checksum the entry was verified against
+            assert hit is not None
+            info = _as_stored(hit)
+        check, why = check_for(path, info, verify)
+        if check is not None:
+            check.add_bytes(0, head)
+            if hit is not None:
+                check.on_mismatch = _dropper(hit)
+        results.append((header, RemoteObject(check, why, keys[index], head, hit)))
+    return results
+
+
+def _cache_key(path: str, info: StoredObject) -> CacheKey | None:
+    """The key of an object's cache entry; None when its store gives no version of it (a
+    changed object could not be told from the cached one)."""
+    if not info.version:
+        return None
+    version = ",".join(f"{name}={value}" for name, value in sorted(info.version.items()))
+    return CacheKey(path, version, info.size)
+
+
+def _as_stored(hit: CachedObject) -> StoredObject:
+    meta = hit.meta
+    return StoredObject(meta.size, {}, {meta.algorithm: meta.checksum})
+
+
+def _dropper(hit: CachedObject) -> Callable[[], str]:
+    def drop() -> str:
+        hit.drop()
+        return (
+            f"; the bytes came from the cache entry {hit.directory}, which was dropped: "
+            "loading again reads the object from its store"
+        )
+
+    return drop
+
+
+def _read_remote_heads(
+    engine: Engine, paths: Sequence[str], sizes: Sequence[int]
+) -> list[tuple[int, int, bytes]]:
+    """Each object's size, header length and header bytes: one read of its start, and one more
+    for the rare large header."""
     prefix_sizes = [min(size, REMOTE_PREFIX_READ_SIZE) for size in sizes]
     prefixes = _read_ranges(engine, [(p, 0, n) for p, n in zip(paths, prefix_sizes, strict=True)])
     header_sizes = [int.from_bytes(prefix[:8], "little") for prefix in prefixes]
@@ -133,14 +255,7 @@ def read_engine_headers(
     raws = [prefix[8 : 8 + n] for prefix, n in zip(prefixes, header_sizes, strict=True)]
     for index, data in zip(rest_index, extra, strict=True):
         raws[index] += data
-    found = []
-    for path, info, n, raw, prefix in zip(paths, stored, header_sizes, raws, prefixes, strict=True):
-        header = parse_header(path, info.size, n, raw)
-        check, why = check_for(path, info, verify)
-        if check is not None:
-            check.add_bytes(0, prefix[:8] + raw)
-        found.append((header, (check, why)))
-    return found
+    return list(zip(sizes, header_sizes, raws, strict=True))
 
 
 def _read_ranges(engine: Engine, reads: Sequence[tuple[str, int, int]]) -> list[bytes]:

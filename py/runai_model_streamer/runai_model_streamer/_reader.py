@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from runai_model_streamer._backends import all_object_storage, register_backends
+from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._collectives import Request, agree, failures_reported
 from runai_model_streamer._common import check_device, format_bytes, logger
 from runai_model_streamer._distributed import Share, share_for
@@ -164,10 +165,11 @@ class ChunkReader:
         owned: bool = True,
         describe: Describe | None = None,
         checks: Sequence[ObjectCheck | None] | None = None,
+        writers: Sequence[CacheWriter | None] | None = None,
     ) -> None:
         """Starts the stream of ``requests`` (after :meth:`prepare`); the ranks of ``share``
         first agree on what they stream. ``checks``: per request, the check of its object when
-        it is read whole."""
+        it is read whole; ``writers``: the cache entry it is written to (not shared streams)."""
         files = [FileRanges(r.path, r.offsets, r.sizes) for r in requests]
         if share is not None:
             agree(share, Request.of(files, [r.id for r in requests], checks))
@@ -190,6 +192,7 @@ class ChunkReader:
                 describe=describe,
                 refresh=self._refresh,
                 checks=checks,
+                writers=writers,
             )
         else:
             stream = SharedStream(

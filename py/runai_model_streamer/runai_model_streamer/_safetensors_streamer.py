@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from runai_model_streamer._cache import Cache, CachedObject, open_cache
+from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._collectives import failures_reported
 from runai_model_streamer._common import (
     PathLike,
@@ -22,7 +24,7 @@ from runai_model_streamer._common import (
 )
 from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
-from runai_model_streamer._headers import Integrity, read_headers
+from runai_model_streamer._headers import RemoteObject, read_headers
 from runai_model_streamer._reader import DistributedStreamer
 from runai_model_streamer._safetensors import (
     DTYPES,
@@ -30,7 +32,7 @@ from runai_model_streamer._safetensors import (
     SafetensorsHeader,
     TensorMetadata,
 )
-from runai_model_streamer._settings import MEMORY_LIMIT
+from runai_model_streamer._settings import CACHE_OFFLINE, MEMORY_LIMIT
 from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
 
 if TYPE_CHECKING:
@@ -102,23 +104,36 @@ def _as_tensor(
 
 
 def _checks(
-    integrity: Sequence[Integrity],
+    objects: Sequence[RemoteObject | None],
     headers: Sequence[SafetensorsHeader],
     selected: Sequence[Sequence[TensorMetadata]],
     report: VerifyReport,
 ) -> list[ObjectCheck | None]:
     """The check of each object that is read whole (what is not, and why, into ``report``)."""
     checks: list[ObjectCheck | None] = []
-    for header, tensors, checked in zip(headers, selected, integrity, strict=True):
-        if checked is None:  # a local file
+    for header, tensors, obj in zip(headers, selected, objects, strict=True):
+        if obj is None:  # a local file
             checks.append(None)
             continue
-        check, why = checked
+        check, why = obj.check, obj.why
         if check is not None and len(tensors) != len(header.tensors):
             check, why = None, "only some of its tensors were read (tensor_names)"
         report.add(header.path, check, why)
         checks.append(check)
     return checks
+
+
+def _writer(
+    cache: Cache | None, obj: RemoteObject | None, check: ObjectCheck | None
+) -> CacheWriter | None:
+    """The cache writer of an object read whole and verified, not cached yet; it starts with
+    the bytes already read (the header)."""
+    if cache is None or obj is None or obj.cached is not None or obj.key is None or not check:
+        return None
+    writer = cache.writer(obj.key, check.algorithm, f"{check.expected:x}")
+    if writer is not None:
+        writer.write(0, obj.head)
+    return writer
 
 
 def _select(
@@ -172,8 +187,12 @@ class SafetensorsStreamer:
     tensors by offset. Without torch.distributed, or with one rank, it streams alone.
     """
 
-    def __init__(self, process_group: object | None = None) -> None:
+    def __init__(
+        self, process_group: object | None = None, cache_dir: PathLike | None = None
+    ) -> None:
         self.process_group = process_group
+        #: the local cache of objects (None: RUNAI_STREAMER_CACHE_DIR's, unset: no cache)
+        self.cache_dir = cache_dir
         #: reads the tensors' bytes (upstream's attribute name and class)
         self.file_streamer = DistributedStreamer(process_group)
         self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
@@ -185,6 +204,7 @@ class SafetensorsStreamer:
         self._start_time = 0.0
         self._paths: list[str] = []
         self._report = VerifyReport("off")
+        self._cached: list[CachedObject] = []  # entries read by the stream (held till it ends)
 
     def __enter__(self) -> SafetensorsStreamer:
         self.file_streamer.__enter__()
@@ -196,6 +216,12 @@ class SafetensorsStreamer:
     def close(self) -> None:
         """Cancels any stream in flight and frees the native streamer."""
         self.file_streamer.close()
+        self._release_cached()
+
+    def _release_cached(self) -> None:
+        for entry in self._cached:
+            entry.release()
+        self._cached = []
 
     def stream_file(
         self,
@@ -205,6 +231,7 @@ class SafetensorsStreamer:
         is_distributed: bool = False,
         tensor_names: Iterable[str] | None = None,
         owned: bool = True,
+        cache_dir: PathLike | None = None,
     ) -> None:
         """Starts streaming one file; see :meth:`stream_files`."""
         self.stream_files(
@@ -214,6 +241,7 @@ class SafetensorsStreamer:
             is_distributed=is_distributed,
             tensor_names=tensor_names,
             owned=owned,
+            cache_dir=cache_dir,
         )
 
     def stream_files(
@@ -224,26 +252,46 @@ class SafetensorsStreamer:
         is_distributed: bool = False,
         tensor_names: Iterable[str] | None = None,
         owned: bool = True,
+        cache_dir: PathLike | None = None,
     ) -> None:
         """Validates every file's header, then starts reading; collect with get_tensors().
 
         ``tensor_names`` restricts the stream to those tensors (a name missing from every file
-        raises KeyError). Any stream still in flight on this streamer is cancelled first.
+        raises KeyError). ``cache_dir``: the local cache of objects (default: the streamer's,
+        else ``RUNAI_STREAMER_CACHE_DIR``; see the README's "Cache"). Any stream still in
+        flight on this streamer is cancelled first.
         """
         resolved_device = check_device(device)
         share = self.file_streamer.share_for(is_distributed, resolved_device, paths)
         reader = self.file_streamer
+        reader.cancel()
+        self._release_cached()
         with failures_reported(share):
             engine_paths = check_paths(paths)
             names = _check_tensor_names(tensor_names)
             memory_limit = MEMORY_LIMIT.read()
+            # a shared stream neither reads nor fills the cache: its ranks must read the same
+            # paths, and each rank holds only its pieces of an object
+            cache = None if share is not None else open_cache(cache_dir or self.cache_dir)
             self._start_time = time.perf_counter()
             reader.prepare(engine_paths, s3_credentials)
             report = VerifyReport(verify_mode())
-            headers, integrity = read_headers(engine_paths, reader.engine, report.mode)
+            headers, objects = read_headers(
+                engine_paths, reader.engine, report.mode, cache, CACHE_OFFLINE.read()
+            )
+            self._cached = [o.cached for o in objects if o is not None and o.cached is not None]
             selected = _select(headers, names, engine_paths)
-            checks = _checks(integrity, headers, selected, report)
+            checks = _checks(objects, headers, selected, report)
             report.enforce()
+            # an object read whole, verified and not cached yet is written to the cache as
+            # it streams
+            writers = [
+                _writer(cache, obj, check) for obj, check in zip(objects, checks, strict=True)
+            ]
+            read_paths = [
+                str(obj.cached.data) if obj is not None and obj.cached is not None else path
+                for path, obj in zip(engine_paths, objects, strict=True)
+            ]
             layouts = [
                 [
                     (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
@@ -260,7 +308,7 @@ class SafetensorsStreamer:
         self._report = report
         requests = [
             FileChunks(position, path, [t.offset for t in tensors], [t.size for t in tensors])
-            for position, (path, tensors) in enumerate(zip(engine_paths, selected, strict=True))
+            for position, (path, tensors) in enumerate(zip(read_paths, selected, strict=True))
         ]
         self.file_streamer.start(
             share,
@@ -270,6 +318,7 @@ class SafetensorsStreamer:
             owned,
             describe=self._describe,
             checks=checks,
+            writers=writers,
         )
 
     def _describe(self, position: int, item: int) -> str:
@@ -292,8 +341,12 @@ class SafetensorsStreamer:
                 tensor = tensor.to(device)
             count += 1
             yield meta.name, tensor
+        cached = len(self._cached)
+        self._release_cached()
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
         verified = self._report.summary()
+        if cached:
+            verified = f"{cached} from the cache" + (f", {verified}" if verified else "")
         logger.info(
             "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s%s",
             count,

@@ -237,6 +237,21 @@ VERIFY = Setting(
     one_of("auto", "require", "off"),
     "checksums of objects read whole: auto (check what the store keeps), require, off",
 )
+CACHE_DIR = Setting(
+    PREFIX + "CACHE_DIR",
+    "",
+    text,
+    "directory of the local cache of objects streamed whole and verified (unset: no cache)",
+)
+CACHE_MAX_BYTES: Setting[int | None] = Setting(
+    PREFIX + "CACHE_MAX_BYTES",
+    None,
+    size_at_least(0),
+    "most bytes the cache holds; least recently used entries are evicted (unset: no limit)",
+)
+CACHE_OFFLINE = Setting(
+    PREFIX + "CACHE_OFFLINE", False, flag, "1: a cached object is used without asking its store"
+)
 HUGE_PAGES = Setting(PREFIX + "HUGE_PAGES", False, flag, "1: buffers advised to huge pages")
 PREFAULT = Setting(PREFIX + "PREFAULT", False, flag, "1: buffers faulted in before reading")
 DIST = Setting(

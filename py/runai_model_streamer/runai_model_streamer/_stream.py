@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mmap
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -44,8 +43,10 @@ import numpy as np
 import torch
 
 from runai_model_streamer._abi import COMPLETION_DTYPE, RANGE_DTYPE
+from runai_model_streamer._buffers import Buffer, BufferPool, allocate
+from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._library import error_for_status
-from runai_model_streamer._native import Engine, NativeBuffer, completion_message
+from runai_model_streamer._native import Engine, completion_message
 from runai_model_streamer._settings import HUGE_PAGES, PREFAULT
 from runai_model_streamer._verify import ObjectCheck
 
@@ -68,8 +69,6 @@ REFRESH_SECONDS = 60.0
 MAX_REQUESTS_IN_FLIGHT = 64
 MAX_COMPLETIONS_PER_WAIT = 4096
 WAIT_TIMEOUT_MS = 200
-#: buffers smaller than this are faulted in by the calling thread only
-SMALL_BUFFER = 32 << 20
 
 
 @dataclass
@@ -140,75 +139,6 @@ def _start_of(offset: int, size: int, cursor: int) -> int:
     return -(-cursor // ALIGNMENT) * ALIGNMENT
 
 
-class BufferPool:
-    """Reusable destination buffers for ``owned=False`` streams (keeps the ``keep`` largest)."""
-
-    def __init__(self, keep: int = 2, prefault: bool = False, huge_pages: bool = False) -> None:
-        self._keep = keep
-        self.prefault = prefault
-        self.huge_pages = huge_pages
-        self._free: list[Buffer] = []
-
-    def take(self, size: int) -> Buffer:
-        fitting = [b for b in self._free if b.size >= size]
-        if fitting:
-            best = min(fitting, key=lambda b: b.size)
-            self._free.remove(best)
-            return best
-        return allocate(size, self.prefault, self.huge_pages)
-
-    def give(self, buffer: Buffer) -> None:
-        self._free.append(buffer)
-        if len(self._free) > self._keep:
-            self._free.remove(min(self._free, key=lambda b: b.size))
-
-    def clear(self) -> None:
-        self._free.clear()
-
-
-class MappedBuffer:
-    """An anonymous private mapping (huge pages advised on request), not faulted in up front:
-    the engine's reader threads fault its pages in, in parallel, each just before its read.
-    Unmapped when the last array viewing it is gone."""
-
-    __slots__ = ("__weakref__", "_array", "_map", "address", "size")
-
-    def __init__(self, size: int, huge_pages: bool = False) -> None:
-        self.size = max(int(size), 1)
-        self._map = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        advice = getattr(mmap, "MADV_HUGEPAGE", None)
-        if advice is not None and self.size >= (2 << 20) and huge_pages:
-            with contextlib.suppress(OSError):
-                self._map.madvise(advice)
-        self._array = np.frombuffer(self._map, dtype=np.uint8)
-        self.address = int(self._array.ctypes.data)
-
-    @property
-    def __array_interface__(self) -> dict[str, object]:
-        return {
-            "data": (self.address, False),
-            "shape": (self.size,),
-            "typestr": "|u1",
-            "version": 3,
-        }
-
-
-Buffer = NativeBuffer | MappedBuffer
-
-
-def allocate(size: int, prefault: bool = False, huge_pages: bool = False) -> Buffer:
-    """A destination buffer: by default a lazily faulted MappedBuffer; with ``prefault`` one
-    from runai_streamer_alloc, faulted in by helper threads before any read starts.
-
-    Lazy is the default because the engine's reader threads fault pages in while they copy, in
-    parallel, instead of a separate pass before reading (benchmarks/RESULTS.md, "Measurements
-    behind defaults").
-    """
-    if prefault:
-        return NativeBuffer(size, 1 if size < SMALL_BUFFER else 0)
-    return MappedBuffer(size, huge_pages)
-
-
 class _ActiveWindow:
     __slots__ = ("base", "buffer", "plan", "ranges", "request_id")
 
@@ -246,9 +176,11 @@ class RangeStream:
         refresh: Callable[[], None] | None = None,
         max_window: float | None = None,
         checks: Sequence[ObjectCheck | None] | None = None,
+        writers: Sequence[CacheWriter | None] | None = None,
     ) -> None:
         self._engine = engine
         self._checks = list(checks) if checks is not None else [None] * len(files)
+        self._writers = list(writers) if writers is not None else [None] * len(files)
         self._refresh = refresh
         self._refreshed_at = time.monotonic()
         self._files = list(files)
@@ -318,6 +250,10 @@ class RangeStream:
         self._pending.clear()
         if self._pool is not None:
             self._pool.clear()
+        for position, writer in enumerate(self._writers):
+            if writer is not None:  # its object was not read whole and verified
+                writer.abort()
+                self._writers[position] = None
 
     def _finish(self, window: _ActiveWindow, cancel: bool = False) -> None:
         if window.request_id is not None:
@@ -411,6 +347,9 @@ class RangeStream:
             check = self._checks[position]
             if check is not None:
                 self._check(check, window, done)
+            writer = self._writers[position]
+            if writer is not None:
+                self._write_through(writer, window, done, check)
             remaining -= count
             for index in done["range_index"].tolist():
                 if window.request_id is None:  # closed while the consumer was away
@@ -429,6 +368,30 @@ class RangeStream:
             check.add(int(offsets[item]), sizes[item], crc)
         if check.complete:
             check.verify()
+
+    def _write_through(
+        self,
+        writer: CacheWriter,
+        window: _ActiveWindow,
+        done: np.ndarray,
+        check: ObjectCheck | None,
+    ) -> None:
+        """Writes the completed items (checked: a mismatch raised before) to the object's
+        cache entry, from the destination, before they are handed out (and can be changed);
+        commits the entry once the object is whole and verified."""
+        position = window.plan.file_position
+        offsets = self._offsets[position]
+        sizes = self._sizes[position]
+        items = window.plan.items
+        base = window.base
+        assert base is not None
+        for index in done["range_index"].tolist():
+            item = items[index]
+            start = window.plan.dst[index]
+            writer.write(int(offsets[item]), base[start : start + sizes[item]].numpy().data)
+        if check is not None and check.complete:
+            writer.commit()
+            self._writers[position] = None
 
     def _raise_failure(self, window: _ActiveWindow, done: np.ndarray) -> None:
         failed = done[done["status"] != 0][0]

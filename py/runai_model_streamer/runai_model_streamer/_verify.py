@@ -21,7 +21,7 @@ keep no checksum and are never checked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runai_model_streamer._abi import CHECKSUM_CRC32, CHECKSUM_CRC32C, CHECKSUM_CRC64NVME
@@ -47,6 +47,8 @@ class ObjectCheck:
     algorithm: str
     expected: int
     size: int
+    #: called on a mismatch; returns text added to the error (what was done about it)
+    on_mismatch: Callable[[], str] | None = None
     _pieces: list[tuple[int, int, int]] = field(default_factory=list)
     _covered: int = 0
 
@@ -99,11 +101,12 @@ class ObjectCheck:
             )
         if crc != self.expected:
             width = 16 if self.kind == CHECKSUM_CRC64NVME else 8
+            done = self.on_mismatch() if self.on_mismatch is not None else ""
             raise ChecksumMismatchError(
                 f"{self.path}: {self.algorithm} mismatch: the store keeps "
                 f"{self.expected:0{width}x} for its {self.size} bytes, the bytes read have "
                 f"{crc:0{width}x} (corrupted in storage or in transit); nothing of this object "
-                "should be used"
+                f"should be used{done}"
             )
         logger.debug("%s: %s %0*x verified", self.path, self.algorithm, 8, crc)
 

@@ -152,7 +152,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     count = 0
     done = 0
-    with SafetensorsStreamer() as streamer:
+    with SafetensorsStreamer(cache_dir=args.cache_dir) as streamer:
         streamer.stream_files(files, device=args.device, owned=not args.not_owned)
         total = streamer.total_size
         progress = Progress(total, enabled=False if args.quiet else None)
@@ -356,6 +356,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0 if lines[-1] == "status ok" else 1
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from runai_model_streamer._cache import cache_command
+
+    print("\n".join(cache_command(args.action, args.cache_dir, args.max_bytes)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runai-model-streamer",
@@ -376,7 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--chunk-bytesize", type=_size, help="bytes per read")
     stream.add_argument("--not-owned", action="store_true", help="reuse buffers (owned=False)")
     stream.add_argument("--quiet", action="store_true", help="no progress bar")
+    stream.add_argument("--cache-dir", help="cache of objects (default: $RUNAI_STREAMER_CACHE_DIR)")
     stream.set_defaults(handler=cmd_stream)
+
+    cache = commands.add_parser("cache", help="see and clean the local cache of objects")
+    cache.add_argument("action", choices=["ls", "du", "prune"])
+    cache.add_argument("--cache-dir", help="default: $RUNAI_STREAMER_CACHE_DIR")
+    prune_help = "prune: down to this (default: $RUNAI_STREAMER_CACHE_MAX_BYTES; 0 empties it)"
+    cache.add_argument("--max-bytes", type=_size, help=prune_help)
+    cache.set_defaults(handler=cmd_cache)
 
     pull = commands.add_parser("pull", help="download a model directory or URI prefix")
     pull.add_argument("uri", help="object-storage URI prefix (or a local directory)")

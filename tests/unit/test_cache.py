@@ -1,0 +1,311 @@
+"""The local cache of objects (RUNAI_STREAMER_CACHE_DIR / cache_dir=), through the testfs
+plugin: its objects have a version (their mtime) and keep the checksums written beside them,
+and it logs every read it serves (RUNAI_STREAMER_TESTFS_READ_LOG), so a hit is seen to read
+nothing from the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import google_crc32c
+import pytest
+import torch
+from runai_model_streamer import ChecksumMismatchError, SafetensorsStreamer
+from runai_model_streamer._cache import Cache
+from safetensors.torch import save_file
+
+URI = "testfs://model.safetensors"
+
+
+def make_object(path: Path, seed: int = 28, tensors: int = 12) -> dict[str, torch.Tensor]:
+    """A safetensors object whose store keeps its CRC32C."""
+    generator = torch.Generator().manual_seed(seed)
+    weights = {
+        f"layer.{i}.weight": torch.randn(16, 64 + i, generator=generator) for i in range(tensors)
+    }
+    save_file(weights, str(path))
+    crc = google_crc32c.value(path.read_bytes())
+    path.with_name(path.name + ".checksums").write_text(f"crc32c={crc:08x}")
+    return weights
+
+
+def stream(uri: str = URI, **options: object) -> dict[str, torch.Tensor]:
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(uri, **options)  # type: ignore[arg-type]
+        return dict(streamer.get_tensors())
+
+
+def assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert sorted(got) == sorted(want)
+    for name, tensor in want.items():
+        assert torch.equal(got[name], tensor), name
+
+
+@pytest.fixture
+def reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The testfs read log: one line per range the store served."""
+    log = tmp_path / "reads.log"
+    monkeypatch.setenv("RUNAI_STREAMER_TESTFS_READ_LOG", str(log))
+    return log
+
+
+def served(log: Path) -> int:
+    """Bytes the store served (and forgets them)."""
+    if not log.exists():
+        return 0
+    total = sum(int(line.split(" ", 2)[1]) for line in log.read_text().splitlines())
+    log.unlink()
+    return total
+
+
+def entries(cache: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted(cache.glob("entries/*/*/meta.json"))]
+
+
+def test_a_verified_object_is_cached_and_then_read_from_the_cache_alone(
+    testfs_root: Path, tmp_path: Path, reads: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    weights = make_object(testfs_root / "model.safetensors")
+    size = (testfs_root / "model.safetensors").stat().st_size
+    cache = tmp_path / "cache"
+    assert_same(stream(cache_dir=cache), weights)
+    assert served(reads) >= size - 4096  # the first load reads it from the store
+    [meta] = entries(cache)
+    assert meta["uri"] == URI and meta["size"] == size and meta["algorithm"] == "crc32c"
+    [data] = cache.glob("entries/*/*/data")
+    assert data.read_bytes() == (testfs_root / "model.safetensors").read_bytes()
+    assert not list((cache / "staging").iterdir())
+
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        assert_same(stream(cache_dir=cache), weights)
+    assert served(reads) == 0  # a hit: the HEAD only, not one byte from the store
+    assert "1 from the cache, verified crc32c of 1 object(s)" in caplog.text
+
+
+def test_the_variable_names_the_cache_too(
+    testfs_root: Path, tmp_path: Path, reads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = make_object(testfs_root / "model.safetensors")
+    monkeypatch.setenv("RUNAI_STREAMER_CACHE_DIR", str(tmp_path / "cache"))
+    stream()
+    served(reads)
+    assert_same(stream(), weights)
+    assert served(reads) == 0
+
+
+def test_a_changed_object_is_a_miss_never_stale_bytes(
+    testfs_root: Path, tmp_path: Path, reads: Path
+) -> None:
+    path = testfs_root / "model.safetensors"
+    make_object(path, seed=1)
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache)
+    changed = make_object(path, seed=2)  # same size, other bytes, a new version (mtime)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    served(reads)
+    assert_same(stream(cache_dir=cache), changed)
+    assert served(reads) > 0
+    assert len(entries(cache)) == 2  # each version its entry (the old one ages out)
+
+
+def test_what_is_not_read_whole_and_verified_is_not_cached(
+    testfs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = testfs_root / "model.safetensors"
+    make_object(path)
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache, tensor_names=["layer.3.weight"])  # some tensors only
+    assert entries(cache) == []
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "off")  # nothing verified
+    stream(cache_dir=cache)
+    assert entries(cache) == []
+    monkeypatch.delenv("RUNAI_STREAMER_VERIFY")
+    path.with_name(path.name + ".checksums").unlink()  # nothing to verify against
+    stream(cache_dir=cache)
+    assert not cache.exists()  # nothing was even begun
+
+
+def test_a_corrupted_object_never_enters_the_cache(testfs_root: Path, tmp_path: Path) -> None:
+    path = testfs_root / "model.safetensors"
+    make_object(path)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01  # the store's checksum is of the bytes before
+    path.write_bytes(bytes(data))
+    cache = tmp_path / "cache"
+    with pytest.raises(ChecksumMismatchError):
+        stream(cache_dir=cache)
+    assert entries(cache) == []
+    assert not list((cache / "staging").iterdir())
+
+
+def test_a_corrupt_entry_is_caught_dropped_and_fetched_again(
+    testfs_root: Path, tmp_path: Path, reads: Path
+) -> None:
+    weights = make_object(testfs_root / "model.safetensors")
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache)
+    [data] = cache.glob("entries/*/*/data")
+    damaged = bytearray(data.read_bytes())
+    damaged[-100] ^= 0x01
+    data.write_bytes(bytes(damaged))
+    served(reads)
+    with pytest.raises(ChecksumMismatchError) as raised:
+        stream(cache_dir=cache)
+    assert "crc32c mismatch" in str(raised.value) and "cache entry" in str(raised.value)
+    assert entries(cache) == []  # dropped
+    assert_same(stream(cache_dir=cache), weights)  # from the store, and cached again
+    assert served(reads) > 0 and len(entries(cache)) == 1
+    # an entry cut short is dropped when looked up (before reading), with a WARNING
+    [data] = cache.glob("entries/*/*/data")
+    os.truncate(data, 100)
+    assert_same(stream(cache_dir=cache), weights)
+    assert served(reads) > 0
+
+
+def test_offline_uses_the_cache_without_asking_the_store(
+    testfs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = make_object(testfs_root / "model.safetensors")
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache)
+    (testfs_root / "model.safetensors").unlink()  # the store is gone
+    monkeypatch.setenv("RUNAI_STREAMER_CACHE_OFFLINE", "1")
+    assert_same(stream(cache_dir=cache), weights)
+
+
+def test_least_recently_used_entries_are_evicted_under_the_cap_never_one_in_use(
+    testfs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uris = []
+    for index in range(3):
+        make_object(testfs_root / f"m{index}.safetensors", seed=index)
+        uris.append(f"testfs://m{index}.safetensors")
+    size = (testfs_root / "m0.safetensors").stat().st_size
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RUNAI_STREAMER_CACHE_MAX_BYTES", str(2 * size + size // 2))
+    stream(uris[0], cache_dir=cache)
+    stream(uris[1], cache_dir=cache)
+    stream(uris[0], cache_dir=cache)  # m0 used last: m1 is the least recently used
+    stream(uris[2], cache_dir=cache)
+    assert sorted(e["uri"] for e in entries(cache)) == [uris[0], uris[2]]
+    # an entry in use (a stream holds it) is not evicted, even to empty the cache
+    store = Cache(cache)
+    [held] = [e for e in store.entries() if e.meta.uri == uris[0]]
+    opened = store.lookup(held.meta.key)
+    assert opened is not None
+    evicted = store.prune(0)
+    assert [e.meta.uri for e in evicted] == [uris[2]]
+    assert [e["uri"] for e in entries(cache)] == [uris[0]]
+    opened.release()
+    assert [e.meta.uri for e in store.prune(0)] == [uris[0]]
+
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from runai_model_streamer import SafetensorsStreamer
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(sys.argv[1], cache_dir=sys.argv[2])
+        for count, _ in enumerate(streamer.get_tensors()):
+            if count == int(sys.argv[3]):
+                os._exit(17)  # killed mid-write
+    print("done")
+    """
+)
+
+
+def test_a_process_killed_mid_write_leaves_no_entry(testfs_root: Path, tmp_path: Path) -> None:
+    weights = make_object(testfs_root / "model.safetensors", tensors=40)
+    cache = tmp_path / "cache"
+    # windows of 64 KiB: the object is read (and written) in several, the kill comes in the first
+    env = {**os.environ, "RUNAI_STREAMER_MEMORY_LIMIT": str(64 << 10)}
+    killed = subprocess.run(
+        [sys.executable, "-c", WRITER, URI, str(cache), "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert killed.returncode == 17, killed.stderr
+    assert entries(cache) == []
+    assert len(list((cache / "staging").iterdir())) == 1  # what it was writing
+    assert_same(stream(cache_dir=cache), weights)  # a miss: from the store, then committed
+    assert len(entries(cache)) == 1
+    assert not list((cache / "staging").iterdir())  # the dead writer's is cleaned up
+
+
+def test_processes_streaming_one_object_at_once_share_one_entry(
+    testfs_root: Path, tmp_path: Path
+) -> None:
+    make_object(testfs_root / "model.safetensors", tensors=40)
+    cache = tmp_path / "cache"
+    env = dict(os.environ)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, URI, str(cache), "-1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0 and out.strip() == "done", err
+    assert len(entries(cache)) == 1
+    assert not list((cache / "staging").iterdir())
+
+
+def test_a_full_disk_never_fails_a_load(
+    testfs_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cache on a 64 KiB tmpfs (made here; the suite runs as root): the write fails,
+    the load goes on from the store with one WARNING, and nothing is left."""
+    weights = make_object(testfs_root / "model.safetensors", tensors=40)
+    assert (testfs_root / "model.safetensors").stat().st_size > 64 << 10
+    cache = tmp_path / "small"
+    cache.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(cache)], check=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="runai_model_streamer"):
+            assert_same(stream(cache_dir=cache), weights)
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "No space left on device" in warnings[0].getMessage()
+        assert entries(cache) == [] and not list((cache / "staging").iterdir())
+        # read-only: no entry either, the same single WARNING
+        subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="runai_model_streamer"):
+            assert_same(stream(cache_dir=cache), weights)
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "Read-only file system" in warnings[0].getMessage()
+    finally:
+        subprocess.run(["umount", str(cache)], check=True)
+
+
+def test_the_cli_lists_sizes_and_prunes_the_cache(
+    testfs_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runai_model_streamer.cli import main
+
+    make_object(testfs_root / "model.safetensors")
+    size = (testfs_root / "model.safetensors").stat().st_size
+    cache = tmp_path / "cache"
+    assert main(["stream", "--quiet", "--cache-dir", str(cache), URI]) == 0
+    capsys.readouterr()
+    assert main(["cache", "ls", "--cache-dir", str(cache)]) == 0
+    listed = capsys.readouterr().out.split()
+    assert listed[0] == str(size) and listed[-1] == URI and listed[-2].startswith("crc32c=")
+    assert main(["cache", "du", "--cache-dir", str(cache)]) == 0
+    assert capsys.readouterr().out.startswith(f"{size} bytes (")
+    assert main(["cache", "prune", "--cache-dir", str(cache)]) == 1  # no limit given
+    assert "give --max-bytes" in capsys.readouterr().err
+    assert main(["cache", "prune", "--cache-dir", str(cache), "--max-bytes", "0"]) == 0
+    assert capsys.readouterr().out.startswith(f"evicted 1 entries, {size} bytes")
+    assert entries(cache) == []
