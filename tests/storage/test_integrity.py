@@ -23,6 +23,7 @@ from runai_model_streamer import (
     SafetensorsStreamer,
     pull_files,
 )
+from runai_model_streamer._cache_entry import wait_for_writers
 from safetensors.torch import load_file, save_file
 
 from .fault_proxy import FaultProxy
@@ -190,6 +191,7 @@ def test_a_verified_object_is_cached_and_read_back_without_a_body_from_the_store
     cache = tmp_path / "cache"
     monkeypatch.setenv("RUNAI_STREAMER_CACHE_DIR", str(cache))
     _assert_model(_stream(target.uri), target.model)
+    wait_for_writers()  # the entry is committed in the background
     committed = list(cache.glob("entries/*/*/data"))
     if not target.algorithm:
         assert committed == []

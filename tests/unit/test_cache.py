@@ -18,6 +18,7 @@ import pytest
 import torch
 from runai_model_streamer import ChecksumMismatchError, SafetensorsStreamer
 from runai_model_streamer._cache import Cache
+from runai_model_streamer._cache_entry import wait_for_writers
 from safetensors.torch import save_file
 
 URI = "testfs://model.safetensors"
@@ -36,9 +37,12 @@ def make_object(path: Path, seed: int = 28, tensors: int = 12) -> dict[str, torc
 
 
 def stream(uri: str = URI, **options: object) -> dict[str, torch.Tensor]:
+    """The tensors, once the cache writers (background threads) are done too."""
     with SafetensorsStreamer() as streamer:
         streamer.stream_file(uri, **options)  # type: ignore[arg-type]
-        return dict(streamer.get_tensors())
+        tensors = dict(streamer.get_tensors())
+    wait_for_writers()
+    return tensors
 
 
 def assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
@@ -298,6 +302,7 @@ def test_the_cli_lists_sizes_and_prunes_the_cache(
     size = (testfs_root / "model.safetensors").stat().st_size
     cache = tmp_path / "cache"
     assert main(["stream", "--quiet", "--cache-dir", str(cache), URI]) == 0
+    wait_for_writers()
     capsys.readouterr()
     assert main(["cache", "ls", "--cache-dir", str(cache)]) == 0
     listed = capsys.readouterr().out.split()
@@ -309,3 +314,44 @@ def test_the_cli_lists_sizes_and_prunes_the_cache(
     assert main(["cache", "prune", "--cache-dir", str(cache), "--max-bytes", "0"]) == 0
     assert capsys.readouterr().out.startswith(f"evicted 1 entries, {size} bytes")
     assert entries(cache) == []
+
+
+def test_entries_hold_the_verified_bytes_whatever_the_caller_does_with_its_tensors(
+    testfs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries are written in the background from the destinations: with owned=False and
+    small windows the buffers are reused only after their writes; a caller that changes its
+    tensors in place as they come never gets an entry of changed bytes (a write whose bytes no
+    longer have their verified CRC drops the entry)."""
+    path = testfs_root / "model.safetensors"
+    make_object(path, tensors=40)
+    original = path.read_bytes()
+    monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", str(32 << 10))
+    reused = tmp_path / "reused"
+    stream(cache_dir=reused, owned=False)
+    [data] = reused.glob("entries/*/*/data")
+    assert data.read_bytes() == original
+    changed = tmp_path / "changed"
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(URI, cache_dir=changed)
+        for _, tensor in streamer.get_tensors():
+            tensor.zero_()
+    wait_for_writers()
+    assert [p.read_bytes() for p in changed.glob("entries/*/*/data")] in ([], [original])
+
+
+def test_a_write_whose_bytes_changed_after_verification_drops_the_entry(tmp_path: Path) -> None:
+    from runai_model_streamer._abi import CHECKSUM_CRC32C
+    from runai_model_streamer._cache_entry import CacheKey
+
+    store = Cache(tmp_path / "cache")
+    data = bytes(range(256)) * 64
+    for crc, committed in [(google_crc32c.value(data), 1), (google_crc32c.value(data) ^ 1, 0)]:
+        key = CacheKey(f"testfs://k{crc}", "v=1", len(data))
+        writer = store.writer(key, "crc32c", f"{crc:08x}")
+        assert writer is not None
+        writer.write(0, memoryview(data), crc, CHECKSUM_CRC32C)
+        writer.commit()
+        writer.wait()
+        assert len([e for e in store.entries() if e.meta.uri == key.uri]) == committed
+    assert not list((tmp_path / "cache" / "staging").iterdir())

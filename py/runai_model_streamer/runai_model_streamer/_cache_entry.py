@@ -11,9 +11,13 @@ import logging
 import os
 import shutil
 import time
+import weakref
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from runai_model_streamer._native import checksum
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -61,8 +65,10 @@ class EntryMeta:
 class CacheWriter:
     """Writes one entry from the bytes of a stream as they land (:meth:`write`, any order),
     and commits it once the object was verified (:meth:`commit`); :meth:`abort` leaves
-    nothing. A write that fails (a full disk...) aborts the entry with one WARNING and the
-    stream goes on."""
+    nothing. The work is done by a thread of its own, in order, so the stream waits neither
+    for the disk nor for the sync; the interpreter lets it finish at exit. A write whose bytes
+    are no longer those verified (a tensor changed in place meanwhile) or that fails (a full
+    disk...) aborts the entry (the latter with one WARNING), and the stream goes on."""
 
     def __init__(
         self,
@@ -84,33 +90,68 @@ class CacheWriter:
         self._fd: int | None = fd
         self._lock_fd: int | None = lock_fd
         self._written = 0
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="runai-cache-writer")
+        self._closed = False  # commit or abort was asked (no more writes)
+        _WRITERS.add(self)
 
-    @property
-    def active(self) -> bool:
-        return self._fd is not None
+    def write(
+        self, offset: int, data: memoryview | bytes, crc: int | None = None, kind: int = 0
+    ) -> Future[None] | None:
+        """Writes ``data`` at ``offset`` (in the background: the memory must stay valid until
+        the returned future is done); ``crc`` (of checksum ``kind``): what the bytes were
+        verified as, checked again after the write."""
+        if self._closed:
+            return None
+        return self._worker.submit(self._write, offset, memoryview(data).cast("B"), crc, kind)
 
-    def write(self, offset: int, data: memoryview | bytes) -> None:
+    def commit(self) -> None:
+        """Syncs the data and makes the entry visible (one rename), after the writes."""
+        self._finish(self._commit)
+
+    def abort(self) -> None:
+        self._finish(self._abort)
+
+    def wait(self) -> None:
+        """Until the writes and the commit or abort are done."""
+        self._worker.shutdown(wait=True)
+
+    def _finish(self, last: Callable[[], None]) -> None:
+        if not self._closed:
+            self._closed = True
+            self._worker.submit(last)
+            self._worker.shutdown(wait=False)
+
+    def _write(self, offset: int, view: memoryview, crc: int | None, kind: int) -> None:
         if self._fd is None:
             return
-        view = memoryview(data).cast("B")
+        start, size, rest = offset, len(view), view
         try:
-            while view:
-                done = os.pwrite(self._fd, view, offset)
-                view = view[done:]
+            while rest:
+                done = os.pwrite(self._fd, rest, offset)
+                rest = rest[done:]
                 offset += done
-                self._written += done
         except OSError as error:
             self._warn(f"writing {self._staging / DATA}: {error.strerror}")
-            self.abort()
+            self._abort()
+            return
+        self._written += size
+        if crc is not None and checksum(kind, view) != crc:
+            logger.info(
+                "%s: not cached: bytes %d..%d changed after they were verified (a tensor "
+                "modified in place?)",
+                self.meta.uri,
+                start,
+                start + size,
+            )
+            self._abort()
 
-    def commit(self) -> bool:
-        """Syncs the data and makes the entry visible (one rename); True if it is there."""
+    def _commit(self) -> None:
         if self._fd is None:
-            return False
+            return
         if self._written != self.meta.size:
             logger.debug("%s: %d of %d bytes written", self.meta.uri, self._written, self.meta.size)
-            self.abort()
-            return False
+            self._abort()
+            return
         meta = EntryMeta(**{**asdict(self.meta), "committed": time.time()})
         try:
             os.fsync(self._fd)
@@ -126,16 +167,16 @@ class CacheWriter:
                 if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
                 logger.debug("%s: committed by another writer first", self.meta.uri)
+                shutil.rmtree(self._staging, ignore_errors=True)
             _fsync_path(self._entry.parent)
         except OSError as error:
             self._warn(f"committing {self._staging}: {error.strerror}")
-            self.abort()
-            return False
+            self._abort()
+            return
         self._release()
         self._committed()
-        return True
 
-    def abort(self) -> None:
+    def _abort(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -146,6 +187,16 @@ class CacheWriter:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+#: the writers not yet collected (wait_for_writers)
+_WRITERS: weakref.WeakSet[CacheWriter] = weakref.WeakSet()
+
+
+def wait_for_writers() -> None:
+    """Until every cache writer of this process has committed or aborted its entry."""
+    for writer in list(_WRITERS):
+        writer.wait()
 
 
 def _fsync_path(path: Path) -> None:

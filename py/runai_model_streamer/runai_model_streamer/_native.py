@@ -62,12 +62,19 @@ class NativeBuffer:
 # ---- checksums --------------------------------------------------------------------------------
 
 
-def checksum(kind: int, data: bytes, crc: int = 0) -> int:
+def checksum(kind: int, data: bytes | memoryview, crc: int = 0) -> int:
     """The checksum ``kind`` (a ``CHECKSUM_*`` of ``_abi``) of ``data``, continuing from
-    ``crc``."""
+    ``crc`` (any buffer: read in place, with the GIL released)."""
     lib = library()
     out = ctypes.c_uint64()
-    lib.check(lib.cdll.runai_streamer_checksum(kind, crc, data, len(data), ctypes.byref(out)))
+    if isinstance(data, bytes):
+        where: bytes | int | None = data
+        size = len(data)
+    else:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        where = np.frombuffer(view, dtype=np.uint8).ctypes.data if size else None
+    lib.check(lib.cdll.runai_streamer_checksum(kind, crc, where, size, ctypes.byref(out)))
     return int(out.value)
 
 

@@ -37,6 +37,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,7 +141,7 @@ def _start_of(offset: int, size: int, cursor: int) -> int:
 
 
 class _ActiveWindow:
-    __slots__ = ("base", "buffer", "plan", "ranges", "request_id")
+    __slots__ = ("base", "buffer", "plan", "ranges", "request_id", "writes")
 
     def __init__(
         self,
@@ -155,6 +156,8 @@ class _ActiveWindow:
         self.base = base
         self.ranges = ranges
         self.request_id = request_id
+        #: writes of a cache writer from this window's buffer, in flight
+        self.writes: list[Future[None]] = []
 
 
 Describe = Callable[[int, int], str]
@@ -262,6 +265,9 @@ class RangeStream:
             self._engine.release(window.request_id)
             window.request_id = None
         self._in_flight -= window.plan.nbytes
+        for written in window.writes:  # a cache writer still reading the buffer
+            written.result()
+        window.writes = []
         if self._pool is not None and window.buffer is not None and not cancel:
             self._pool.give(window.buffer)
         window.buffer = None
@@ -385,10 +391,14 @@ class RangeStream:
         items = window.plan.items
         base = window.base
         assert base is not None
-        for index in done["range_index"].tolist():
+        kind = check.kind if check is not None else 0
+        for index, crc in zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True):
             item = items[index]
             start = window.plan.dst[index]
-            writer.write(int(offsets[item]), base[start : start + sizes[item]].numpy().data)
+            data = base[start : start + sizes[item]].numpy().data
+            written = writer.write(int(offsets[item]), data, crc if kind else None, kind)
+            if written is not None and self._pool is not None:
+                window.writes.append(written)  # the buffer is reused: not before this is done
         if check is not None and check.complete:
             writer.commit()
             self._writers[position] = None
