@@ -1,5 +1,7 @@
 #include "common/object_info.h"
 
+#include <sys/stat.h>
+
 #include <cstring>
 
 #include "common/base64.h"
@@ -61,6 +63,15 @@ std::string HexOfBase64(std::string_view base64) {
     hex += kDigits[byte & 0xF];
   }
   return hex;
+}
+
+int64_t ModificationTimeNs(const struct stat& st) {
+#if defined(__APPLE__)
+  const struct timespec& mtime = st.st_mtimespec;  // Darwin's name for POSIX st_mtim
+#else
+  const struct timespec& mtime = st.st_mtim;
+#endif
+  return static_cast<int64_t>(mtime.tv_sec) * 1000000000 + mtime.tv_nsec;
 }
 
 }  // namespace runai::common

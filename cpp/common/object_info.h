@@ -9,6 +9,7 @@
 #include <string_view>
 
 struct runai_object_info;
+struct stat;
 
 namespace runai::common {
 
@@ -27,6 +28,9 @@ void ExportObjectInfo(const ObjectInfo& info, runai_object_info* out);
 
 // An ETag without its quotes (and weak marker: W/"...").
 std::string Unquoted(std::string_view etag);
+
+// A local file's modification time in nanoseconds (its version, with the inode).
+int64_t ModificationTimeNs(const struct stat& st);
 
 // The lowercase hex of a base64 value (the checksum headers' form); "" when it is not base64.
 std::string HexOfBase64(std::string_view base64);

@@ -51,3 +51,10 @@ def check_stream(uris: list[str], local: list[Path], **kwargs: object) -> None:
     assert sorted(got) == sorted(expected)
     for name, tensor in expected.items():
         assert got[name].dtype == tensor.dtype and torch.equal(got[name], tensor), name
+
+
+def stream_tensors(uri: str) -> dict[str, torch.Tensor]:
+    """Every tensor of one file, streamed with SafetensorsStreamer."""
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(uri)
+        return dict(streamer.get_tensors())

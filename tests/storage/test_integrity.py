@@ -20,13 +20,13 @@ import torch
 from runai_model_streamer import (
     ChecksumMismatchError,
     ChecksumUnavailableError,
-    SafetensorsStreamer,
     pull_files,
 )
 from runai_model_streamer._cache_entry import wait_for_writers
 from safetensors.torch import load_file, save_file
 
 from .fault_proxy import FaultProxy
+from .model_files import stream_tensors
 from .servers import AzuriteServer, GcsServer, S3Server
 
 BUCKET = "integrity"
@@ -104,12 +104,6 @@ def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
     proxy.close()
 
 
-def _stream(uri: str) -> dict[str, torch.Tensor]:
-    with SafetensorsStreamer() as streamer:
-        streamer.stream_file(uri)
-        return dict(streamer.get_tensors())
-
-
 def _assert_model(got: dict[str, torch.Tensor], model: Path) -> None:
     expected = load_file(str(model))
     assert sorted(got) == sorted(expected)
@@ -121,7 +115,7 @@ def test_each_store_checks_what_it_keeps(
     target: Target, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
-        _assert_model(_stream(target.uri), target.model)
+        _assert_model(stream_tensors(target.uri), target.model)
     if target.algorithm:
         assert f"verified {target.algorithm} of 1 object(s)" in caplog.text
         return
@@ -129,7 +123,7 @@ def test_each_store_checks_what_it_keeps(
     assert f"unchecked: {target.uri} ({why})" in caplog.text
     monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
     with pytest.raises(ChecksumUnavailableError, match="keeps only md5"):
-        _stream(target.uri)
+        stream_tensors(target.uri)
 
 
 CHECKABLE = ["s3-crc32c", "s3-crc32", "gcs-json", "gcs-xml"]
@@ -140,7 +134,7 @@ def test_a_bit_flipped_in_transit_is_caught_and_named(target: Target, tmp_path: 
     # the first ranged GET reads the header; the flip lands in tensor data
     target.proxy.add("pass", "flip_bit")
     with pytest.raises(ChecksumMismatchError) as raised:
-        _stream(target.uri)
+        stream_tensors(target.uri)
     assert target.proxy.applied == ["pass", "flip_bit"]
     assert target.uri in str(raised.value) and f"{target.algorithm} mismatch" in str(raised.value)
     # a download keeps nothing of it
@@ -156,11 +150,11 @@ def test_checksum_headers_dropped_on_the_way(
 ) -> None:
     target.proxy.drop_checksums = True
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
-        _assert_model(_stream(target.uri), target.model)
+        _assert_model(stream_tensors(target.uri), target.model)
     assert f"unchecked: {target.uri} (the store keeps no checksum of it)" in caplog.text
     monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
     with pytest.raises(ChecksumUnavailableError) as raised:
-        _stream(target.uri)
+        stream_tensors(target.uri)
     assert target.uri in str(raised.value)
 
 
@@ -176,7 +170,7 @@ def test_bodies_resumed_after_faults_are_verified(
         monkeypatch.setenv("http_proxy", target.proxy.endpoint)
     target.proxy.add("pass", "truncate", "reset", "truncate")
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
-        _assert_model(_stream(target.uri), target.model)
+        _assert_model(stream_tensors(target.uri), target.model)
     assert target.proxy.applied == ["pass", "truncate", "reset", "truncate"]
     if target.algorithm:
         assert f"verified {target.algorithm} of 1 object(s)" in caplog.text
@@ -190,7 +184,7 @@ def test_a_verified_object_is_cached_and_read_back_without_a_body_from_the_store
     offline not even that. Azure's objects cannot be verified while streaming: not cached."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("RUNAI_STREAMER_CACHE_DIR", str(cache))
-    _assert_model(_stream(target.uri), target.model)
+    _assert_model(stream_tensors(target.uri), target.model)
     wait_for_writers()  # the entry is committed in the background
     committed = list(cache.glob("entries/*/*/data"))
     if not target.algorithm:
@@ -198,8 +192,8 @@ def test_a_verified_object_is_cached_and_read_back_without_a_body_from_the_store
         return
     assert [p.read_bytes() for p in committed] == [target.model.read_bytes()]
     target.proxy.requests.clear()
-    _assert_model(_stream(target.uri), target.model)
+    _assert_model(stream_tensors(target.uri), target.model)
     assert target.proxy.requests and "GET range" not in target.proxy.requests
     target.proxy.kill()  # the store is gone: offline, the cache alone serves the object
     monkeypatch.setenv("RUNAI_STREAMER_CACHE_OFFLINE", "1")
-    _assert_model(_stream(target.uri), target.model)
+    _assert_model(stream_tensors(target.uri), target.model)

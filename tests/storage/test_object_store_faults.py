@@ -16,6 +16,7 @@ from runai_model_streamer import RunaiStreamerError, SafetensorsStreamer
 from safetensors.torch import load_file, save_file
 
 from .fault_proxy import FaultProxy
+from .model_files import stream_tensors
 from .servers import AzuriteServer, GcsServer, S3Server
 
 BUCKET = "faults"
@@ -74,12 +75,6 @@ def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
     proxy.close()
 
 
-def _stream(uri: str) -> dict[str, torch.Tensor]:
-    with SafetensorsStreamer() as streamer:
-        streamer.stream_file(uri)
-        return dict(streamer.get_tensors())
-
-
 @pytest.mark.parametrize(
     "faults",
     [
@@ -93,7 +88,7 @@ def test_transient_faults_are_retried_and_tensors_are_correct(
     target: Target, faults: list[str]
 ) -> None:
     target.proxy.add(*faults)
-    got = _stream(target.uri)
+    got = stream_tensors(target.uri)
     assert target.proxy.applied == faults  # the faults really happened
     expected = load_file(str(target.model))
     assert sorted(got) == sorted(expected)
@@ -110,7 +105,7 @@ def test_a_proxy_from_the_environment_carries_every_request(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("http_proxy", target.proxy.endpoint)
     target.proxy.add("reset", "truncate")
-    got = _stream(target.uri)
+    got = stream_tensors(target.uri)
     assert target.proxy.applied == ["reset", "truncate"]
     assert len(target.proxy.proxied) >= 8, target.proxy.proxied  # the 8+ ranged GETs
     expected = load_file(str(target.model))
@@ -122,14 +117,14 @@ def test_a_proxy_from_the_environment_carries_every_request(
 def test_a_wrong_content_range_is_an_error_never_data(target: Target) -> None:
     target.proxy.add("wrong_range")
     with pytest.raises(RunaiStreamerError) as raised:
-        _stream(target.uri)
+        stream_tensors(target.uri)
     assert target.uri in str(raised.value) and "Content-Range" in str(raised.value)
 
 
 def test_too_many_503s_fail_after_the_configured_attempts(target: Target) -> None:
     target.proxy.add(*["slowdown"] * 20)
     with pytest.raises(RunaiStreamerError) as raised:
-        _stream(target.uri)
+        stream_tensors(target.uri)
     message = str(raised.value)
     assert target.uri in message and "HTTP 503" in message and "after 4 attempts" in message
 

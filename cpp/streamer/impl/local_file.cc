@@ -62,13 +62,7 @@ common::Status LocalFileInfo(const std::string& path, common::ObjectInfo* info) 
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat '" + path + "'", errno);
   if (!S_ISREG(st.st_mode)) return NotRegular(path, st.st_mode);
   info->size = static_cast<uint64_t>(st.st_size);
-#if defined(__APPLE__)
-  const struct timespec& mtime = st.st_mtimespec;  // Darwin's name for POSIX st_mtim
-#else
-  const struct timespec& mtime = st.st_mtim;
-#endif
-  const int64_t mtime_ns = static_cast<int64_t>(mtime.tv_sec) * 1000000000 + mtime.tv_nsec;
-  common::ObjectInfo::Add(&info->version, "mtime", std::to_string(mtime_ns));
+  common::ObjectInfo::Add(&info->version, "mtime", std::to_string(common::ModificationTimeNs(st)));
   common::ObjectInfo::Add(&info->version, "inode", std::to_string(st.st_ino));
   return common::Status::Ok();
 }

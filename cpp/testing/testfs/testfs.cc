@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/crc.h"
+#include "common/object_info.h"
 #include "common/parse.h"
 #include "common/status.h"
 #include "streamer/backend.h"
@@ -173,13 +174,7 @@ TESTFS_EXPORT int runai_backend_stat(runai_backend_t* backend, const char* uri,
   int code = StatObject(backend, uri, &st, &path, error, error_size);
   if (code != RUNAI_OK) return code;
   info->size = static_cast<uint64_t>(st.st_size);
-#if defined(__APPLE__)
-  const struct timespec& mtime = st.st_mtimespec;  // Darwin's name for POSIX st_mtim
-#else
-  const struct timespec& mtime = st.st_mtim;
-#endif
-  const std::string version =
-      "mtime=" + std::to_string(static_cast<int64_t>(mtime.tv_sec) * 1000000000 + mtime.tv_nsec);
+  const std::string version = "mtime=" + std::to_string(runai::common::ModificationTimeNs(st));
   CopyMessage(version, info->version, sizeof(info->version));
   int fd = ::open((path + ".checksums").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
