@@ -17,12 +17,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from runai_model_streamer._native import checksum
 
 logger = logging.getLogger("runai_model_streamer")
 
 DATA = "data"
 META = "meta.json"
+#: O_DIRECT writes: block alignment, and the least worth it
+DIRECT_BLOCK = 4096
+DIRECT_MIN_BYTES = 64 << 10
 
 
 def digest(text: str) -> str:
@@ -90,6 +95,7 @@ class CacheWriter:
         self._fd: int | None = fd
         self._lock_fd: int | None = lock_fd
         self._written = 0
+        self._direct = _open_direct(staging / DATA)  # None where O_DIRECT is not offered
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="runai-cache-writer")
         self._closed = False  # commit or abort was asked (no more writes)
         _WRITERS.add(self)
@@ -124,12 +130,9 @@ class CacheWriter:
     def _write(self, offset: int, view: memoryview, crc: int | None, kind: int) -> None:
         if self._fd is None:
             return
-        start, size, rest = offset, len(view), view
+        start, size = offset, len(view)
         try:
-            while rest:
-                done = os.pwrite(self._fd, rest, offset)
-                rest = rest[done:]
-                offset += done
+            self._write_at(self._fd, offset, view)
         except OSError as error:
             self._warn(f"writing {self._staging / DATA}: {error.strerror}")
             self._abort()
@@ -145,6 +148,28 @@ class CacheWriter:
             )
             self._abort()
 
+    def _write_at(self, fd: int, offset: int, view: memoryview) -> None:
+        """Writes the whole view at offset: its 4 KiB blocks with O_DIRECT where the memory
+        is congruent to the file (no copy into the page cache, no writeback to do later),
+        the partial blocks at its ends through the page cache."""
+        head = -offset % DIRECT_BLOCK
+        body = (len(view) - head) // DIRECT_BLOCK * DIRECT_BLOCK
+        if self._direct is not None and body >= DIRECT_MIN_BYTES:
+            address = np.frombuffer(view, dtype=np.uint8).ctypes.data
+            if (address + head) % DIRECT_BLOCK == 0:
+                _pwrite_all(fd, view[:head], offset)
+                try:
+                    _pwrite_all(self._direct, view[head : head + body], offset + head)
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
+                    os.close(self._direct)  # the filesystem refuses it after all
+                    self._direct = None
+                    _pwrite_all(fd, view[head : head + body], offset + head)
+                _pwrite_all(fd, view[head + body :], offset + head + body)
+                return
+        _pwrite_all(fd, view, offset)
+
     def _commit(self) -> None:
         if self._fd is None:
             return
@@ -153,6 +178,7 @@ class CacheWriter:
             self._abort()
             return
         meta = EntryMeta(**{**asdict(self.meta), "committed": time.time()})
+        self._close_direct()
         try:
             os.fsync(self._fd)
             os.close(self._fd)
@@ -177,16 +203,39 @@ class CacheWriter:
         self._committed()
 
     def _abort(self) -> None:
+        self._close_direct()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
         shutil.rmtree(self._staging, ignore_errors=True)
         self._release()
 
+    def _close_direct(self) -> None:
+        if self._direct is not None:
+            os.close(self._direct)
+            self._direct = None
+
     def _release(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _open_direct(path: Path) -> int | None:
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag | os.O_CLOEXEC)
+    except OSError:  # tmpfs and others: through the page cache
+        return None
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view = view[done:]
+        offset += done
 
 
 #: the writers not yet collected (wait_for_writers)

@@ -47,7 +47,7 @@ from runai_model_streamer._abi import COMPLETION_DTYPE, RANGE_DTYPE
 from runai_model_streamer._buffers import Buffer, BufferPool, allocate
 from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._library import error_for_status
-from runai_model_streamer._native import Engine, completion_message
+from runai_model_streamer._native import Engine, checksum_combine, completion_message
 from runai_model_streamer._settings import HUGE_PAGES, PREFAULT
 from runai_model_streamer._verify import ObjectCheck
 
@@ -141,7 +141,7 @@ def _start_of(offset: int, size: int, cursor: int) -> int:
 
 
 class _ActiveWindow:
-    __slots__ = ("base", "buffer", "plan", "ranges", "request_id", "writes")
+    __slots__ = ("base", "buffer", "landed", "plan", "ranges", "request_id", "writes")
 
     def __init__(
         self,
@@ -158,6 +158,8 @@ class _ActiveWindow:
         self.request_id = request_id
         #: writes of a cache writer from this window's buffer, in flight
         self.writes: list[Future[None]] = []
+        #: (index in plan.items, CRC) of the items completed, for a cache writer
+        self.landed: list[tuple[int, int]] = []
 
 
 Describe = Callable[[int, int], str]
@@ -382,26 +384,52 @@ class RangeStream:
         done: np.ndarray,
         check: ObjectCheck | None,
     ) -> None:
-        """Writes the completed items (checked: a mismatch raised before) to the object's
-        cache entry, from the destination, before they are handed out (and can be changed);
-        commits the entry once the object is whole and verified."""
-        position = window.plan.file_position
-        offsets = self._offsets[position]
-        sizes = self._sizes[position]
-        items = window.plan.items
+        """Collects the window's completed items (checked: a mismatch raised before); once all
+        have landed, writes them to the object's cache entry (:meth:`_write_window`); commits
+        the entry once the object is whole and verified."""
+        assert check is not None  # an object is cached only when it is verified
+        window.landed.extend(
+            zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True)
+        )
+        if len(window.landed) == len(window.plan.items):
+            self._write_window(writer, window, check.kind)
+        if check.complete:
+            writer.commit()
+            self._writers[window.plan.file_position] = None
+
+    def _write_window(self, writer: CacheWriter, window: _ActiveWindow, kind: int) -> None:
+        """Writes a window's bytes from its buffer, one write per run of items adjacent both in
+        the file and in the buffer (a whole object's window is one run: large writes, 4 KiB
+        congruent for O_DIRECT), each with the CRC of its bytes (combined from its items')."""
+        plan = window.plan
+        offsets = self._offsets[plan.file_position]
+        sizes = self._sizes[plan.file_position]
         base = window.base
         assert base is not None
-        kind = check.kind if check is not None else 0
-        for index, crc in zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True):
-            item = items[index]
-            start = window.plan.dst[index]
-            data = base[start : start + sizes[item]].numpy().data
-            written = writer.write(int(offsets[item]), data, crc if kind else None, kind)
+        crcs = dict(window.landed)
+        runs: list[list[int]] = []  # indices into plan.items, in file order
+        for index, item in enumerate(plan.items):
+            if runs:
+                last = runs[-1][-1]
+                end = int(offsets[plan.items[last]]) + sizes[plan.items[last]]
+                if (
+                    int(offsets[item]) == end
+                    and plan.dst[index] == plan.dst[last] + sizes[plan.items[last]]
+                ):
+                    runs[-1].append(index)
+                    continue
+            runs.append([index])
+        for run in runs:
+            crc, span = crcs[run[0]], sizes[plan.items[run[0]]]
+            for index in run[1:]:
+                size = sizes[plan.items[index]]
+                crc = checksum_combine(kind, crc, crcs[index], size)
+                span += size
+            start = plan.dst[run[0]]
+            data = base[start : start + span].numpy().data
+            written = writer.write(int(offsets[plan.items[run[0]]]), data, crc, kind)
             if written is not None and self._pool is not None:
                 window.writes.append(written)  # the buffer is reused: not before this is done
-        if check is not None and check.complete:
-            writer.commit()
-            self._writers[position] = None
 
     def _raise_failure(self, window: _ActiveWindow, done: np.ndarray) -> None:
         failed = done[done["status"] != 0][0]
