@@ -5,6 +5,7 @@ nothing from the store."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -355,3 +356,31 @@ def test_a_write_whose_bytes_changed_after_verification_drops_the_entry(tmp_path
         writer.wait()
         assert len([e for e in store.entries() if e.meta.uri == key.uri]) == committed
     assert not list((tmp_path / "cache" / "staging").iterdir())
+
+
+def test_large_writes_go_around_the_page_cache_and_keep_every_byte(tmp_path: Path) -> None:
+    """Writes of 4 KiB-congruent memory take O_DIRECT for their whole blocks (where the
+    filesystem offers it: this test's directory does) and the page cache for their partial
+    ends; in any order, at any offset, the entry holds exactly the bytes written."""
+    import mmap
+
+    import numpy as np
+    from runai_model_streamer._abi import CHECKSUM_CRC32C
+    from runai_model_streamer._cache_entry import CacheKey
+
+    size = (3 << 20) + 12345
+    memory = mmap.mmap(-1, size + 8192)  # page-aligned, as the stream's buffers are
+    content = np.frombuffer(memory, dtype=np.uint8)
+    content[:] = np.random.default_rng(28).integers(0, 256, len(content), dtype=np.uint8)
+    cuts = [0, 1000, 4096 * 100 + 7, (2 << 20) + 1, size]  # pieces congruent to the file
+    store = Cache(tmp_path / "cache")
+    key = CacheKey("testfs://big", "v=1", size)
+    writer = store.writer(key, "crc32c", "0")
+    assert writer is not None and writer._direct is not None  # the filesystem takes O_DIRECT
+    for start, end in reversed(list(itertools.pairwise(cuts))):
+        piece = memoryview(memory)[start:end]
+        writer.write(start, piece, google_crc32c.value(bytes(piece)), CHECKSUM_CRC32C)
+    writer.commit()
+    writer.wait()
+    [data] = (tmp_path / "cache").glob("entries/*/*/data")
+    assert data.read_bytes() == bytes(memory[:size])
