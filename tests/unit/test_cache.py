@@ -384,3 +384,19 @@ def test_large_writes_go_around_the_page_cache_and_keep_every_byte(tmp_path: Pat
     writer.wait()
     [data] = (tmp_path / "cache").glob("entries/*/*/data")
     assert data.read_bytes() == bytes(memory[:size])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("RUNAI_STREAMER_CACHE_MAX_BYTES", "lots"), ("RUNAI_STREAMER_CACHE_OFFLINE", "yes")],
+)
+def test_a_bad_setting_names_the_variable(
+    testfs_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from runai_model_streamer import StreamerConfigError
+
+    make_object(testfs_root / "model.safetensors")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(StreamerConfigError) as raised:
+        stream(cache_dir=tmp_path / "cache")
+    assert name in str(raised.value) and repr(value) in str(raised.value)
