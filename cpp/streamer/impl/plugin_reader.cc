@@ -5,19 +5,6 @@
 
 namespace runai::streamer {
 
-common::Status FileReader::ReadChecked(uint64_t offset, uint64_t size, char* dst,
-                                       common::CrcKind kind, const std::vector<uint64_t>& sizes,
-                                       std::vector<uint64_t>* crcs) {
-  common::Status status = Read(offset, size, dst);
-  if (!status.ok()) return status;
-  crcs->clear();
-  for (uint64_t segment : sizes) {
-    crcs->push_back(common::Crc(kind, 0, dst, segment));
-    dst += segment;
-  }
-  return status;
-}
-
 namespace {
 
 class PluginReader : public FileReader {

@@ -210,9 +210,6 @@ class Cache:
                 found.append(EntryInfo(meta, directory, used))
         return sorted(found, key=lambda e: e.last_used)
 
-    def size(self) -> int:
-        return sum(e.meta.size for e in self.entries())
-
     def prune(self, max_bytes: int | None = None) -> list[EntryInfo]:
         """Evicts least recently used entries until at most ``max_bytes`` (default: the
         cache's limit; 0 empties it) are held, never an entry in use; removes what dead

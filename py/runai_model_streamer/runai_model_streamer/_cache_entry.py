@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +41,14 @@ class CacheKey:
     uri: str
     version: str
     size: int
+
+    @classmethod
+    def of(cls, uri: str, version: Mapping[str, str], size: int) -> CacheKey | None:
+        """The key of an object whose store gives ``version`` of it; None when it gives none
+        (a changed object could not be told from the cached one)."""
+        if not version:
+            return None
+        return cls(uri, ",".join(f"{k}={v}" for k, v in sorted(version.items())), size)
 
     @property
     def parts(self) -> tuple[str, str]:

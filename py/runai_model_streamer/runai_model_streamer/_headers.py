@@ -160,7 +160,7 @@ def read_engine_headers(
             assert asked_info is not None
             if asked_info.size < 8:
                 check_header_length(paths[index], asked_info.size, 0)
-            key = keys[index] = _cache_key(paths[index], asked_info)
+            key = keys[index] = CacheKey.of(paths[index], asked_info.version, asked_info.size)
             if cache is not None and key is not None:
                 hits[index] = cache.lookup(key)
         return _remote_objects(engine, paths, verify, stored, keys, hits)
@@ -207,15 +207,6 @@ def _remote_objects(
                 check.on_mismatch = _dropper(hit)
         results.append((header, RemoteObject(check, why, keys[index], head, hit)))
     return results
-
-
-def _cache_key(path: str, info: StoredObject) -> CacheKey | None:
-    """The key of an object's cache entry; None when its store gives no version of it (a
-    changed object could not be told from the cached one)."""
-    if not info.version:
-        return None
-    version = ",".join(f"{name}={value}" for name, value in sorted(info.version.items()))
-    return CacheKey(path, version, info.size)
 
 
 def _as_stored(hit: CachedObject) -> StoredObject:
