@@ -123,6 +123,17 @@ def test_upstream_log_file_receives_the_log(tmp_path: Path) -> None:
     assert done.stderr.count(SUMMARY) == 2  # asked for both: the file is not stderr
 
 
+def test_the_summary_names_the_settings_in_effect(tmp_path: Path) -> None:
+    env = {
+        "RUNAI_STREAMER_LOG_TO_STDERR": "1",
+        "RUNAI_STREAMER_CONCURRENCY": "3",
+        "RUNAI_STREAMER_MEMORY_LIMIT": str(5 << 20),
+    }
+    done = _run(STREAM_TWICE, env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("(concurrency 3, memory limit 5.00 MiB)") == 2, done.stderr
+
+
 def test_a_bad_log_to_stderr_value_names_the_variable(tmp_path: Path) -> None:
     done = _run(STREAM_TWICE, {"RUNAI_STREAMER_LOG_TO_STDERR": "yes"}, tmp_path)
     assert done.returncode != 0

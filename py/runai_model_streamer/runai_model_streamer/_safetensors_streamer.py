@@ -74,6 +74,12 @@ def torch_shape(meta: TensorMetadata) -> tuple[int, ...]:
     return (*meta.shape[:-1], meta.shape[-1] // per_element)
 
 
+def _describe_limit(memory_limit: int) -> str:
+    if memory_limit < 0:
+        return "no memory limit"
+    return f"memory limit {format_bytes(memory_limit) if memory_limit else 'the largest tensor'}"
+
+
 def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:
     if tensor_names is None:
         return None
@@ -204,6 +210,7 @@ class SafetensorsStreamer:
         self._start_time = 0.0
         self._paths: list[str] = []
         self._report = VerifyReport("off")
+        self._settings = ""
         self._cached: list[CachedObject] = []  # entries read by the stream (held till it ends)
 
     def __enter__(self) -> SafetensorsStreamer:
@@ -274,7 +281,7 @@ class SafetensorsStreamer:
             # paths, and each rank holds only its pieces of an object
             cache = None if share is not None else open_cache(cache_dir or self.cache_dir)
             self._start_time = time.perf_counter()
-            reader.prepare(engine_paths, s3_credentials)
+            engine = reader.prepare(engine_paths, s3_credentials)
             report = VerifyReport(verify_mode())
             headers, objects = read_headers(
                 engine_paths, reader.engine, report.mode, cache, CACHE_OFFLINE.read()
@@ -306,6 +313,7 @@ class SafetensorsStreamer:
         self._layouts = layouts
         self._paths = engine_paths
         self._report = report
+        self._settings = f"concurrency {engine.config.concurrency}, {_describe_limit(memory_limit)}"
         requests = [
             FileChunks(position, path, [t.offset for t in tensors], [t.size for t in tensors])
             for position, (path, tensors) in enumerate(zip(read_paths, selected, strict=True))
@@ -348,7 +356,7 @@ class SafetensorsStreamer:
         if cached:
             verified = f"{cached} from the cache" + (f", {verified}" if verified else "")
         logger.info(
-            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s%s",
+            "streamed %d tensors from %d files: %s in %.2f s (%.2f GB/s) to %s%s (%s)%s",
             count,
             len(self._paths),
             format_bytes(self.total_size),
@@ -356,5 +364,6 @@ class SafetensorsStreamer:
             self.total_size / elapsed / 1e9,
             self.device_str,
             " (shared with other ranks)" if self.file_streamer.is_distributed else "",
+            self._settings,
             f"; {verified}" if verified else "",
         )
