@@ -272,3 +272,40 @@ def test_mutated_files_decision_matches_safetensors(case: tuple[str, int]) -> No
     header, data_size = case
     with tempfile.TemporaryDirectory() as directory:
         check_same_decision(_file(Path(directory) / "mutated.safetensors", header, data_size))
+
+
+def test_parsing_pauses_the_garbage_collector_and_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headers of many tensors parse with the cyclic collector paused (it would scan every
+    object of the process again and again); the caller's setting is back afterwards, after an
+    error too, and a caller that paused it keeps it paused."""
+    import gc
+
+    from runai_model_streamer import _safetensors
+
+    during = []
+    decode = _safetensors._decode
+
+    def recording(path: str, raw: bytes) -> dict[str, object]:
+        during.append(gc.isenabled())
+        return decode(path, raw)
+
+    monkeypatch.setattr(_safetensors, "_decode", recording)
+    good = _file(tmp_path / "good.safetensors", "{%s}" % ('"a": ' + _u8(0, 4)), 4)
+    bad = _file(tmp_path / "bad.safetensors", "{%s}" % ('"a": ' + _u8(0, 5)), 4)
+    assert gc.isenabled()
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(good)
+        assert [name for name, _ in streamer.get_tensors()] == ["a"]
+        assert gc.isenabled()
+        with pytest.raises(SafetensorsFormatError):
+            streamer.stream_file(bad)
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            streamer.stream_file(good)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    assert during == [False, False, False]

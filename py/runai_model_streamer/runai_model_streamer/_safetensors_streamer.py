@@ -31,6 +31,7 @@ from runai_model_streamer._safetensors import (
     PACKED_DTYPES,
     SafetensorsHeader,
     TensorMetadata,
+    gc_paused,
 )
 from runai_model_streamer._settings import CACHE_OFFLINE, MEMORY_LIMIT
 from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
@@ -251,6 +252,7 @@ class SafetensorsStreamer:
             cache_dir=cache_dir,
         )
 
+    @gc_paused()  # the headers and the plan: a few containers per tensor
     def stream_files(
         self,
         paths: Sequence[PathLike],
