@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,15 @@ class StoredModel:
         return f"{self.base}{prefix}/"
 
 
+def stored_model(
+    base: str, env: dict[str, str], put: Callable[[str, bytes], None], model_dir: Path
+) -> StoredModel:
+    """The model uploaded under ``base + "tiny-llama/"``."""
+    stored = StoredModel(base, env, put)
+    stored.upload("tiny-llama", model_files(model_dir))
+    return stored
+
+
 @pytest.fixture(scope="session")
 def s3_model(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[StoredModel]:
     with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
@@ -158,34 +168,20 @@ def s3_model(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
             "AWS_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        stored = StoredModel("s3://models/", env, put)
-        stored.upload("tiny-llama", model_files(model_dir))
-        yield stored
+        yield stored_model("s3://models/", env, put, model_dir)
 
 
 @pytest.fixture(scope="session")
 def gcs_model(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[StoredModel]:
     with fake_gcs_server(tmp_path_factory.mktemp("fake-gcs")) as server:
         server.create_bucket("models")
-
-        def put(name: str, data: bytes) -> None:
-            server.upload("models", name, data)
-
         env = {"STORAGE_EMULATOR_HOST": server.endpoint.removeprefix("http://")}
-        stored = StoredModel("gs://models/", env, put)
-        stored.upload("tiny-llama", model_files(model_dir))
-        yield stored
+        yield stored_model("gs://models/", env, partial(server.upload, "models"), model_dir)
 
 
 @pytest.fixture(scope="session")
 def azure_model(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[StoredModel]:
     with azurite(tmp_path_factory.mktemp("azurite")) as server:
         server.create_container("models")
-
-        def put(name: str, data: bytes) -> None:
-            server.upload("models", name, data)
-
         env = {"AZURE_STORAGE_CONNECTION_STRING": server.connection_string()}
-        stored = StoredModel("az://models/", env, put)
-        stored.upload("tiny-llama", model_files(model_dir))
-        yield stored
+        yield stored_model("az://models/", env, partial(server.upload, "models"), model_dir)
