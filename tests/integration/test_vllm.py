@@ -59,6 +59,18 @@ def test_sharded_state(sharded_dir: Path, reference_tokens: list[list[int]], run
     assert (tensors, files) == (23, 2)  # q/k/v and gate/up fused: 21 - 3 * 2, + 4 scales * 2
 
 
+def test_distributed_option(
+    s3_model: StoredModel, model_dir: Path, reference_tokens: list[list[int]], run_vllm: Runner
+):
+    """model_loader_extra_config={"distributed": true}: vLLM asks for a stream shared by its
+    ranks. Here there is one (on the CPU, in the gloo group vLLM's worker made), so the stream
+    is its own: nothing to share, the same tensors."""
+    load = run_vllm(s3_model.uri, "runai_streamer", {**EXTRA, "distributed": True}, s3_model.env)
+    assert load.tokens == reference_tokens, load.output[-4000:]
+    [(tensors, files, settings)] = load.summaries()
+    assert (tensors, files, settings) == (*shape_of(model_dir), SETTINGS), load.streamer_log
+
+
 # ---- what a vLLM user sees when a load fails --------------------------------------------------
 
 
