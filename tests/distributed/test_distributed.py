@@ -6,6 +6,7 @@ from storage per rank are counted by the testfs plugin's read log.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -228,13 +229,21 @@ def test_a_rank_killed_mid_stream_makes_the_others_raise(
         assert result["seconds"] < 30 + 15  # RUNAI_STREAMER_DIST_TIMEOUT=30 in the launcher
 
 
-def _with_checksums(model_dir: Path, root: Path, flip_in: str | None = None) -> Path:
-    """A copy of the model whose objects keep their CRC32C (testfs's "<file>.checksums"), of
-    the bytes as written; ``flip_in``: one bit of that file's tensor data flipped afterwards."""
+def _with_checksums(
+    model_dir: Path, root: Path, flip_in: str | None = None, algorithm: str = "crc32c"
+) -> Path:
+    """A copy of the model whose objects keep their CRC32C or MD5 (testfs's
+    "<file>.checksums"), of the bytes as written; ``flip_in``: one bit of that file's tensor
+    data flipped afterwards."""
     root.mkdir()
     for name in FILES:
         data = bytearray((model_dir / name).read_bytes())
-        (root / f"{name}.checksums").write_text(f"crc32c={google_crc32c.value(bytes(data)):08x}")
+        value = (
+            f"{google_crc32c.value(bytes(data)):08x}"
+            if algorithm == "crc32c"
+            else hashlib.new(algorithm, bytes(data)).hexdigest()
+        )
+        (root / f"{name}.checksums").write_text(f"{algorithm}={value}")
         if name == flip_in:
             data[len(data) - 1000] ^= 0x10
         (root / name).write_bytes(bytes(data))
@@ -246,9 +255,11 @@ def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
 ) -> None:
     """The ranks read disjoint pieces, gather the pieces' CRCs and each verifies every object
     whole; a flipped bit raises the same ChecksumMismatchError on every rank, before the
-    stream ends; ranks that disagree on verifying raise before reading."""
+    stream ends; ranks that disagree on verifying raise before reading. An MD5, which cannot
+    be combined from pieces, is left unchecked by every rank, which says why."""
     good = _with_checksums(model_dir, tmp_path / "good")
     bad = _with_checksums(model_dir, tmp_path / "bad", flip_in=FILES[1])
+    md5 = _with_checksums(model_dir, tmp_path / "md5", algorithm="md5")
     testfs = [f"testfs://{f}" for f in FILES]
     cases = [
         {"name": "good", "paths": testfs, "env_by_rank": _env(3, good)},
@@ -258,6 +269,7 @@ def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
             "paths": testfs,
             "env_by_rank": {**_env(3, good), "2": {"RUNAI_STREAMER_VERIFY": "off"}},
         },
+        {"name": "md5", "paths": testfs, "env_by_rank": _env(3, md5)},
     ]
     run = launch(tmp_path / "out", 3, cases, {"RUNAI_STREAMER_TESTFS_ROOT": str(good)})
     assert run["returncodes"] == [0] * 3, run["logs"]
@@ -277,6 +289,11 @@ def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
         result = run["results"]["disagree", rank]
         assert result["error"] == "DistributedStreamError", result
         assert "3 verified" in result["message"] and "0 verified" in result["message"]
+    why = "the store keeps only md5, which the ranks of a shared stream cannot combine"
+    for rank in range(3):
+        result = run["results"]["md5", rank]
+        check_tensors(result, full, f"md5, rank {rank}")
+        assert result["verified"].startswith(f"unchecked: testfs://{FILES[0]} ({why}"), result
 
 
 def _env(world: int, root: Path) -> dict[str, dict[str, str]]:

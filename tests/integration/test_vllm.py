@@ -33,7 +33,7 @@ def test_local_directory(model_dir: Path, reference_tokens: list[list[int]], run
 @pytest.mark.parametrize(
     ("store", "verified"),
     [("s3_model", "verified crc32 of 7 object(s)"), ("gcs_model", "verified crc32c of 7 object(s)"),
-     ("azure_model", "unchecked: az://models/tiny-llama/")],
+     ("azure_model", "verified md5 of 7 object(s)")],
     ids=["s3", "gcs", "azure"],
 )  # fmt: skip
 def test_object_store(

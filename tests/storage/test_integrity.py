@@ -1,9 +1,9 @@
 """Integrity checks against the real servers: each store's own checksums (SeaweedFS keeps the
 x-amz-checksum-* an upload sent, botocore sends CRC32 by default; fake-gcs-server keeps a CRC32C
-of every object, through the JSON and the XML API; Azurite keeps a Content-MD5, which cannot be
-checked while streaming), a bit flipped in transit by the fault proxy (caught, named, no file
-left by a download), checksum headers dropped on the way (auto streams and says so, require
-refuses), and bodies resumed after faults (still verified)."""
+of every object, through the JSON and the XML API; Azurite keeps the Content-MD5 of a blob put
+whole, hashed in order as the ranges land), a bit flipped in transit by the fault proxy (caught,
+named, no file left by a download), checksum headers dropped on the way (auto streams and says
+so, require refuses), and bodies resumed after faults (still verified)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Target:
     uri: str
     model: Path
     proxy: FaultProxy
-    algorithm: str  # what the store keeps ("" for none that can be checked)
+    algorithm: str  # what the store keeps and is checked
     prefix: str  # of the service's HTTP variables
 
 
@@ -54,7 +54,10 @@ def _crc32c_base64(data: bytes) -> str:
     return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
-@pytest.fixture(params=["s3-crc32c", "s3-crc32", "gcs-json", "gcs-xml", "azure"])
+TARGETS = ["s3-crc32c", "s3-crc32", "s3-sha256", "gcs-json", "gcs-xml", "azure"]
+
+
+@pytest.fixture(params=TARGETS)
 def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
     data = model.read_bytes()
     kind = str(request.param)
@@ -69,6 +72,8 @@ def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
             client.put_object(
                 Bucket=BUCKET, Key=key, Body=data, ChecksumCRC32C=_crc32c_base64(data)
             )
+        elif kind == "s3-sha256":  # a digest: hashed in order as the ranges land
+            client.put_object(Bucket=BUCKET, Key=key, Body=data, ChecksumAlgorithm="SHA256")
         else:  # botocore's default: a CRC32 of every upload
             client.put_object(Bucket=BUCKET, Key=key, Body=data)
         proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
@@ -96,7 +101,7 @@ def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
         proxy = FaultProxy(azure.port)
         env.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.connection_string(proxy.port))
         found = Target(
-            f"az://{BUCKET}/model.safetensors", model, proxy, "", "RUNAI_STREAMER_AZURE_"
+            f"az://{BUCKET}/model.safetensors", model, proxy, "md5", "RUNAI_STREAMER_AZURE_"
         )
     env.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", str(256 << 10))  # 8+ ranged GETs
     env.setenv(found.prefix + "RETRY_BASE_MS", "10")
@@ -114,22 +119,12 @@ def _assert_model(got: dict[str, torch.Tensor], model: Path) -> None:
 def test_each_store_checks_what_it_keeps(
     target: Target, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")  # refuses what it cannot check
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
         _assert_model(stream_tensors(target.uri), target.model)
-    if target.algorithm:
-        assert f"verified {target.algorithm} of 1 object(s)" in caplog.text
-        return
-    why = "the store keeps only md5, which cannot be computed from ranges as they land"
-    assert f"unchecked: {target.uri} ({why})" in caplog.text
-    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
-    with pytest.raises(ChecksumUnavailableError, match="keeps only md5"):
-        stream_tensors(target.uri)
+    assert f"verified {target.algorithm} of 1 object(s)" in caplog.text
 
 
-CHECKABLE = ["s3-crc32c", "s3-crc32", "gcs-json", "gcs-xml"]
-
-
-@pytest.mark.parametrize("target", CHECKABLE, indirect=True)
 def test_a_bit_flipped_in_transit_is_caught_and_named(target: Target, tmp_path: Path) -> None:
     # the first ranged GET reads the header; the flip lands in tensor data
     target.proxy.add("pass", "flip_bit")
@@ -181,15 +176,13 @@ def test_a_verified_object_is_cached_and_read_back_without_a_body_from_the_store
 ) -> None:
     """The write-through cache against each store: keyed by the store's version of the
     object (ETag, generation); a hit asks the store for the object's metadata only, and
-    offline not even that. Azure's objects cannot be verified while streaming: not cached."""
+    offline not even that. An object verified by a digest (Azure's MD5, S3's SHA-256) is
+    cached with the CRC32C of its bytes."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("RUNAI_STREAMER_CACHE_DIR", str(cache))
     _assert_model(stream_tensors(target.uri), target.model)
     wait_for_writers()  # the entry is committed in the background
     committed = list(cache.glob("entries/*/*/data"))
-    if not target.algorithm:
-        assert committed == []
-        return
     assert [p.read_bytes() for p in committed] == [target.model.read_bytes()]
     target.proxy.requests.clear()
     _assert_model(stream_tensors(target.uri), target.model)

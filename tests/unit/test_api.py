@@ -294,7 +294,7 @@ def test_both_allocators(
 ) -> None:
     monkeypatch.setenv("RUNAI_STREAMER_PREFAULT", prefault)
     monkeypatch.setenv("RUNAI_STREAMER_HUGE_PAGES", huge_pages)
-    monkeypatch.setattr("runai_model_streamer._stream.MAX_WINDOW_BYTES", 2000)
+    monkeypatch.setattr("runai_model_streamer._plan.MAX_WINDOW_BYTES", 2000)
     paths = _shards(tmp_path, count=3)
     expected: dict[str, torch.Tensor] = {}
     for path in paths:

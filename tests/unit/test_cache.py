@@ -5,6 +5,7 @@ nothing from the store."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -91,6 +92,36 @@ def test_a_verified_object_is_cached_and_then_read_from_the_cache_alone(
         assert_same(stream(cache_dir=cache), weights)
     assert served(reads) == 0  # a hit: the HEAD only, not one byte from the store
     assert "1 from the cache, verified crc32c of 1 object(s)" in caplog.text
+
+
+def test_an_object_verified_by_its_md5_is_cached_with_the_crc32c_of_its_bytes(
+    testfs_root: Path, tmp_path: Path, reads: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that keeps only an MD5 (Azure): the object is hashed in order as it lands, and
+    its entry keeps the CRC32C of the bytes that matched, so a hit is checked by the engine as
+    it reads, with no hashing pass; offline too."""
+    path = testfs_root / "model.safetensors"
+    weights = make_object(path)
+    data = path.read_bytes()
+    path.with_name(path.name + ".checksums").write_text(f"md5={hashlib.md5(data).hexdigest()}")
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        assert_same(stream(cache_dir=cache), weights)
+    assert "verified md5 of 1 object(s)" in caplog.text
+    [meta] = entries(cache)
+    assert (meta["algorithm"], meta["checksum"]) == ("crc32c", f"{google_crc32c.value(data):x}")
+    served(reads)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        assert_same(stream(cache_dir=cache), weights)
+    assert served(reads) == 0
+    assert "1 from the cache, verified crc32c of 1 object(s)" in caplog.text
+    [data_file] = cache.glob("entries/*/*/data")
+    damaged = bytearray(data)
+    damaged[-10] ^= 1
+    data_file.write_bytes(damaged)  # the entry rots on disk: caught by its CRC32C
+    with pytest.raises(ChecksumMismatchError, match="crc32c mismatch"):
+        stream(cache_dir=cache)
 
 
 def test_the_variable_names_the_cache_too(

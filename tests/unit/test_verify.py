@@ -1,11 +1,16 @@
 """Integrity checks while streaming (RUNAI_STREAMER_VERIFY), through the testfs plugin, whose
-objects carry the checksums written beside them ("<file>.checksums"). The expected CRCs come
-from google-crc32c, zlib and a bit-at-a-time CRC64/NVME written here, not from this package."""
+objects carry the checksums written beside them ("<file>.checksums"). The expected values come
+from google-crc32c, zlib, hashlib and a bit-at-a-time CRC64/NVME written here, not from this
+package."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import google_crc32c
@@ -30,11 +35,20 @@ def crc64nvme(data: bytes) -> int:
     return crc ^ ((1 << 64) - 1)
 
 
-CRCS = {
+def digest(name: str) -> Callable[[bytes], int]:
+    return lambda data: int(hashlib.new(name, data).hexdigest(), 16)
+
+
+#: what a store may keep of an object, and how it is computed here
+CHECKSUMS: dict[str, Callable[[bytes], int]] = {
     "crc32c": lambda data: google_crc32c.value(data),
     "crc32": lambda data: zlib.crc32(data),
     "crc64nvme": crc64nvme,
+    "md5": digest("md5"),  # Azure's Content-MD5
+    "sha1": digest("sha1"),  # S3's x-amz-checksum-sha1
+    "sha256": digest("sha256"),
 }
+WIDTHS = {"crc32c": 8, "crc32": 8, "crc64nvme": 16, "md5": 32, "sha1": 40, "sha256": 64}
 
 
 def model(path: Path, tensors: int = 12) -> dict[str, torch.Tensor]:
@@ -57,13 +71,13 @@ def stream(uri: str, **options: object) -> dict[str, torch.Tensor]:
         return dict(streamer.get_tensors())
 
 
-@pytest.mark.parametrize("algorithm", sorted(CRCS))
+@pytest.mark.parametrize("algorithm", sorted(CHECKSUMS))
 def test_an_object_read_whole_is_verified_against_the_stores_checksum(
     testfs_root: Path, algorithm: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = testfs_root / "model.safetensors"
     weights = model(path)
-    keep(path, f"{algorithm}={CRCS[algorithm](path.read_bytes()):x}")
+    keep(path, f"{algorithm}={CHECKSUMS[algorithm](path.read_bytes()):x}")
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
         got = stream("testfs://model.safetensors")
     assert got.keys() == weights.keys()
@@ -72,12 +86,12 @@ def test_an_object_read_whole_is_verified_against_the_stores_checksum(
     assert f"verified {algorithm} of 1 object(s)" in caplog.text
 
 
-@pytest.mark.parametrize("algorithm", sorted(CRCS))
+@pytest.mark.parametrize("algorithm", sorted(CHECKSUMS))
 def test_a_flipped_bit_raises_before_the_stream_ends(testfs_root: Path, algorithm: str) -> None:
     path = testfs_root / "model.safetensors"
     weights = model(path)
     good = path.read_bytes()
-    expected = CRCS[algorithm](good)
+    expected = CHECKSUMS[algorithm](good)
     keep(path, f"{algorithm}={expected:x}")
     corrupted = bytearray(good)
     corrupted[len(good) - 100] ^= 0x04  # one bit of the last tensor's bytes, "in storage"
@@ -89,10 +103,10 @@ def test_a_flipped_bit_raises_before_the_stream_ends(testfs_root: Path, algorith
             for name, _tensor in streamer.get_tensors():
                 yielded.append(name)
     message = str(raised.value)
-    width = 16 if algorithm == "crc64nvme" else 8
+    width = WIDTHS[algorithm]
     assert "testfs://model.safetensors" in message and f"{algorithm} mismatch" in message
     assert f"{expected:0{width}x}" in message
-    assert f"{CRCS[algorithm](bytes(corrupted)):0{width}x}" in message
+    assert f"{CHECKSUMS[algorithm](bytes(corrupted)):0{width}x}" in message
     assert isinstance(raised.value, OSError)
     assert len(yielded) < len(weights)  # the batch that completed the object was held back
 
@@ -121,9 +135,9 @@ def test_auto_streams_an_object_it_cannot_check_and_says_why(
     ("checksums", "why"),
     [
         ("", "the store keeps no checksum of it"),
-        (
-            "md5=00112233445566778899aabbccddeeff",
-            "the store keeps only md5, which cannot be computed",
+        (  # an algorithm this package does not compute
+            "sha512=00112233445566778899aabbccddeeff",
+            "the store keeps only sha512, which cannot be computed",
         ),
         (
             "composite-crc32c=0a0b0c0d-3",
@@ -177,7 +191,7 @@ def test_pull_files_verifies_each_object_and_keeps_no_corrupted_file(
     source.mkdir()
     config = b'{"layers": 12}'
     (source / "config.json").write_bytes(config)
-    keep(source / "config.json", f"crc32c={google_crc32c.value(config):x}")
+    keep(source / "config.json", f"md5={hashlib.md5(config).hexdigest()}")  # hashed in order
     model(source / "model.safetensors")
     data = (source / "model.safetensors").read_bytes()
     keep(source / "model.safetensors", f"crc64nvme={crc64nvme(data):x}")
@@ -190,3 +204,54 @@ def test_pull_files_verifies_each_object_and_keeps_no_corrupted_file(
     with pytest.raises(ChecksumMismatchError, match=r"testfs://m/model\.safetensors: crc64nvme"):
         pull_files("testfs://m", bad, ignore_pattern=["*.checksums"])
     assert sorted(p.name for p in bad.iterdir()) == []  # nothing renamed in, no temporary left
+
+
+def many_tensors(path: Path) -> tuple[dict[str, torch.Tensor], bytes]:
+    """A model of 40 tensors of 4-40 KiB (and its bytes): many ranges in many windows."""
+    generator = torch.Generator().manual_seed(31)
+    weights = {f"w{i}": torch.randn(1024 * (1 + i % 10), generator=generator) for i in range(40)}
+    save_file(weights, str(path))
+    return weights, path.read_bytes()
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_a_digest_is_hashed_in_file_order_across_windows_and_reused_buffers(
+    testfs_root: Path, monkeypatch: pytest.MonkeyPatch, owned: bool
+) -> None:
+    """Ranges complete in any order, in windows of 64 KiB whose buffers are reused (owned=False):
+    the digest still sees the object's bytes in order, and a reused buffer is not written
+    before its bytes were hashed (else the digest would be of other bytes, and raise)."""
+    path = testfs_root / "model.safetensors"
+    weights, data = many_tensors(path)
+    keep(path, f"md5={hashlib.md5(data).hexdigest()}")
+    monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", str(64 << 10))
+    monkeypatch.setenv("RUNAI_STREAMER_CONCURRENCY", "8")
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file("testfs://model.safetensors", owned=owned)
+        for name, tensor in streamer.get_tensors():
+            assert torch.equal(tensor, weights[name]), name
+    corrupted = bytearray(data)
+    corrupted[len(data) // 2] ^= 0x10  # in a window in the middle
+    path.write_bytes(corrupted)
+    with pytest.raises(ChecksumMismatchError, match="md5 mismatch"):
+        stream("testfs://model.safetensors", owned=owned)
+
+
+def test_a_stream_left_early_stops_hashing_and_waits_for_nothing(
+    testfs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = testfs_root / "model.safetensors"
+    weights, data = many_tensors(path)
+    keep(path, f"sha256={hashlib.sha256(data).hexdigest()}")
+    monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", str(64 << 10))
+    for _ in range(3):
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_file("testfs://model.safetensors", owned=False)
+            for count, (name, tensor) in enumerate(streamer.get_tensors()):
+                assert torch.equal(tensor, weights[name])
+                if count == 5:
+                    break  # the consumer goes away with ranges in flight and pieces waiting
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("runai-digest") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a digest thread outlived its stream"
+        time.sleep(0.05)

@@ -118,8 +118,15 @@ class CacheWriter:
             return None
         return self._worker.submit(self._write, offset, memoryview(data).cast("B"), crc, kind)
 
-    def commit(self) -> None:
-        """Syncs the data and makes the entry visible (one rename), after the writes."""
+    def commit(self, checksum: tuple[str, str] | None = None) -> None:
+        """Syncs the data and makes the entry visible (one rename), after the writes;
+        ``checksum``: (algorithm, hex) the entry is checked against when read, when it is not
+        the one the writer was made with (an object verified by a digest keeps its CRC32C)."""
+        if checksum is not None:
+            algorithm, value = checksum
+            self.meta = EntryMeta(
+                **{**asdict(self.meta), "algorithm": algorithm, "checksum": value}
+            )
         self._finish(self._commit)
 
     def abort(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from runai_model_streamer._distributed import Share
 from runai_model_streamer._errors import DistributedStreamError
-from runai_model_streamer._stream import FileRanges
+from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._verify import ObjectCheck
 
 

@@ -22,6 +22,7 @@ from runai_model_streamer._errors import (
     StreamerPermissionError,
 )
 from runai_model_streamer._native import Engine, StoredObject
+from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._safetensors import (
     SafetensorsHeader,
     check_header_length,
@@ -29,7 +30,7 @@ from runai_model_streamer._safetensors import (
     parse_header,
 )
 from runai_model_streamer._settings import UNLIMITED
-from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer._stream import RangeStream
 from runai_model_streamer._verify import ObjectCheck, check_for
 
 
@@ -196,10 +197,10 @@ def _remote_objects(
         size, header_size, raw = heads[index]
         header = parse_header(path, size, header_size, raw)
         head = header_size.to_bytes(8, "little") + raw
-        info = stored[index]
-        if info is None:  # offline: the checksum the entry was verified against
-            assert hit is not None
-            info = _as_stored(hit)
+        # a hit is checked against the checksum its entry keeps (the store's CRC, or the
+        # CRC32C of the bytes that matched the store's MD5): the key holds the store's version
+        info = _as_stored(hit) if hit is not None else stored[index]
+        assert info is not None
         check, why = check_for(path, info, verify)
         if check is not None:
             check.add_bytes(0, head)

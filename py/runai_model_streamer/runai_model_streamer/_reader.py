@@ -37,9 +37,10 @@ from runai_model_streamer._distributed import Share, share_for
 from runai_model_streamer._file_chunks import FileChunks
 from runai_model_streamer._logging import check_log_level_env
 from runai_model_streamer._native import Engine, default_config
+from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._settings import MEMORY_LIMIT, OBJ_CONCURRENCY, parse_memory_limit
 from runai_model_streamer._shared_stream import SharedStream
-from runai_model_streamer._stream import Describe, FileRanges, RangeStream
+from runai_model_streamer._stream import Describe, RangeStream
 from runai_model_streamer._verify import ObjectCheck
 
 if TYPE_CHECKING:

@@ -115,8 +115,10 @@ def _checks(
     headers: Sequence[SafetensorsHeader],
     selected: Sequence[Sequence[TensorMetadata]],
     report: VerifyReport,
+    shared: bool,
 ) -> list[ObjectCheck | None]:
-    """The check of each object that is read whole (what is not, and why, into ``report``)."""
+    """The check of each object that is read whole (what is not, and why, into ``report``);
+    ``shared``: the ranks of a group share the stream (each reads pieces of each object)."""
     checks: list[ObjectCheck | None] = []
     for header, tensors, obj in zip(headers, selected, objects, strict=True):
         if obj is None:  # a local file
@@ -125,6 +127,14 @@ def _checks(
         check, why = obj.check, obj.why
         if check is not None and len(tensors) != len(header.tensors):
             check, why = None, "only some of its tensors were read (tensor_names)"
+        if check is not None and shared and check.digest is not None:
+            why = (
+                f"the store keeps only {check.algorithm}, which the ranks of a shared stream "
+                "cannot combine from the pieces each reads"
+            )
+            check = None
+        if check is None and obj.check is not None:
+            obj.check.close()  # not verified after all: its hashing thread stops
         report.add(header.path, check, why)
         checks.append(check)
     return checks
@@ -137,7 +147,8 @@ def _writer(
     the bytes already read (the header)."""
     if cache is None or obj is None or obj.cached is not None or obj.key is None or not check:
         return None
-    writer = cache.writer(obj.key, check.algorithm, f"{check.expected:x}")
+    algorithm, value = check.entry_checksum() if check.digest is None else ("crc32c", "")
+    writer = cache.writer(obj.key, algorithm, value)  # a digest's CRC32C: given at the commit
     if writer is not None:
         writer.write(0, obj.head)
     return writer
@@ -290,7 +301,7 @@ class SafetensorsStreamer:
             )
             self._cached = [o.cached for o in objects if o is not None and o.cached is not None]
             selected = _select(headers, names, engine_paths)
-            checks = _checks(objects, headers, selected, report)
+            checks = _checks(objects, headers, selected, report, share is not None)
             report.enforce()
             # an object read whole, verified and not cached yet is written to the cache as
             # it streams

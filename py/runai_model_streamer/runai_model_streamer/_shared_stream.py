@@ -21,7 +21,8 @@ from runai_model_streamer._collectives import (
 )
 from runai_model_streamer._distributed import READ_AHEAD_STRIPES, Share
 from runai_model_streamer._native import Engine
-from runai_model_streamer._stream import EMPTY_CHUNK, Describe, FileRanges, RangeStream
+from runai_model_streamer._plan import FileRanges
+from runai_model_streamer._stream import EMPTY_CHUNK, Describe, RangeStream
 from runai_model_streamer._verify import ObjectCheck
 
 

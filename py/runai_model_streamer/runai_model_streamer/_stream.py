@@ -1,21 +1,17 @@
 """The streaming core shared by SafetensorsStreamer and FileStreamer.
 
-Input: for each file, byte ranges ("items"). The planner groups each file's items into
-*windows*; a window is one destination buffer and one engine request whose ranges are the
-window's items. Items adjacent in the file get adjacent destinations, so the engine can merge
-their reads; every other item starts at a 64-byte aligned destination, or, when large, at the
-position within a 4 KiB block of its file offset (for direct I/O into place).
-
-A window holds at most :data:`MAX_WINDOW_BYTES` (256 MiB) and, with a memory limit L, at most
-L bytes (one item larger than that gets a window of its own). Windows are submitted while the
-bytes of windows not yet fully handed out stay within L (without a limit: within
+Input: for each file, byte ranges ("items"), grouped into windows by
+:mod:`runai_model_streamer._plan`; a window is one destination buffer and one engine request
+whose ranges are the window's items. Windows are submitted while the bytes of windows not yet
+fully handed out stay within the memory limit L (without a limit: within
 :data:`PREFETCH_BYTES`), so reading runs ahead of the consumer, across files.
 
 Items are yielded file by file in the given order, and within a window in completion order.
 
 Checks: a file given an :class:`~runai_model_streamer._verify.ObjectCheck` has the CRC of each
-of its items computed by the engine; the completion that makes the object whole verifies it,
-and a mismatch raises before that batch's items are yielded.
+of its items computed by the engine (and, for a digest such as MD5, each item's bytes fed to the
+check's hashing thread as it completes); the completion that makes the object whole verifies
+it, and a mismatch raises before that batch's items are yielded.
 
 Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: huge pages
 advised), faulted in by the engine's reader threads, each read's pages just before it (one
@@ -38,7 +34,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -48,21 +43,13 @@ from runai_model_streamer._buffers import Buffer, BufferPool, allocate
 from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._library import error_for_status
 from runai_model_streamer._native import Engine, checksum_combine, completion_message
+from runai_model_streamer._plan import FileRanges, WindowPlan, effective_limit, plan_windows
 from runai_model_streamer._settings import HUGE_PAGES, PREFAULT
 from runai_model_streamer._verify import ObjectCheck
 
 logger = logging.getLogger("runai_model_streamer")
 
-ALIGNMENT = 64
-#: An item of at least DIRECT_MIN_BYTES that starts a window or follows a gap in the file gets
-#: a destination at the same position within a 4 KiB block as its file offset (up to 4 KiB of
-#: padding), so that the engine can read it with O_DIRECT straight into place.
-DIRECT_ALIGNMENT = 4096
-DIRECT_MIN_BYTES = 64 << 10
 PREFETCH_BYTES = 1 << 30
-#: windows are at most this big (one larger item gets its own): the first tensors arrive
-#: sooner, and memory of a big file is allocated (and freed) piece by piece
-MAX_WINDOW_BYTES: float = 256 << 20
 #: how often, at most, a stream asks the backend plugins for fresh options (credentials that
 #: expire are refreshed by their providers; a plugin re-registered with new options serves
 #: the windows submitted after it, and those in flight finish with the old ones)
@@ -72,76 +59,8 @@ MAX_COMPLETIONS_PER_WAIT = 4096
 WAIT_TIMEOUT_MS = 200
 
 
-@dataclass
-class FileRanges:
-    """The byte ranges to read from one file (``offsets[i]``, ``sizes[i]`` is item i)."""
-
-    path: str
-    offsets: Sequence[int]
-    sizes: Sequence[int]
-
-
-@dataclass
-class WindowPlan:
-    file_position: int
-    items: list[int] = field(default_factory=list)  # items with size > 0, in file-offset order
-    dst: list[int] = field(default_factory=list)  # destination offset of each item in the buffer
-    nbytes: int = 0
-    empty_items: list[int] = field(default_factory=list)  # size-0 items (never sent to the engine)
-
-
-def effective_limit(limit: int, files: Sequence[FileRanges]) -> float:
-    """-1 -> unlimited (inf); 0 -> the largest item; N -> N."""
-    if limit < 0:
-        return float("inf")
-    if limit == 0:
-        return float(max((max(f.sizes, default=0) for f in files), default=0))
-    return float(limit)
-
-
-def plan_windows(
-    files: Sequence[FileRanges], limit: int, max_window: float | None = None
-) -> list[WindowPlan]:
-    """Groups every file's items into windows of at most ``limit`` bytes (see module doc)."""
-    cap = min(effective_limit(limit, files), MAX_WINDOW_BYTES if max_window is None else max_window)
-    plans: list[WindowPlan] = []
-    for position, file in enumerate(files):
-        offsets, sizes = file.offsets, file.sizes
-        if len(offsets) != len(sizes):
-            raise ValueError(f"{file.path}: {len(offsets)} offsets but {len(sizes)} sizes")
-        order = sorted(range(len(offsets)), key=lambda i: (offsets[i], sizes[i], i))
-        window = WindowPlan(position)
-        file_windows = [window]
-        previous_end = -1
-        cursor = 0
-        for item in order:
-            size = sizes[item]
-            if size == 0:
-                file_windows[0].empty_items.append(item)
-                continue
-            offset = offsets[item]
-            dst = cursor if offset == previous_end else _start_of(offset, size, cursor)
-            if window.items and dst + size > cap:
-                window = WindowPlan(position)
-                file_windows.append(window)
-                dst = _start_of(offset, size, 0)
-            window.items.append(item)
-            window.dst.append(dst)
-            window.nbytes = cursor = dst + size
-            previous_end = offset + size
-        plans.extend(file_windows)
-    return plans
-
-
-def _start_of(offset: int, size: int, cursor: int) -> int:
-    """Where an item not adjacent to the previous one starts (at or after ``cursor``)."""
-    if size >= DIRECT_MIN_BYTES:
-        return cursor + (offset - cursor) % DIRECT_ALIGNMENT
-    return -(-cursor // ALIGNMENT) * ALIGNMENT
-
-
 class _ActiveWindow:
-    __slots__ = ("base", "buffer", "landed", "plan", "ranges", "request_id", "writes")
+    __slots__ = ("base", "buffer", "busy", "landed", "plan", "ranges", "request_id")
 
     def __init__(
         self,
@@ -156,8 +75,9 @@ class _ActiveWindow:
         self.base = base
         self.ranges = ranges
         self.request_id = request_id
-        #: writes of a cache writer from this window's buffer, in flight
-        self.writes: list[Future[None]] = []
+        #: background work still reading this window's buffer (a cache writer's writes, a
+        #: check's hashing): a reused buffer is not handed out again before it is done
+        self.busy: list[Future[None]] = []
         #: (index in plan.items, CRC) of the items completed, for a cache writer
         self.landed: list[tuple[int, int]] = []
 
@@ -249,6 +169,9 @@ class RangeStream:
 
     def close(self) -> None:
         """Cancels and forgets every request in flight; safe to call more than once."""
+        for check in self._checks:
+            if check is not None:  # verified already, or never will be: stop hashing
+                check.close()
         while self._active:
             window = self._active.popleft()
             self._finish(window, cancel=True)
@@ -267,9 +190,9 @@ class RangeStream:
             self._engine.release(window.request_id)
             window.request_id = None
         self._in_flight -= window.plan.nbytes
-        for written in window.writes:  # a cache writer still reading the buffer
-            written.result()
-        window.writes = []
+        for work in window.busy:  # a cache writer or a digest still reading the buffer
+            work.result()
+        window.busy = []
         if self._pool is not None and window.buffer is not None and not cancel:
             self._pool.give(window.buffer)
         window.buffer = None
@@ -367,13 +290,22 @@ class RangeStream:
                 yield position, item, base[start : start + sizes[item]]
 
     def _check(self, check: ObjectCheck, window: _ActiveWindow, done: np.ndarray) -> None:
-        """Adds the completed items' CRCs; verifies once the object is whole (raises)."""
-        offsets = self._offsets[window.plan.file_position]
-        sizes = self._sizes[window.plan.file_position]
-        items = window.plan.items
+        """Adds the completed items' CRCs (and their bytes, for a digest); verifies once the
+        object is whole (raises)."""
+        plan = window.plan
+        offsets = self._offsets[plan.file_position]
+        sizes = self._sizes[plan.file_position]
+        base = window.base
+        assert base is not None
         for index, crc in zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True):
-            item = items[index]
-            check.add(int(offsets[item]), sizes[item], crc)
+            item = plan.items[index]
+            offset, size = int(offsets[item]), sizes[item]
+            check.add(offset, size, crc)
+            if check.digest is not None:
+                start = plan.dst[index]
+                hashed = check.feed(offset, base[start : start + size].numpy().data)
+                if hashed is not None and self._pool is not None:
+                    window.busy.append(hashed)
         if check.complete:
             check.verify()
 
@@ -394,7 +326,7 @@ class RangeStream:
         if len(window.landed) == len(window.plan.items):
             self._write_window(writer, window, check.kind)
         if check.complete:
-            writer.commit()
+            writer.commit(check.entry_checksum())
             self._writers[window.plan.file_position] = None
 
     def _write_window(self, writer: CacheWriter, window: _ActiveWindow, kind: int) -> None:
@@ -429,7 +361,7 @@ class RangeStream:
             data = base[start : start + span].numpy().data
             written = writer.write(int(offsets[plan.items[run[0]]]), data, crc, kind)
             if written is not None and self._pool is not None:
-                window.writes.append(written)  # the buffer is reused: not before this is done
+                window.busy.append(written)  # the buffer is reused: not before this is done
 
     def _raise_failure(self, window: _ActiveWindow, done: np.ndarray) -> None:
         failed = done[done["status"] != 0][0]

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING
 from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
 from runai_model_streamer._errors import StreamerFileNotFoundError, UnsafeObjectKeyError
 from runai_model_streamer._native import Engine
+from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._safe_paths import (
     check_relative,
     destinations_under,
@@ -23,7 +24,7 @@ from runai_model_streamer._safe_paths import (
     unsafe_key,
     walk_local,
 )
-from runai_model_streamer._stream import FileRanges, RangeStream
+from runai_model_streamer._stream import RangeStream
 from runai_model_streamer._verify import ObjectCheck, VerifyReport, check_for, verify_mode
 
 if TYPE_CHECKING:
