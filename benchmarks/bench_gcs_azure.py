@@ -23,6 +23,9 @@ Loaders (those not installed are listed as skipped):
 * ``azure-storage-blob``: ``download_blob(max_concurrency=16).readall()``, then the same.
 * ``GCS ceiling``: 16 threads of anonymous 8 MiB media GETs received straight into one
   preallocated buffer, no parsing and no tensors (as bench_s3.py's S3 ceiling).
+* with ``--verify-off``: this package again with ``RUNAI_STREAMER_VERIFY=off``, to show what
+  the integrity check costs (GCS: its CRC32C; Azure: the blob's Content-MD5, which the upload
+  sets here, hashed in order).
 
 Usage::
 
@@ -75,6 +78,9 @@ def _bench_service(
 ) -> None:
     scheme = "gs" if service == "gcs" else "az"
     loaders = [harness.Loader("runai-model-streamer", "runai", env=env)]
+    if args.verify_off:
+        off = {**env, "RUNAI_STREAMER_VERIFY": "off"}
+        loaders.append(harness.Loader("runai-model-streamer, VERIFY=off", "runai", env=off))
     plugin = f"runai_model_streamer_{service}"
     why = upstream_ok(args.upstream_python, plugin)
     upstream = harness.Loader("upstream 0.17", "runai", args.upstream_python, env=upstream_env)
@@ -126,6 +132,9 @@ def main() -> int:
     parser.add_argument("--only", choices=["gcs", "azure"], help="one service only")
     parser.add_argument("--output", help="also write the tables to this markdown file")
     parser.add_argument("--no-sdk", action="store_true", help="skip the SDK loaders (slow)")
+    parser.add_argument(
+        "--verify-off", action="store_true", help="also run this package without the check"
+    )
     args = parser.parse_args()
     size = harness.parse_size(args.size)
     sections: list[str] = []
@@ -169,7 +178,9 @@ def main() -> int:
                     _env(AZURE_STORAGE_CONNECTION_STRING=connection),
                     ("azure-storage-blob", "azure-sdk", "azure.storage.blob"),
                     None,
-                    lambda name, path: azure.upload(BUCKET, name, Path(path).read_bytes()),
+                    lambda name, path: azure.upload(
+                        BUCKET, name, Path(path).read_bytes(), content_md5=True
+                    ),
                     sets,
                     args,
                     sections,

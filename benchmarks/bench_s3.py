@@ -32,8 +32,8 @@ Loaders (those not installed are listed as skipped):
   (drop_caches).
 
 Objects are uploaded with the checksum ``--checksum`` names: ``crc32`` (botocore's default for
-every upload), ``crc32c`` (computed here with google-crc32c) or ``none``; this package verifies
-the first two as it streams.
+every upload), ``crc32c`` (computed here with google-crc32c), ``sha256`` (computed by botocore)
+or ``none``; this package verifies the first three as it streams (a SHA-256 hashed in order).
 
 Usage::
 
@@ -89,7 +89,10 @@ def _env(endpoint: str, **extra: str) -> dict[str, str]:
 
 
 def _checksum(algorithm: str, path: str) -> dict[str, str]:
-    """put_object's argument that uploads the file with a CRC32C (botocore computes CRC32s)."""
+    """put_object's argument that uploads the file with a CRC32C or a SHA-256 (botocore
+    computes CRC32s by default)."""
+    if algorithm == "sha256":
+        return {"ChecksumAlgorithm": "SHA256"}
     if algorithm != "crc32c":
         return {}
     import base64
@@ -154,7 +157,9 @@ def main() -> int:
     parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
     parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
     parser.add_argument("--output", help="also write the tables to this markdown file")
-    parser.add_argument("--checksum", choices=["crc32", "crc32c", "none"], default="crc32")
+    parser.add_argument(
+        "--checksum", choices=["crc32", "crc32c", "sha256", "none"], default="crc32"
+    )
     parser.add_argument(
         "--verify-off", action="store_true", help="also run this package without the check"
     )

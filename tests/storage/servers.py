@@ -8,6 +8,7 @@ emulator's JSON API and azure-storage-blob.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -335,8 +336,15 @@ class AzuriteServer:
         with suppress(ResourceExistsError):
             self.service().create_container(container)
 
-    def upload(self, container: str, name: str, data: bytes) -> None:
-        self.service().get_blob_client(container, name).upload_blob(data, overwrite=True)
+    def upload(self, container: str, name: str, data: bytes, content_md5: bool = False) -> None:
+        """Uploads ``data``; a blob of more than the SDK's single put (64 MiB) goes up in blocks
+        and keeps no MD5 unless ``content_md5`` sets it (as ``azcopy --put-md5`` does)."""
+        from azure.storage.blob import ContentSettings
+
+        settings = ContentSettings(content_md5=hashlib.md5(data).digest()) if content_md5 else None
+        self.service().get_blob_client(container, name).upload_blob(
+            data, overwrite=True, content_settings=settings
+        )
 
 
 @contextmanager

@@ -136,7 +136,7 @@ def test_the_variable_names_the_cache_too(
 
 
 def test_a_changed_object_is_a_miss_never_stale_bytes(
-    testfs_root: Path, tmp_path: Path, reads: Path
+    testfs_root: Path, tmp_path: Path, reads: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = testfs_root / "model.safetensors"
     make_object(path, seed=1)
@@ -145,7 +145,10 @@ def test_a_changed_object_is_a_miss_never_stale_bytes(
     changed = make_object(path, seed=2)  # same size, other bytes, a new version (mtime)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     served(reads)
-    assert_same(stream(cache_dir=cache), changed)
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        assert_same(stream(cache_dir=cache), changed)
+    # the old entry was read at once, while the store was asked: refuted, it was not taken
+    assert f"not taken: {URI} changed in its store since it was cached" in caplog.text
     assert served(reads) > 0
     assert len(entries(cache)) == 2  # each version its entry (the old one ages out)
 
@@ -202,6 +205,26 @@ def test_a_corrupt_entry_is_caught_dropped_and_fetched_again(
     os.truncate(data, 100)
     assert_same(stream(cache_dir=cache), weights)
     assert served(reads) > 0
+
+
+def test_an_object_gone_from_its_store_is_not_served_from_the_cache_online(
+    testfs_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The entry is read while the store is asked; the store's answer (no such object) wins:
+    the same error as without a cache."""
+    make_object(testfs_root / "model.safetensors")
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache)
+    (testfs_root / "model.safetensors").unlink()
+    with (
+        caplog.at_level(logging.INFO, logger="runai_model_streamer"),
+        pytest.raises(FileNotFoundError, match=URI),
+    ):
+        stream(cache_dir=cache)
+    assert "cache entries read while the store was asked not taken: the store did not" in (
+        caplog.text
+    )
+    assert len(entries(cache)) == 1  # kept: the store may come back with that very object
 
 
 def test_offline_uses_the_cache_without_asking_the_store(

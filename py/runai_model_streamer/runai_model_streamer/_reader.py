@@ -140,12 +140,16 @@ class ChunkReader:
             engine = self._engine = Engine(config)
         return engine
 
-    def prepare(self, paths: Sequence[str], credentials: S3Credentials | None) -> Engine:
+    def prepare(
+        self, paths: Sequence[str], credentials: S3Credentials | None, register: bool = True
+    ) -> Engine:
         """Cancels the stream in flight and readies the engine for ``paths``: the worker count
-        they need, their backends registered with ``credentials``."""
+        they need, their backends registered with ``credentials`` (``register=False``: the
+        caller registers them, e.g. in a thread while cached objects are read)."""
         self.cancel()
         engine = self.engine(object_concurrency_for(paths, default_config().concurrency))
-        register_backends(engine, paths, credentials)
+        if register:
+            register_backends(engine, paths, credentials)
         # what a long stream calls to pick up refreshed credentials (see RangeStream)
         self._refresh = functools.partial(register_backends, engine, list(paths), credentials)
         return engine

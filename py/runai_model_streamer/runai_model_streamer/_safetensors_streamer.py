@@ -24,7 +24,12 @@ from runai_model_streamer._common import (
 )
 from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
-from runai_model_streamer._headers import RemoteObject, read_headers
+from runai_model_streamer._headers import (
+    HitConfirmation,
+    RemoteObject,
+    all_cached,
+    read_headers,
+)
 from runai_model_streamer._reader import DistributedStreamer
 from runai_model_streamer._safetensors import (
     DTYPES,
@@ -280,12 +285,35 @@ class SafetensorsStreamer:
         raises KeyError). ``cache_dir``: the local cache of objects (default: the streamer's,
         else ``RUNAI_STREAMER_CACHE_DIR``; see the README's "Cache"). Any stream still in
         flight on this streamer is cancelled first.
+
+        When every object has a cache entry, the entries are read at once while a thread asks
+        the store whether they are still its objects; this returns once it said so (else the
+        stream starts over from the store), so nothing of a stale entry is ever seen.
         """
+        self._start_time = time.perf_counter()
+        arguments = (paths, s3_credentials, device, is_distributed, tensor_names, owned, cache_dir)
+        if not self._start(*arguments, speculate=True):
+            self._start(*arguments, speculate=False)
+
+    def _start(
+        self,
+        paths: Sequence[PathLike],
+        s3_credentials: S3Credentials | None,
+        device: str | torch.device | None,
+        is_distributed: bool,
+        tensor_names: Iterable[str] | None,
+        owned: bool,
+        cache_dir: PathLike | None,
+        speculate: bool,
+    ) -> bool:
+        """:meth:`stream_files`; ``speculate``: cache entries may be read before the store
+        confirmed them. False: they were not confirmed, and nothing was started."""
         resolved_device = check_device(device)
         share = self.file_streamer.share_for(is_distributed, resolved_device, paths)
         reader = self.file_streamer
         reader.cancel()
         self._release_cached()
+        confirmation = None
         with failures_reported(share):
             engine_paths = check_paths(paths)
             names = _check_tensor_names(tensor_names)
@@ -293,12 +321,19 @@ class SafetensorsStreamer:
             # a shared stream neither reads nor fills the cache: its ranks must read the same
             # paths, and each rank holds only its pieces of an object
             cache = None if share is not None else open_cache(cache_dir or self.cache_dir)
-            self._start_time = time.perf_counter()
-            engine = reader.prepare(engine_paths, s3_credentials)
+            offline = CACHE_OFFLINE.read()
             report = VerifyReport(verify_mode())
-            headers, objects = read_headers(
-                engine_paths, reader.engine, report.mode, cache, CACHE_OFFLINE.read()
-            )
+            if speculate and cache is not None and not offline and all_cached(cache, engine_paths):
+                engine = reader.prepare(engine_paths, s3_credentials, register=False)
+                confirmation = HitConfirmation(engine, engine_paths, s3_credentials)
+                headers, objects = read_headers(
+                    engine_paths, confirmation.engine, report.mode, cache, offline=True
+                )
+            else:
+                engine = reader.prepare(engine_paths, s3_credentials)
+                headers, objects = read_headers(
+                    engine_paths, reader.engine, report.mode, cache, offline
+                )
             self._cached = [o.cached for o in objects if o is not None and o.cached is not None]
             selected = _select(headers, names, engine_paths)
             checks = _checks(objects, headers, selected, report, share is not None)
@@ -341,6 +376,14 @@ class SafetensorsStreamer:
             checks=checks,
             writers=writers,
         )
+        if confirmation is not None:
+            why = confirmation.refutes(engine_paths, objects)
+            if why:
+                logger.info("cache entries read while the store was asked not taken: %s", why)
+                reader.cancel()
+                self._release_cached()
+                return False
+        return True
 
     def _describe(self, position: int, item: int) -> str:
         meta = self.files_to_tensors_metadata[position][item]
