@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import google_crc32c
+import numpy as np
 import pytest
 import torch
 from runai_model_streamer import ChecksumMismatchError, SafetensorsStreamer
@@ -119,9 +120,9 @@ def test_an_object_verified_by_its_md5_is_cached_with_the_crc32c_of_its_bytes(
     [data_file] = cache.glob("entries/*/*/data")
     damaged = bytearray(data)
     damaged[-10] ^= 1
-    data_file.write_bytes(damaged)  # the entry rots on disk: caught by its CRC32C
-    with pytest.raises(ChecksumMismatchError, match="crc32c mismatch"):
-        stream(cache_dir=cache)
+    data_file.write_bytes(damaged)  # the entry rots on disk: caught by its pieces' CRC32Cs
+    assert_same(stream(cache_dir=cache), weights)
+    assert entries(cache) == []
 
 
 def test_the_variable_names_the_cache_too(
@@ -179,32 +180,87 @@ def test_a_corrupted_object_never_enters_the_cache(testfs_root: Path, tmp_path: 
     cache = tmp_path / "cache"
     with pytest.raises(ChecksumMismatchError):
         stream(cache_dir=cache)
+    wait_for_writers()  # the entry's writer aborts in its own thread
     assert entries(cache) == []
     assert not list((cache / "staging").iterdir())
 
 
-def test_a_corrupt_entry_is_caught_dropped_and_fetched_again(
-    testfs_root: Path, tmp_path: Path, reads: Path
+def test_a_corrupt_entry_never_fails_a_load(
+    testfs_root: Path, tmp_path: Path, reads: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each piece read from an entry is checked against the CRC it was written with before it
+    is handed out: a damaged one is read again from the store (that piece alone), one WARNING
+    says so, and the entry is dropped after the stream; the next load fetches it again."""
+    path = testfs_root / "model.safetensors"
+    weights = make_object(path)
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache)
+    [entry] = cache.glob("entries/*/*")
+    pieces = np.fromfile(entry / "pieces", dtype="<u8").reshape(-1, 3).tolist()
+    good = path.read_bytes()
+    assert sorted(pieces) == sorted(
+        [o, n, google_crc32c.value(good[o : o + n])] for o, n, _ in pieces
+    )
+    assert len(pieces) == len(weights) + 1  # the header and each tensor
+    damaged = bytearray(good)
+    damaged[-100] ^= 0x01  # in the last tensor
+    (entry / "data").write_bytes(bytes(damaged))
+    served(reads)
+    with caplog.at_level(logging.WARNING, logger="runai_model_streamer"):
+        assert_same(stream(cache_dir=cache), weights)
+    last = max(pieces)  # (offset, size, crc) of the last tensor
+    assert served(reads) == last[1]  # that tensor again, nothing else
+    assert f"cache entry {entry} of {URI} is damaged (bytes {last[0]}..{last[0] + last[1]}" in (
+        caplog.text
+    )
+    assert entries(cache) == []  # dropped once the stream was done with it
+    assert_same(stream(cache_dir=cache), weights)  # fetched again, and cached again
+    assert len(entries(cache)) == 1
+    # an entry cut short is dropped when looked up (before reading), with a WARNING
+    [data] = cache.glob("entries/*/*/data")
+    os.truncate(data, 100)
+    served(reads)
+    assert_same(stream(cache_dir=cache), weights)
+    assert served(reads) > 0
+
+
+def test_an_entry_with_a_damaged_header_is_dropped_and_read_from_the_store(
+    testfs_root: Path, tmp_path: Path, reads: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     weights = make_object(testfs_root / "model.safetensors")
     cache = tmp_path / "cache"
     stream(cache_dir=cache)
-    [data] = cache.glob("entries/*/*/data")
-    damaged = bytearray(data.read_bytes())
-    damaged[-100] ^= 0x01
-    data.write_bytes(bytes(damaged))
+    [entry] = cache.glob("entries/*/*")
+    data = bytearray((entry / "data").read_bytes())
+    data[20] ^= 0x20  # in the header's JSON
+    (entry / "data").write_bytes(bytes(data))
     served(reads)
+    with caplog.at_level(logging.WARNING, logger="runai_model_streamer"):
+        assert_same(stream(cache_dir=cache), weights)
+    assert served(reads) > 0
+    assert "its header's bytes changed since it was written): dropped" in caplog.text
+    wait_for_writers()
+    [entry_again] = cache.glob("entries/*/*")  # written again by that load
+    assert (entry_again / "data").read_bytes() == (testfs_root / "model.safetensors").read_bytes()
+
+
+def test_an_entry_without_its_pieces_is_checked_whole(
+    testfs_root: Path, tmp_path: Path, reads: Path
+) -> None:
+    """An entry whose list of pieces is gone (or written before they were kept): a damaged
+    byte is caught when the object is whole, the error names the entry, and it is dropped."""
+    make_object(testfs_root / "model.safetensors")
+    cache = tmp_path / "cache"
+    stream(cache_dir=cache)
+    [entry] = cache.glob("entries/*/*")
+    (entry / "pieces").unlink()
+    damaged = bytearray((entry / "data").read_bytes())
+    damaged[-100] ^= 0x01
+    (entry / "data").write_bytes(bytes(damaged))
     with pytest.raises(ChecksumMismatchError) as raised:
         stream(cache_dir=cache)
     assert "crc32c mismatch" in str(raised.value) and "cache entry" in str(raised.value)
     assert entries(cache) == []  # dropped
-    assert_same(stream(cache_dir=cache), weights)  # from the store, and cached again
-    assert served(reads) > 0 and len(entries(cache)) == 1
-    # an entry cut short is dropped when looked up (before reading), with a WARNING
-    [data] = cache.glob("entries/*/*/data")
-    os.truncate(data, 100)
-    assert_same(stream(cache_dir=cache), weights)
-    assert served(reads) > 0
 
 
 def test_an_object_gone_from_its_store_is_not_served_from_the_cache_online(

@@ -41,6 +41,7 @@ from runai_model_streamer._cache_entry import (
     CacheWriter,
     EntryMeta,
     digest,
+    read_pieces,
 )
 from runai_model_streamer._settings import CACHE_DIR, CACHE_MAX_BYTES
 
@@ -70,11 +71,23 @@ class CachedObject:
         self.directory = directory
         self.data = directory / DATA
         self._lock_fd: int | None = lock_fd
+        #: some of its bytes failed their check: dropped when released (a stream still
+        #: reads its other pieces)
+        self.damaged = False
+        self._pieces: dict[tuple[int, int], int] | None = None
+
+    def pieces(self) -> dict[tuple[int, int], int]:
+        """The CRC of each piece (offset, size) the entry was written from (read once)."""
+        if self._pieces is None:
+            self._pieces = read_pieces(self.directory)
+        return self._pieces
 
     def release(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # drops the flock
             self._lock_fd = None
+            if self.damaged:
+                self.cache.remove(self.directory)
 
     def drop(self) -> None:
         """Removes the entry (its bytes failed their check): the next load misses."""

@@ -1,6 +1,7 @@
 """One entry of the local cache (:mod:`runai_model_streamer._cache`): its key, what its
-``meta.json`` holds, and its writing from the bytes of a stream as they land (in its staging
-directory, synced, then made visible by one rename)."""
+``meta.json`` holds, the CRC of each piece it was written from (``pieces``: a hit checks each
+piece as it lands, before it is handed out), and its writing from the bytes of a stream as they
+land (in its staging directory, synced, then made visible by one rename)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import os
 import shutil
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ logger = logging.getLogger("runai_model_streamer")
 
 DATA = "data"
 META = "meta.json"
+#: (offset, size, CRC) of every piece the entry was written from, little-endian uint64s
+PIECES = "pieces"
 #: O_DIRECT writes: block alignment, and the least worth it
 DIRECT_BLOCK = 4096
 DIRECT_MIN_BYTES = 64 << 10
@@ -106,6 +109,7 @@ class CacheWriter:
         self._direct = _open_direct(staging / DATA)  # None where O_DIRECT is not offered
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="runai-cache-writer")
         self._closed = False  # commit or abort was asked (no more writes)
+        self._pieces: list[tuple[int, int, int]] = []
         _WRITERS.add(self)
 
     def write(
@@ -118,10 +122,17 @@ class CacheWriter:
             return None
         return self._worker.submit(self._write, offset, memoryview(data).cast("B"), crc, kind)
 
-    def commit(self, checksum: tuple[str, str] | None = None) -> None:
+    def commit(
+        self,
+        checksum: tuple[str, str] | None = None,
+        pieces: Sequence[tuple[int, int, int]] = (),
+    ) -> None:
         """Syncs the data and makes the entry visible (one rename), after the writes;
         ``checksum``: (algorithm, hex) the entry is checked against when read, when it is not
-        the one the writer was made with (an object verified by a digest keeps its CRC32C)."""
+        the one the writer was made with (an object verified by a digest keeps its CRC32C);
+        ``pieces``: (offset, size, CRC of that algorithm) of the pieces the object was read
+        in, kept beside the data."""
+        self._pieces = list(pieces)
         if checksum is not None:
             algorithm, value = checksum
             self.meta = EntryMeta(
@@ -198,6 +209,9 @@ class CacheWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+            if self._pieces:
+                np.asarray(self._pieces, dtype="<u8").tofile(self._staging / PIECES)
+                _fsync_path(self._staging / PIECES)
             (self._staging / META).write_text(json.dumps(asdict(meta)))
             _fsync_path(self._staging / META)
             _fsync_path(self._staging)
@@ -251,6 +265,19 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         done = os.pwrite(fd, view, offset)
         view = view[done:]
         offset += done
+
+
+def read_pieces(directory: Path) -> dict[tuple[int, int], int]:
+    """The CRC of each piece (offset, size) an entry was written from; {} for an entry that
+    keeps none (or whose list cannot be read: its pieces are then checked with the whole)."""
+    try:
+        raw = np.fromfile(directory / PIECES, dtype="<u8")
+    except (OSError, ValueError):
+        return {}
+    if raw.size % 3:
+        return {}
+    triples = raw.reshape(-1, 3).tolist()
+    return {(offset, size): crc for offset, size, crc in triples}
 
 
 #: the writers not yet collected (wait_for_writers)

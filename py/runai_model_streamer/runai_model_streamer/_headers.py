@@ -6,6 +6,7 @@ check starts here, with the header's bytes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -23,7 +24,7 @@ from runai_model_streamer._errors import (
     StreamerIsADirectoryError,
     StreamerPermissionError,
 )
-from runai_model_streamer._native import Engine, StoredObject
+from runai_model_streamer._native import Engine, StoredObject, checksum
 from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._safetensors import (
     SafetensorsHeader,
@@ -33,10 +34,12 @@ from runai_model_streamer._safetensors import (
 )
 from runai_model_streamer._settings import UNLIMITED
 from runai_model_streamer._stream import RangeStream
-from runai_model_streamer._verify import ObjectCheck, check_for
+from runai_model_streamer._verify import CHECKABLE, ObjectCheck, check_for
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
+
+logger = logging.getLogger("runai_model_streamer")
 
 
 @dataclass
@@ -186,9 +189,24 @@ def _remote_objects(
     hits: Sequence[CachedObject | None],
 ) -> list[tuple[SafetensorsHeader, RemoteObject]]:
     """The headers (read from the store for a miss, from the entry for a hit) and what is
-    known of each object."""
-    misses = [i for i, hit in enumerate(hits) if hit is None]
+    known of each object. An entry whose header is damaged is dropped: its object is a miss."""
+    hits, stored, keys = list(hits), list(stored), list(keys)
     heads: list[tuple[int, int, bytes]] = [(0, 0, b"")] * len(paths)
+    for index, hit in enumerate(hits):
+        if hit is None:
+            continue
+        entry_head = _entry_head(paths[index], hit)
+        if entry_head is not None:
+            heads[index] = entry_head
+            continue
+        hits[index] = None
+        hit.damaged = True
+        hit.release()  # and dropped
+        info = stored[index]
+        if info is None:  # not asked yet (offline, or asked while the entry is read)
+            info = stored[index] = engine().object_info(paths[index])
+        keys[index] = CacheKey.of(paths[index], info.version, info.size)
+    misses = [i for i, hit in enumerate(hits) if hit is None]
     if misses:
         sizes = [info.size for i in misses if (info := stored[i]) is not None]
         found = _read_remote_heads(engine(), [paths[i] for i in misses], sizes)
@@ -197,8 +215,6 @@ def _remote_objects(
     results = []
     for index, path in enumerate(paths):
         hit = hits[index]
-        if hit is not None:
-            heads[index] = _local_header_bytes(str(hit.data), f"{path} (cached in {hit.data})")
         size, header_size, raw = heads[index]
         header = parse_header(path, size, header_size, raw)
         head = header_size.to_bytes(8, "little") + raw
@@ -211,8 +227,53 @@ def _remote_objects(
             check.add_bytes(0, head)
             if hit is not None:
                 check.on_mismatch = _dropper(hit)
+                check.known = hit.pieces()
+                check.on_damage = _damage_marker(path, hit)
         results.append((header, RemoteObject(check, why, keys[index], head, hit)))
     return results
+
+
+def _entry_head(path: str, hit: CachedObject) -> tuple[int, int, bytes] | None:
+    """The size, header length and header of a cache entry; None when they are damaged (they
+    cannot be read, or their CRC is not the one the entry was written with): one WARNING."""
+    problem = ""
+    try:
+        size, header_size, raw = _local_header_bytes(str(hit.data), f"{path} (cached)")
+    except (OSError, ValueError) as error:
+        problem = str(error)
+    else:
+        head = header_size.to_bytes(8, "little") + raw
+        expected = hit.pieces().get((0, len(head)))
+        kind = CHECKABLE.get(hit.meta.algorithm)
+        if expected is None or kind is None or checksum(kind, head) == expected:
+            return size, header_size, raw
+        problem = "its header's bytes changed since it was written"
+    logger.warning(
+        "cache entry %s of %s is damaged (%s): dropped, the object is read from its store",
+        hit.directory,
+        path,
+        problem,
+    )
+    return None
+
+
+def _damage_marker(path: str, hit: CachedObject) -> Callable[[int, int], None]:
+    """What a stream calls on a damaged piece of ``hit``: one WARNING, and the entry is
+    dropped once the stream is done with it (its other pieces are still read from it)."""
+
+    def mark(offset: int, size: int) -> None:
+        if not hit.damaged:
+            logger.warning(
+                "cache entry %s of %s is damaged (bytes %d..%d changed since it was written): "
+                "its damaged pieces are read from the store, and it is dropped after this stream",
+                hit.directory,
+                path,
+                offset,
+                offset + size,
+            )
+        hit.damaged = True
+
+    return mark
 
 
 def _as_stored(hit: CachedObject) -> StoredObject:

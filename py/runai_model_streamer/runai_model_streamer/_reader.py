@@ -171,10 +171,12 @@ class ChunkReader:
         describe: Describe | None = None,
         checks: Sequence[ObjectCheck | None] | None = None,
         writers: Sequence[CacheWriter | None] | None = None,
+        stores: Sequence[str | None] | None = None,
     ) -> None:
         """Starts the stream of ``requests`` (after :meth:`prepare`); the ranks of ``share``
         first agree on what they stream. ``checks``: per request, the check of its object when
-        it is read whole; ``writers``: the cache entry it is written to (not shared streams)."""
+        it is read whole; ``writers``: the cache entry it is written to (not shared streams);
+        ``stores``: for a request that reads a cache entry, its object's URI in the store."""
         files = [FileRanges(r.path, r.offsets, r.sizes) for r in requests]
         if share is not None:
             agree(share, Request.of(files, [r.id for r in requests], checks))
@@ -198,6 +200,7 @@ class ChunkReader:
                 refresh=self._refresh,
                 checks=checks,
                 writers=writers,
+                stores=stores,
             )
         else:
             stream = SharedStream(

@@ -347,6 +347,11 @@ class SafetensorsStreamer:
                 str(obj.cached.data) if obj is not None and obj.cached is not None else path
                 for path, obj in zip(engine_paths, objects, strict=True)
             ]
+            # a damaged piece of a cache entry is read again from there
+            stores = [
+                path if obj is not None and obj.cached is not None else None
+                for path, obj in zip(engine_paths, objects, strict=True)
+            ]
             layouts = [
                 [
                     (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
@@ -375,6 +380,7 @@ class SafetensorsStreamer:
             describe=self._describe,
             checks=checks,
             writers=writers,
+            stores=stores,
         )
         if confirmation is not None:
             why = confirmation.refutes(engine_paths, objects)

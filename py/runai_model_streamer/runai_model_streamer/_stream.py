@@ -11,7 +11,9 @@ Items are yielded file by file in the given order, and within a window in comple
 Checks: a file given an :class:`~runai_model_streamer._verify.ObjectCheck` has the CRC of each
 of its items computed by the engine (and, for a digest such as MD5, each item's bytes fed to the
 check's hashing thread as it completes); the completion that makes the object whole verifies
-it, and a mismatch raises before that batch's items are yielded.
+it, and a mismatch raises before that batch's items are yielded. A file read from a cache entry
+has each item checked against the CRC it was written with as it completes; a damaged item is
+read again from the object's store (``stores``) into the same place, before it is yielded.
 
 Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: huge pages
 advised), faulted in by the engine's reader threads, each read's pages just before it (one
@@ -41,6 +43,7 @@ import torch
 from runai_model_streamer._abi import COMPLETION_DTYPE, RANGE_DTYPE
 from runai_model_streamer._buffers import Buffer, BufferPool, allocate
 from runai_model_streamer._cache_entry import CacheWriter
+from runai_model_streamer._errors import ChecksumMismatchError, RunaiStreamerError
 from runai_model_streamer._library import error_for_status
 from runai_model_streamer._native import Engine, checksum_combine, completion_message
 from runai_model_streamer._plan import FileRanges, WindowPlan, effective_limit, plan_windows
@@ -102,8 +105,11 @@ class RangeStream:
         max_window: float | None = None,
         checks: Sequence[ObjectCheck | None] | None = None,
         writers: Sequence[CacheWriter | None] | None = None,
+        stores: Sequence[str | None] | None = None,
     ) -> None:
+        """``stores``: for a file that is a cache entry, the URI of its object in its store."""
         self._engine = engine
+        self._stores = list(stores) if stores is not None else [None] * len(files)
         self._checks = list(checks) if checks is not None else [None] * len(files)
         self._writers = list(writers) if writers is not None else [None] * len(files)
         self._refresh = refresh
@@ -300,6 +306,8 @@ class RangeStream:
         for index, crc in zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True):
             item = plan.items[index]
             offset, size = int(offsets[item]), sizes[item]
+            if check.known and check.damaged(offset, size, crc):
+                crc = self._read_again(window, index, check)
             check.add(offset, size, crc)
             if check.digest is not None:
                 start = plan.dst[index]
@@ -308,6 +316,42 @@ class RangeStream:
                     window.busy.append(hashed)
         if check.complete:
             check.verify()
+
+    def _read_again(self, window: _ActiveWindow, index: int, check: ObjectCheck) -> int:
+        """Reads item ``index`` of a window, whose bytes from a cache entry are damaged, again
+        from the object's store into the same place; its CRC, which must be the one the entry
+        was written with."""
+        assert window.ranges is not None
+        position = window.plan.file_position
+        uri, entry = self._stores[position], self._files[position].path
+        offset, size = int(window.ranges["offset"][index]), int(window.ranges["size"][index])
+        what = f"{uri}: bytes {offset}..{offset + size} (damaged in the cache entry {entry})"
+        if uri is None:
+            raise RunaiStreamerError(f"{what}: internal error: no store to read them from")
+        if check.on_damage is not None:
+            check.on_damage(offset, size)
+        request_id = self._engine.submit([(uri, window.ranges[index : index + 1])], check.kind)
+        completion = np.zeros(1, dtype=COMPLETION_DTYPE)
+        done = False
+        try:
+            while not self._engine.wait(request_id, completion, WAIT_TIMEOUT_MS):
+                pass
+            done = True
+        finally:
+            if not done:
+                self._engine.cancel(request_id)
+            self._engine.release(request_id)
+        status = int(completion["status"][0])
+        if status:
+            message = completion_message(int(completion["message"][0]))
+            raise error_for_status(status, f"{what}: reading them from the store failed: {message}")
+        crc = int(completion["checksum"][0])
+        if check.damaged(offset, size, crc):
+            raise ChecksumMismatchError(
+                f"{what}: the store's bytes are not those verified when the object was cached "
+                "(changed or corrupted in its store)"
+            )
+        return crc
 
     def _write_through(
         self,
@@ -326,7 +370,7 @@ class RangeStream:
         if len(window.landed) == len(window.plan.items):
             self._write_window(writer, window, check.kind)
         if check.complete:
-            writer.commit(check.entry_checksum())
+            writer.commit(check.entry_checksum(), check.pieces)
             self._writers[window.plan.file_position] = None
 
     def _write_window(self, writer: CacheWriter, window: _ActiveWindow, kind: int) -> None:

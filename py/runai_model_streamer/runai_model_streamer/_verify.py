@@ -126,6 +126,11 @@ class ObjectCheck:
     _covered: int = 0
     #: hashes the object's bytes in order, for an algorithm of DIGESTS (fed by :meth:`feed`)
     digest: OrderedDigest | None = None
+    #: read from a cache entry: the CRC each piece (offset, size) had when it was written, so
+    #: a damaged piece is caught before it is handed out (:meth:`damaged`)
+    known: Mapping[tuple[int, int], int] = field(default_factory=dict)
+    #: called with (offset, size) of a damaged piece, before it is read again from the store
+    on_damage: Callable[[int, int], None] | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm in DIGESTS and self.digest is None:
@@ -136,6 +141,11 @@ class ObjectCheck:
         """The CRC the engine computes of each range: the algorithm's own, or CRC32C for a
         digest (a cache entry of the object is checked against it)."""
         return CHECKABLE.get(self.algorithm, CHECKSUM_CRC32C)
+
+    def damaged(self, offset: int, size: int, crc: int) -> bool:
+        """Whether a piece read from a cache entry has another CRC than it was written with."""
+        expected = self.known.get((offset, size))
+        return expected is not None and expected != crc
 
     def add(self, offset: int, size: int, crc: int) -> None:
         """The CRC of bytes [offset, offset + size) of the object."""
