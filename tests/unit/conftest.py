@@ -88,3 +88,11 @@ def testfs_root(testfs_plugin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     root.mkdir()
     monkeypatch.setenv(TESTFS_ROOT_ENV, str(root))
     return root
+
+
+@pytest.fixture
+def reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The testfs read log: one line per range the store served."""
+    log = tmp_path / "reads.log"
+    monkeypatch.setenv("RUNAI_STREAMER_TESTFS_READ_LOG", str(log))
+    return log
