@@ -268,12 +268,12 @@ def test_large_writes_go_around_the_page_cache_and_keep_every_byte(tmp_path: Pat
     cuts = [0, 1000, 4096 * 100 + 7, (2 << 20) + 1, size]  # pieces congruent to the file
     store = Cache(tmp_path / "cache")
     key = CacheKey("testfs://big", "v=1", size)
-    writer = store.writer(key, "crc32c", "0")
+    writer = store.writer(key)
     assert writer is not None and writer._direct is not None  # the filesystem takes O_DIRECT
     for start, end in reversed(list(itertools.pairwise(cuts))):
         piece = memoryview(memory)[start:end]
         writer.write(start, piece, google_crc32c.value(bytes(piece)), CHECKSUM_CRC32C)
-    writer.commit()
+    writer.commit(("crc32c", "0"))
     writer.wait()
     [data] = (tmp_path / "cache").glob("entries/*/*/data")
     assert data.read_bytes() == bytes(memory[:size])

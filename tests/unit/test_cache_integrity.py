@@ -174,10 +174,10 @@ def test_a_write_whose_bytes_changed_after_verification_drops_the_entry(tmp_path
     data = bytes(range(256)) * 64
     for crc, committed in [(google_crc32c.value(data), 1), (google_crc32c.value(data) ^ 1, 0)]:
         key = CacheKey(f"testfs://k{crc}", "v=1", len(data))
-        writer = store.writer(key, "crc32c", f"{crc:08x}")
+        writer = store.writer(key)
         assert writer is not None
         writer.write(0, memoryview(data), crc, CHECKSUM_CRC32C)
-        writer.commit()
+        writer.commit(("crc32c", f"{crc:08x}"))
         writer.wait()
         assert len([e for e in store.entries() if e.meta.uri == key.uri]) == committed
     assert not list((tmp_path / "cache" / "staging").iterdir())

@@ -112,17 +112,24 @@ class Cache:
 
     def lookup_offline(self, uri: str) -> CachedObject | None:
         """The newest committed entry of ``uri``, whatever its version (no store to ask)."""
-        uri_dir = self.root / ENTRIES / digest(uri)
-        candidates = []
-        for directory in _subdirs(uri_dir):
-            meta = _read_meta(directory)
-            if meta is not None and meta.uri == uri:
-                candidates.append((meta.committed, directory, meta))
-        for _, directory, meta in sorted(candidates, key=lambda c: c[0], reverse=True):
+        for directory, meta in self._versions(uri):
             found = self._open(directory, meta.key)
             if found is not None:
                 return found
         return None
+
+    def has_entry(self, uri: str) -> bool:
+        """Whether ``uri`` has a committed entry, whatever its version (nothing is opened)."""
+        return bool(self._versions(uri))
+
+    def _versions(self, uri: str) -> list[tuple[Path, EntryMeta]]:
+        """The committed entries of ``uri``, newest first."""
+        found = []
+        for directory in _subdirs(self.root / ENTRIES / digest(uri)):
+            meta = _read_meta(directory)
+            if meta is not None and meta.uri == uri:
+                found.append((directory, meta))
+        return sorted(found, key=lambda entry: entry[1].committed, reverse=True)
 
     def _open(self, directory: Path, key: CacheKey) -> CachedObject | None:
         lock_fd = self._lock(key, fcntl.LOCK_SH)
@@ -160,9 +167,10 @@ class Cache:
 
     # ---- writing --------------------------------------------------------------------------
 
-    def writer(self, key: CacheKey, algorithm: str, checksum: str) -> CacheWriter | None:
+    def writer(self, key: CacheKey) -> CacheWriter | None:
         """A writer of the entry of ``key``, or None: another process writes it, it is there,
-        it is larger than the cache may hold, or the cache cannot be written (one WARNING)."""
+        it is larger than the cache may hold, or the cache cannot be written (one WARNING). The
+        checksum the entry is checked against is given when it is committed."""
 
         if self.max_bytes is not None and key.size > self.max_bytes:
             logger.debug("%s: %d bytes, more than the cache holds", key.uri, key.size)
@@ -193,7 +201,7 @@ class Cache:
             shutil.rmtree(staging, ignore_errors=True)
             self.warn(f"cannot write {staging}: {error.strerror}")
             return None
-        meta = EntryMeta(key.uri, key.version, key.size, algorithm, checksum, 0.0)
+        meta = EntryMeta(key.uri, key.version, key.size, "", "", 0.0)
         return CacheWriter(meta, staging, entry, fd, lock_fd, self.warn, self.prune)
 
     def warn(self, why: str) -> None:

@@ -123,21 +123,16 @@ class CacheWriter:
         return self._worker.submit(self._write, offset, memoryview(data).cast("B"), crc, kind)
 
     def commit(
-        self,
-        checksum: tuple[str, str] | None = None,
-        pieces: Sequence[tuple[int, int, int]] = (),
+        self, checksum: tuple[str, str], pieces: Sequence[tuple[int, int, int]] = ()
     ) -> None:
         """Syncs the data and makes the entry visible (one rename), after the writes;
-        ``checksum``: (algorithm, hex) the entry is checked against when read, when it is not
-        the one the writer was made with (an object verified by a digest keeps its CRC32C);
-        ``pieces``: (offset, size, CRC of that algorithm) of the pieces the object was read
-        in, kept beside the data."""
+        ``checksum``: (algorithm, hex) the entry is checked against when read (the store's CRC,
+        or the CRC32C of the bytes of an object verified by a digest); ``pieces``: (offset,
+        size, CRC of that algorithm) of the pieces the object was read in, kept beside the
+        data."""
         self._pieces = list(pieces)
-        if checksum is not None:
-            algorithm, value = checksum
-            self.meta = EntryMeta(
-                **{**asdict(self.meta), "algorithm": algorithm, "checksum": value}
-            )
+        algorithm, value = checksum
+        self.meta = EntryMeta(**{**asdict(self.meta), "algorithm": algorithm, "checksum": value})
         self._finish(self._commit)
 
     def abort(self) -> None:

@@ -335,12 +335,7 @@ def all_cached(cache: Cache, paths: Sequence[str]) -> bool:
     whatever its version: then a stream reads the entries at once, while
     :class:`HitConfirmation` asks the store whether they are still its objects."""
     remote = [path for path in paths if uri_scheme(path) is not None]
-    for path in remote:
-        hit = cache.lookup_offline(path)
-        if hit is None:
-            return False
-        hit.release()
-    return bool(remote)
+    return bool(remote) and all(cache.has_entry(path) for path in remote)
 
 
 class HitConfirmation:

@@ -152,8 +152,7 @@ def _writer(
     the bytes already read (the header)."""
     if cache is None or obj is None or obj.cached is not None or obj.key is None or not check:
         return None
-    algorithm, value = check.entry_checksum() if check.digest is None else ("crc32c", "")
-    writer = cache.writer(obj.key, algorithm, value)  # a digest's CRC32C: given at the commit
+    writer = cache.writer(obj.key)
     if writer is not None:
         writer.write(0, obj.head)
     return writer
