@@ -146,6 +146,24 @@ def test_least_recently_used_entries_are_evicted_under_the_cap_never_one_in_use(
     assert [e.meta.uri for e in store.prune(0)] == [uris[0]]
 
 
+def test_uses_a_moment_apart_keep_their_order(testfs_root: Path, tmp_path: Path) -> None:
+    """The kernel stamps files only as finely as its tick (a few ms): uses closer than that
+    must not tie, or eviction picks by directory order (a CI run evicted the entry used last)."""
+    cache = tmp_path / "cache"
+    for name in ("a", "b"):
+        make_object(testfs_root / f"{name}.safetensors")
+        stream(f"testfs://{name}.safetensors", cache_dir=cache)
+    store = Cache(cache)
+    keys = {e.meta.uri: e.meta.key for e in store.entries()}
+    for _ in range(10):
+        for first, last in itertools.permutations(keys):
+            for uri in (first, last):  # microseconds apart, no stat between
+                opened = store.lookup(keys[uri])
+                assert opened is not None
+                opened.release()
+            assert store.entries()[-1].meta.uri == last
+
+
 WRITER = textwrap.dedent(
     """
     import os, sys

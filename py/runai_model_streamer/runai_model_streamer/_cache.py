@@ -41,6 +41,7 @@ from runai_model_streamer._cache_entry import (
     CacheWriter,
     EntryMeta,
     digest,
+    mark_used,
     read_pieces,
 )
 from runai_model_streamer._settings import CACHE_DIR, CACHE_MAX_BYTES
@@ -162,7 +163,7 @@ class Cache:
                 self.remove(directory)
             return None
         with contextlib.suppress(OSError):
-            os.utime(directory / META)  # the entry's last use
+            mark_used(directory / META)
         return CachedObject(self, meta, directory, lock_fd)
 
     # ---- writing --------------------------------------------------------------------------

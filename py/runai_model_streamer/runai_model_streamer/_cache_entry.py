@@ -208,6 +208,7 @@ class CacheWriter:
                 np.asarray(self._pieces, dtype="<u8").tofile(self._staging / PIECES)
                 _fsync_path(self._staging / PIECES)
             (self._staging / META).write_text(json.dumps(asdict(meta)))
+            mark_used(self._staging / META)
             _fsync_path(self._staging / META)
             _fsync_path(self._staging)
             self._entry.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +278,14 @@ def read_pieces(directory: Path) -> dict[tuple[int, int], int]:
 
 #: the writers not yet collected (wait_for_writers)
 _WRITERS: weakref.WeakSet[CacheWriter] = weakref.WeakSet()
+
+
+def mark_used(meta_path: Path) -> None:
+    """Stamps an entry's last use (the mtime of its meta.json) with the clock's full
+    resolution: the file system's own stamp is only as fine as a kernel tick, so two uses a
+    few milliseconds apart could tie and evict the wrong entry."""
+    now = time.time_ns()
+    os.utime(meta_path, ns=(now, now))
 
 
 def wait_for_writers() -> None:
