@@ -84,6 +84,24 @@ TEST(UriEncode, KeepsUnreservedAndEncodesUtf8Bytes) {
   EXPECT_EQ(UriEncode("\xe1\x88\xb4", true), "%E1%88%B4");
 }
 
+TEST(UriDecode, UndoesUriEncodeAndKeepsMalformedEscapes) {
+  for (const char* text : {"refs/pr/1", "a b+c=d&e%", "\xe1\x88\xb4", ""}) {
+    EXPECT_EQ(UriDecode(UriEncode(text, false)), text);
+  }
+  EXPECT_EQ(UriDecode("refs%2fpr%2F1"), "refs/pr/1");
+  EXPECT_EQ(UriDecode("100%"), "100%");
+  EXPECT_EQ(UriDecode("%zz%4"), "%zz%4");
+}
+
+TEST(QueryValue, FindsOneParameterByItsWholeName) {
+  const std::string url = "https://cdn/x?Key-Pair-Id=k&Expires=1700000000&X-Amz-Expires=60";
+  EXPECT_EQ(QueryValue(url, "Expires"), "1700000000");
+  EXPECT_EQ(QueryValue(url, "X-Amz-Expires"), "60");
+  EXPECT_EQ(QueryValue(url, "Key"), "");
+  EXPECT_EQ(QueryValue("https://cdn/x", "Expires"), "");
+  EXPECT_EQ(QueryValue("https://cdn/x?Expires=", "Expires"), "");
+}
+
 struct Vector {
   const char* name;
   const char* method;

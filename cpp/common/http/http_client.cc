@@ -8,6 +8,7 @@
 
 #include "common/http/direct_get.h"
 #include "common/http/retry_policy.h"
+#include "common/parse.h"
 
 namespace runai::common {
 namespace {
@@ -30,7 +31,9 @@ std::string Trim(const char* begin, const char* end) {
 bool IsObjectHeader(const std::string& name) {
   return name == "etag" || name == "content-md5" || name == "x-amz-version-id" ||
          name.rfind("x-amz-checksum-", 0) == 0 || name == "x-goog-hash" ||
-         name == "x-goog-generation";
+         name == "x-goog-generation" || name == "x-repo-commit" || name == "x-linked-etag" ||
+         name == "x-linked-size" || name == "x-error-message" || name == "location" ||
+         name == "link";
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* context) {
@@ -101,8 +104,14 @@ bool ReadHeaderLine(const char* data, size_t size, std::string* name, std::strin
   } else if (*name == "x-amz-request-id" || *name == "x-ms-request-id" ||
              *name == "x-guploader-uploadid") {
     response->request_id = *value;
-  } else if (*name == "x-ms-error-code") {
+  } else if (*name == "x-ms-error-code" || *name == "x-error-code") {
     response->error_code = *value;
+  } else if (*name == "retry-after") {
+    int64_t seconds = 0;
+    std::string why;
+    if (ParseInt64InRange(*value, 0, 86400, &seconds, &why)) {
+      response->retry_after_ms = static_cast<long>(seconds * 1000);
+    }
   } else if (IsObjectHeader(*name) &&
              response->object_headers.size() < HttpResponse::kMaxObjectHeaders) {
     response->object_headers.emplace_back(*name, *value);

@@ -43,15 +43,17 @@ struct HttpResponse {
   std::string content_range;    // "bytes a-b/total"
   int64_t content_length = -1;  // -1: not sent
   std::string request_id;       // x-amz-request-id (or the service's equivalent)
-  std::string error_code;       // x-ms-error-code (Azure sends it with bodiless errors too)
+  std::string error_code;       // x-ms-error-code / x-error-code (sent with bodiless errors too)
+  long retry_after_ms = -1;     // Retry-After in delta-seconds (-1: not sent, or an HTTP date)
   std::string body;             // error bodies and small (listing) bodies
   uint64_t received = 0;        // body bytes written into the destination buffer
   std::string transport_error;  // curl's message when status is 0 or the body broke off
   bool transient = false;       // a transport error worth retrying (IsTransientTransportError)
   bool too_long = false;        // the body was longer than the buffer given for it
   // What the response says of the object's version and checksums (ETag, x-amz-checksum-*,
-  // x-amz-version-id, x-goog-hash, x-goog-generation, Content-MD5), lower-case names, at most
-  // kMaxObjectHeaders of them.
+  // x-amz-version-id, x-goog-hash, x-goog-generation, Content-MD5; the Hub's x-repo-commit,
+  // x-linked-etag, x-linked-size, x-error-message, Location and Link), lower-case names, at
+  // most kMaxObjectHeaders of them.
   HeaderList object_headers;
   static constexpr size_t kMaxObjectHeaders = 16;
 };

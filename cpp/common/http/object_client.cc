@@ -120,14 +120,15 @@ Status ObjectClient::ResponseError(const std::string& uri, const std::string& ac
 
 Status ObjectClient::Send(const std::string& uri, const std::string& action,
                           const std::string& method, const std::string& url,
-                          const HeaderBuilder& headers, HttpResponse* response) {
+                          const HeaderBuilder& headers, HttpResponse* response, bool redirect_ok) {
   RetryPolicy::Attempts attempts(&retry_, http_);
+  const long last_accepted = redirect_ok ? 399 : 299;
   for (;;) {
     attempts.Begin();
     auto connection = connections_.Take();
     const bool complete = connection->Perform(method, url, headers(), http_, nullptr, 0, response);
     connections_.Give(std::move(connection));
-    if (complete && response->status >= 200 && response->status < 300) {
+    if (complete && response->status >= 200 && response->status <= last_accepted) {
       attempts.Succeeded();
       return Status::Ok();
     }

@@ -67,9 +67,12 @@ class ObjectClient {
   Status TakeOptions(const std::vector<std::pair<std::string, std::string>>& options,
                      const ServiceOption& service);
 
-  // One request with retries; a 2xx body lands in response->body.
+  // One request with retries; a 2xx body lands in response->body. With `redirect_ok`, a 3xx
+  // answer is one too (its Location in response->object_headers): nothing follows redirects
+  // unasked, so no credential reaches another host.
   Status Send(const std::string& uri, const std::string& action, const std::string& method,
-              const std::string& url, const HeaderBuilder& headers, HttpResponse* response);
+              const std::string& url, const HeaderBuilder& headers, HttpResponse* response,
+              bool redirect_ok = false);
 
   // Exactly `size` bytes at `offset` of the object at `url` into dst. `range_header` is the
   // header that carries "bytes=a-b" ("range"; Azure: "x-ms-range"); `headers` builds the others

@@ -65,7 +65,11 @@ bool RetryPolicy::Attempts::Again(const HttpResponse& response,
     return false;
   }
   tokens_held_ += kRetryCost;
-  const long wait = BackoffMs(settings_, count_);
+  long wait = BackoffMs(settings_, count_);
+  // A server that says when to come back is believed, up to the backoff's cap.
+  if (response.retry_after_ms >= 0) {
+    wait = std::max(wait, std::min(response.retry_after_ms, settings_.retry_cap_ms));
+  }
   if (throttled) policy_->Pause(wait);  // every worker's next attempt waits too
   SleepMs(wait);
   return true;
