@@ -356,12 +356,15 @@ function(_streamer_cmake_build name out_var)
     set(build_s3 OFF)
     set(build_gcs OFF)
     set(build_azure OFF)
+    set(build_hf OFF)
     if(name STREQUAL "streamers3")
       set(build_s3 ON)
     elseif(name STREQUAL "streamergcs")
       set(build_gcs ON)
     elseif(name STREQUAL "streamerazure")
       set(build_azure ON)
+    elseif(name STREQUAL "streamerhf")
+      set(build_hf ON)
     endif()
     _streamer_setting(STREAMER_STATIC_TLS_PREFIX tls_prefix)
     if(NOT tls_prefix STREQUAL "")
@@ -382,6 +385,7 @@ function(_streamer_cmake_build name out_var)
         -DSTREAMER_BUILD_S3:BOOL=${build_s3}
         -DSTREAMER_BUILD_GCS:BOOL=${build_gcs}
         -DSTREAMER_BUILD_AZURE:BOOL=${build_azure}
+        -DSTREAMER_BUILD_HF:BOOL=${build_hf}
       BUILD_ALWAYS TRUE
       BUILD_BYPRODUCTS "${lib}"
       USES_TERMINAL_BUILD TRUE

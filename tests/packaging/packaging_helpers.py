@@ -23,6 +23,7 @@ TESTFS_PROJECT = REPO / "py" / "runai_model_streamer_testfs"
 S3_PROJECT = REPO / "py" / "runai_model_streamer_s3"
 GCS_PROJECT = REPO / "py" / "runai_model_streamer_gcs"
 AZURE_PROJECT = REPO / "py" / "runai_model_streamer_azure"
+HF_PROJECT = REPO / "py" / "runai_model_streamer_hf"
 JOBS = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")
 # Same startup options as cmake/StreamerBazelBuild.cmake, so one Bazel server serves both.
 BAZEL_STARTUP = ["--max_idle_secs=60"]

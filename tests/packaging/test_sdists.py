@@ -13,6 +13,7 @@ from packaging_helpers import (
     AZURE_PROJECT,
     BAZEL_STARTUP,
     GCS_PROJECT,
+    HF_PROJECT,
     REPO,
     S3_PROJECT,
     TESTFS_PROJECT,
@@ -37,12 +38,14 @@ PROJECTS = {
         AZURE_PROJECT,
         "runai_model_streamer_azure/libstreamerazure.so",
     ),
+    "runai_model_streamer_hf": (HF_PROJECT, "runai_model_streamer_hf/libstreamerhf.so"),
 }
 #: plugin package -> (entry point, what it requires besides the core)
 PLUGINS = {
     "runai_model_streamer_s3": ("s3", ["botocore", "certifi"]),
     "runai_model_streamer_gcs": ("gs", ["google-auth", "requests", "certifi"]),
     "runai_model_streamer_azure": ("az", ["azure-identity", "certifi"]),
+    "runai_model_streamer_hf": ("hf", ["certifi"]),
 }
 #: Files every sdist must carry to build alone (relative to its top directory).
 NEEDED = [

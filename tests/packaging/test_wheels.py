@@ -90,7 +90,7 @@ def test_core_wheel_metadata_pins_plugins_to_its_version(
     assert f"\nVersion: {VERSION}\n" in text
     assert "Requires-Python: >=3.10" in text
     assert "Requires-Dist: torch<3,>=2.0" in text
-    for extra, dist in (("s3", "s3"), ("gcs", "gcs"), ("azure", "azure")):
+    for extra, dist in (("s3", "s3"), ("gcs", "gcs"), ("azure", "azure"), ("hf", "hf")):
         assert f'Requires-Dist: runai-model-streamer-{dist}=={VERSION}; extra == "{extra}"' in text
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from .hub_server import HubServer
 from .servers import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -97,3 +99,17 @@ def azure_env(
             monkeypatch.delenv(name)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure.connection_string())
     yield monkeypatch
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubServer]:
+    """A test Hub, and no Hugging Face settings but its endpoint (and a home with no token)."""
+    for name in list(os.environ):
+        if name.startswith(("HF_", "HUGGING_FACE_", "RUNAI_STREAMER_HF_")):
+            monkeypatch.delenv(name)
+    server = HubServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("RUNAI_STREAMER_HF_RETRY_BASE_MS", "10")
+    yield server
+    server.close()

@@ -23,10 +23,10 @@ CALLER_PINS = {
 def test_one_version_everywhere() -> None:
     version = (ROOT / "VERSION").read_text().strip()
     assert importlib.metadata.version("runai-model-streamer") == version
-    for plugin in ("s3", "gcs", "azure"):
+    for plugin in ("s3", "gcs", "azure", "hf"):
         assert importlib.metadata.version(f"runai-model-streamer-{plugin}") == version
     requires = importlib.metadata.requires("runai-model-streamer") or []
-    for extra in ("s3", "gcs", "azure"):
+    for extra in ("s3", "gcs", "azure", "hf"):
         assert f'runai-model-streamer-{extra}=={version}; extra == "{extra}"' in requires
 
 

@@ -8,6 +8,9 @@ A plugin distribution (``runai-model-streamer-s3``...) declares an entry point i
     Absolute path of the plugin's native library, inside the plugin's own package.
 ``backend_options(credentials: S3Credentials | None) -> dict[str, str]``
     Options handed to ``runai_streamer_register_backend`` (credentials, endpoint, region...).
+``pin_uris(uris: list[str], object_info: Callable[[str], StoredObject]) -> list[str]``
+    Optional: the URIs one stream reads, pinned to what they name now (hf://: a branch to its
+    commit), so that every object of one load comes from the same state of the store.
 
 The core registers the backend with its engine, by absolute path, the first time a URI with that
 scheme is streamed (and again when the options change).
@@ -21,7 +24,7 @@ import os
 import re
 import shlex
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +43,7 @@ PLUGIN_DISTRIBUTIONS: dict[str, tuple[str, str]] = {
     "gs": ("runai-model-streamer-gcs", "gcs"),
     "az": ("runai-model-streamer-azure", "azure"),
     "https": ("runai-model-streamer-azure", "azure"),  # https://<account>.blob.core.windows.net
+    "hf": ("runai-model-streamer-hf", "hf"),
 }
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -207,3 +211,25 @@ def register_backends(
                 f"library path {library_path!r}; it must be absolute"
             )
         engine.register_backend(scheme, library_path, _options(module, credentials, scheme))
+
+
+def pin_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
+    """``paths`` with the URIs of each plugin that pins them (``pin_uris``) pinned; its
+    backend is registered with ``engine`` already."""
+    pinned = list(paths)
+    by_scheme: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        scheme = uri_scheme(path)
+        if scheme is not None:
+            by_scheme.setdefault(scheme, []).append(index)
+    for scheme, indexes in by_scheme.items():
+        module = find_backend(scheme, paths[indexes[0]]).load()
+        pin = getattr(module, "pin_uris", None)
+        if pin is None:
+            continue
+        result = list(pin([paths[i] for i in indexes], engine.object_info))
+        if len(result) != len(indexes) or not all(isinstance(uri, str) for uri in result):
+            raise BackendError(f"pin_uris() of the {scheme}:// plugin returned a wrong list")
+        for index, uri in zip(indexes, result, strict=True):
+            pinned[index] = uri
+    return pinned

@@ -357,6 +357,8 @@ AZURE_LIST_PAGE_SIZE: Setting[int | None] = Setting(
 )
 AZURE_HTTP = _http(PREFIX + "AZURE_", "azure")
 
+HF_HTTP = _http(PREFIX + "HF_", "hf")
+
 TESTFS_ROOT = Setting(PREFIX + "TESTFS_ROOT", "", text, "directory served as testfs://", "testfs")
 TESTFS_READ_LOG = Setting(PREFIX + "TESTFS_READ_LOG", "", text, "log of reads served", "testfs")
 TESTFS_FAIL_AFTER_BYTES = Setting(
@@ -367,5 +369,5 @@ TESTFS_FAIL_AFTER_BYTES = Setting(
 ALL: dict[str, Setting[object]] = {
     s.name: s
     for s in [value for value in list(globals().values()) if isinstance(value, Setting)]
-    + [s for http in (S3_HTTP, GCS_HTTP, AZURE_HTTP) for s in http.values()]
+    + [s for http in (S3_HTTP, GCS_HTTP, AZURE_HTTP, HF_HTTP) for s in http.values()]
 }

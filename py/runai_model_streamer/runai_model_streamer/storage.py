@@ -13,7 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from runai_model_streamer._backends import register_backends, to_engine_path, uri_scheme
+from runai_model_streamer._backends import (
+    pin_uris,
+    register_backends,
+    to_engine_path,
+    uri_scheme,
+)
 from runai_model_streamer._errors import StreamerFileNotFoundError, UnsafeObjectKeyError
 from runai_model_streamer._native import Engine
 from runai_model_streamer._plan import FileRanges
@@ -250,10 +255,12 @@ def download_objects(
 
 
 def _checked(engine: Engine, uris: Sequence[str]) -> list[tuple[str, int, ObjectCheck | None]]:
-    """Each object's URI, size and check (one HEAD each, concurrently); with
-    RUNAI_STREAMER_VERIFY=require, an object that cannot be checked raises."""
+    """Each object's URI (pinned: :func:`pin_uris`), size and check (one HEAD each,
+    concurrently); with RUNAI_STREAMER_VERIFY=require, an object that cannot be checked
+    raises."""
     if not uris:
         return []
+    uris = pin_uris(engine, uris)  # hf://: one commit for every file
     with ThreadPoolExecutor(max_workers=min(16, len(uris))) as pool:
         stored = list(pool.map(engine.object_info, uris))
     report = VerifyReport(verify_mode())

@@ -1,0 +1,199 @@
+"""hf:// against the test Hub on 127.0.0.1 (hub_server.py): resolve, redirect to signed CDN URLs
+and ranged GETs there, tree listings page after page, revisions pinned to one commit per
+stream, the SHA-256 of every LFS file checked as it lands, and the Hub's errors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from runai_model_streamer import (
+    ChecksumMismatchError,
+    SafetensorsStreamer,
+    StreamerConfigError,
+    list_safetensors,
+    pull_files,
+)
+from safetensors.torch import save
+
+from .hub_server import HubServer
+
+REPO = "org/tiny-model"
+TOKEN = "hf_test_token"
+
+
+def shards(seed: int, count: int = 3) -> dict[str, bytes]:
+    """A sharded checkpoint (tensors named s<i>.*) and the small files a model repo has."""
+    generator = torch.Generator().manual_seed(seed)
+    files = {
+        f"model-{i + 1:05d}-of-{count:05d}.safetensors": save(
+            {f"s{i}.w{j}": torch.randn(32, 16 + j, generator=generator) for j in range(8)}
+        )
+        for i in range(count)
+    }
+    files["config.json"] = b'{"model_type": "tiny"}'
+    files["nested/extra.safetensors"] = save({"extra": torch.arange(10)})
+    return files
+
+
+def stream(uris: list[str], **options: object) -> dict[str, torch.Tensor]:
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_files(uris, **options)  # type: ignore[arg-type]
+        return dict(streamer.get_tensors())
+
+
+def expected(files: dict[str, bytes], names: list[str]) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name in names:
+        tensors.update(load(files[name]))
+    return tensors
+
+
+def assert_same(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert sorted(got) == sorted(want)
+    for name, tensor in want.items():
+        assert torch.equal(got[name], tensor), name
+
+
+def weights(files: dict[str, bytes]) -> list[str]:
+    return sorted(n for n in files if n.endswith(".safetensors") and "/" not in n)
+
+
+def test_a_model_streams_from_the_hub_through_signed_urls(hub: HubServer) -> None:
+    files = shards(1)
+    hub.commit(REPO, files)
+    names = weights(files)
+    got = stream([f"hf://{REPO}/{name}" for name in names])
+    assert_same(got, expected(files, names))
+    assert not any(hub.cdn_authorizations)  # the CDN was never sent a credential
+    assert len(hub.cdn_authorizations) >= len(names)
+
+
+def test_the_token_goes_to_the_hub_only(hub: HubServer, tmp_path: Path) -> None:
+    files = shards(2)
+    hub.commit(REPO, files, private=True)
+    names = weights(files)
+    with pytest.raises(PermissionError) as raised:
+        stream([f"hf://{REPO}/{names[0]}"])
+    message = str(raised.value)
+    assert f"hf://{REPO}/{names[0]}" in message and "HF_TOKEN" in message
+    # huggingface_hub's token file (what `hf auth login` writes), through HF_TOKEN_PATH
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_TOKEN_PATH", str(token_file))
+        assert_same(stream([f"hf://{REPO}/{n}" for n in names]), expected(files, names))
+    assert f"Bearer {TOKEN}" in hub.hub_authorizations
+    assert not any(hub.cdn_authorizations)
+    assert all(TOKEN not in request for request in hub.requests)
+
+
+def test_a_gated_repo_says_what_to_do(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.commit(REPO, shards(3), gated=True)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_granted")
+    with pytest.raises(PermissionError, match=r"GatedRepo.*accept its conditions"):
+        stream([f"hf://{REPO}/model-00001-of-00003.safetensors"])
+
+
+@pytest.mark.parametrize(
+    ("uri", "code"),
+    [
+        ("hf://org/no-such-model/model.safetensors", "RepoNotFound"),
+        (f"hf://{REPO}@no-such-branch/model-00001-of-00003.safetensors", "RevisionNotFound"),
+        (f"hf://{REPO}/missing.safetensors", "EntryNotFound"),
+    ],
+)
+def test_what_is_missing_is_named(hub: HubServer, uri: str, code: str) -> None:
+    hub.commit(REPO, shards(4))
+    with pytest.raises((FileNotFoundError, PermissionError)) as raised:
+        stream([uri])
+    assert uri in str(raised.value) and code in str(raised.value)
+
+
+def test_a_branch_moved_mid_stream_serves_the_first_commit_whole(hub: HubServer) -> None:
+    first, second = shards(5), shards(6)
+    hub.commit(REPO, first)
+    moved = []
+
+    def move_once(repo_id: str, path: str) -> None:
+        if not moved:  # right after the first file was resolved
+            moved.append(path)
+            hub.commit(REPO, second)
+
+    hub.on_resolve = move_once
+    names = weights(first)
+    got = stream([f"hf://{REPO}/{name}" for name in names])
+    assert moved
+    assert_same(got, expected(first, names))
+    # the next stream reads the new commit
+    hub.on_resolve = None
+    assert_same(stream([f"hf://{REPO}/{n}" for n in names]), expected(second, names))
+
+
+def test_revisions_tags_and_commits(hub: HubServer) -> None:
+    old, new = shards(7), shards(8)
+    commit = hub.commit(REPO, old, branch="refs/pr/1")
+    hub.commit(REPO, new)
+    name = "model-00002-of-00003.safetensors"
+    assert_same(stream([f"hf://{REPO}@refs%2Fpr%2F1/{name}"]), expected(old, [name]))
+    assert_same(stream([f"hf://{REPO}@{commit}/{name}"]), expected(old, [name]))
+    assert_same(stream([f"hf://{REPO}@main/{name}"]), expected(new, [name]))
+
+
+def test_a_flipped_bit_is_caught_and_named(hub: HubServer) -> None:
+    files = shards(9)
+    hub.commit(REPO, files)
+    name = "model-00002-of-00003.safetensors"
+    sha = hashlib.sha256(files[name]).hexdigest()
+    hub.flip_bit.add(sha)
+    with pytest.raises(ChecksumMismatchError) as raised:
+        stream([f"hf://{REPO}/{n}" for n in weights(files)])
+    message = str(raised.value)
+    assert name in message and "sha256" in message and sha in message
+
+
+def test_listing_pages_and_pulling_a_snapshot(hub: HubServer, tmp_path: Path) -> None:
+    files = shards(10, count=5)
+    hub.commit(REPO, files)
+    assert hub.page_size < len(files)  # the listing takes several pages
+    listed = list_safetensors(f"hf://{REPO}")  # the files directly under the prefix
+    assert listed == [f"hf://{REPO}/{name}" for name in weights(files)]
+    assert list_safetensors(f"hf://{REPO}/nested") == [f"hf://{REPO}/nested/extra.safetensors"]
+    pull_files(f"hf://{REPO}", str(tmp_path / "snapshot"))
+    for name, data in files.items():
+        assert (tmp_path / "snapshot" / name).read_bytes() == data, name
+
+
+def test_throttling_and_expired_urls_are_retried(hub: HubServer) -> None:
+    files = shards(11)
+    hub.commit(REPO, files)
+    names = weights(files)
+    hub.throttle = 2  # 429 with Retry-After
+    hub.refuse_signed = 1  # the first signed URL used is refused: asked for again
+    assert_same(stream([f"hf://{REPO}/{n}" for n in names]), expected(files, names))
+    assert hub.throttle == 0 and hub.refuse_signed == 0
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"hf://{REPO}/../other/model.safetensors",
+        f"hf://{REPO}/./model.safetensors",
+        "hf://just-a-name/model.safetensors/",
+    ],
+)
+def test_bad_uris_are_refused(hub: HubServer, uri: str) -> None:
+    hub.commit(REPO, shards(12))
+    with pytest.raises(ValueError, match="hf://"):
+        stream([uri])
+    assert not hub.requests
+
+
+def test_offline_mode_refuses_hf_uris(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(StreamerConfigError, match="HF_HUB_OFFLINE"):
+        stream([f"hf://{REPO}/model.safetensors"])
