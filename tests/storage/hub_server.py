@@ -247,26 +247,29 @@ class HubServer:
             handler.reply(200, json.dumps({"id": repo_id, "sha": commit}).encode())
             return
         folder = "/".join(parts[4:])
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
         entries: dict[str, dict[str, object]] = {}
         for name, data in repo.commits[commit].items():
             if folder and not name.startswith(folder + "/"):
                 continue
-            rest = name[len(folder) + 1 :] if folder else name
-            child = (folder + "/" if folder else "") + rest.split("/")[0]
-            if "/" in rest:
+            segments = (name[len(folder) + 1 :] if folder else name).split("/")
+            # the folders on the way (all of them when recursive, else the first only)
+            for depth in range(1, len(segments) if recursive else min(2, len(segments))):
+                child = "/".join([*([folder] if folder else []), *segments[:depth]])
                 entries[child] = {"type": "directory", "oid": "0" * 40, "size": 0, "path": child}
+            if len(segments) > 1 and not recursive:
                 continue
             entry: dict[str, object] = {
                 "type": "file",
                 "oid": git_blob_id(data),
                 "size": len(data),
-                "path": child,
+                "path": name,
             }
             if name.endswith(".safetensors"):
                 sha = hashlib.sha256(data).hexdigest()
                 entry["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
                 entry["size"] = 134
-            entries[child] = entry
+            entries[name] = entry
         if folder and not entries:
             self._error(handler, 404, "EntryNotFound", f"{folder} does not exist", False)
             return
@@ -274,11 +277,10 @@ class HubServer:
         cursor = int(query.get("cursor", ["0"])[0])
         page = listed[cursor : cursor + self.page_size]
         headers = {"Content-Type": "application/json"}
-        if cursor + self.page_size < len(listed):
-            path = handler.path.split("?")[0]
-            headers["Link"] = (
-                f'<{self.endpoint}{path}?cursor={cursor + self.page_size}>; rel="next"'
-            )
+        if cursor + self.page_size < len(listed):  # the next page keeps the query's parameters
+            following = {k: v[0] for k, v in query.items()} | {"cursor": cursor + self.page_size}
+            url = f"{self.endpoint}{handler.path.split('?')[0]}?{urllib.parse.urlencode(following)}"
+            headers["Link"] = f'<{url}>; rel="next"'
         handler.reply(200, json.dumps(page).encode(), headers)
 
     # ---- the CDN ------------------------------------------------------------------------------

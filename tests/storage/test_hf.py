@@ -197,3 +197,40 @@ def test_offline_mode_refuses_hf_uris(hub: HubServer, monkeypatch: pytest.Monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(StreamerConfigError, match="HF_HUB_OFFLINE"):
         stream([f"hf://{REPO}/model.safetensors"])
+
+
+def test_the_cache_serves_a_second_load_with_no_download(hub: HubServer, tmp_path: Path) -> None:
+    from runai_model_streamer._cache_entry import wait_for_writers
+
+    files = shards(13)
+    hub.commit(REPO, files)
+    names = weights(files)
+    uris = [f"hf://{REPO}/{name}" for name in names]
+    stream(uris, cache_dir=tmp_path / "cache")
+    wait_for_writers()
+    downloads = len(hub.cdn_authorizations)
+    assert downloads >= len(names)
+    assert_same(stream(uris, cache_dir=tmp_path / "cache"), expected(files, names))
+    assert len(hub.cdn_authorizations) == downloads  # only the HEADs went to the Hub
+
+
+def test_huggingface_hub_itself_downloads_what_hf_uris_stream(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test Hub speaks the protocol huggingface_hub speaks: its own client fetches a
+    snapshot (revision API, recursive tree pages, resolve and its redirect) into its cache
+    layout, and the weights there are the tensors hf:// streams."""
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    files = shards(14)
+    commit = hub.commit(REPO, files)
+    snapshot = Path(huggingface_hub.snapshot_download(REPO))
+    assert snapshot.parts[-3:] == ("models--org--tiny-model", "snapshots", commit)
+    assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()) == (
+        sorted(files)
+    )
+    names = weights(files)
+    local = stream([str(snapshot / name) for name in names])
+    assert_same(stream([f"hf://{REPO}/{name}" for name in names]), local)
