@@ -1,4 +1,4 @@
-"""What scripts/rehearse-release builds: the four packages and the four release platforms
+"""What scripts/rehearse-release builds: the five packages and the four release platforms
 (their minimum OS versions read from pyproject.toml, as cibuildwheel reads them)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclasses.dataclass(frozen=True)
 class Package:
-    key: str  # core | s3 | gcs | azure
+    key: str  # core | s3 | gcs | azure | hf
     source: Path  # the directory pip builds the wheel from
     module: str  # the import package that holds the library inside the wheel
     library: str  # lib<library>.so / .dylib
@@ -36,7 +36,7 @@ PACKAGES = {
         *(
             Package(key, ROOT / "py" / f"runai_model_streamer_{key}",
                     f"runai_model_streamer_{key}", f"streamer{key}", "runai_backend_")
-            for key in ("s3", "gcs", "azure")
+            for key in ("s3", "gcs", "azure", "hf")
         ),
     ]
 }  # fmt: skip

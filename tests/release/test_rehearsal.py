@@ -1,4 +1,4 @@
-"""Runs scripts/rehearse-release: the core package's wheels for four platforms and the three
+"""Runs scripts/rehearse-release: the core package's wheels for four platforms and the four
 plugins' wheels for Linux x86_64 (static OpenSSL + libcurl from scripts/build-tls-deps), built on
 this Linux x86_64 machine with zig, repaired and checked; the host's wheels installed and
 streamed (local and s3:// over HTTPS), the aarch64 core library run under qemu-aarch64.
@@ -28,7 +28,7 @@ EXPECTED = {
     "macos-arm64": ("macosx_11_0_arm64", "arm64", "11.0", "dylib"),
 }
 PLUGIN_PLATFORMS = ("linux-x86_64",)
-PLUGINS = ("s3", "gcs", "azure")
+PLUGINS = ("s3", "gcs", "azure", "hf")
 #: what a plugin may need on Linux: glibc's own libraries, nothing else (no libcurl, no libssl)
 GLIBC = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
          "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}  # fmt: skip
@@ -49,7 +49,7 @@ def test_rehearsal_succeeds(rehearsal):
     result, report, _ = rehearsal
     assert report["problems"] == []
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "7 wheel(s), 0 problem(s)" in result.stdout
+    assert "8 wheel(s), 0 problem(s)" in result.stdout
 
 
 @pytest.mark.parametrize("platform", sorted(EXPECTED))

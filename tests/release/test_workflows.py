@@ -105,7 +105,7 @@ def test_release_phases():
     # The packages: the core now, the plugins ready (built once their directories exist).
     packages = release["env"]["PACKAGES"].split()
     assert packages[0] == "."
-    assert packages[1:] == [f"py/runai_model_streamer_{p}" for p in ("s3", "gcs", "azure")]
+    assert packages[1:] == [f"py/runai_model_streamer_{p}" for p in ("s3", "gcs", "azure", "hf")]
     # Phase 3: trusted publishing after the wheels were tested; no token anywhere.
     publish = jobs["publish"]
     assert set(publish["needs"]) >= {"wheels", "sdists", "test-wheels"}
