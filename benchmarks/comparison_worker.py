@@ -1,7 +1,7 @@
 """The benchmarks' worker: one run of one loader in its own process, like the package's
 ``_bench_worker`` (whose measuring frame and loaders it reuses), with the comparison loaders
 that users' wheels do not carry: tensorizer, dd, the O_DIRECT ceiling, boto3, obstore, s5cmd,
-the Google and Azure SDKs, and the raw signed-GET ceilings of S3 and GCS.
+the Google and Azure SDKs, huggingface_hub, and the raw GET ceilings of S3, GCS and the Hub.
 
     python benchmarks/comparison_worker.py LOADER FILE [FILE...]
 
@@ -361,6 +361,64 @@ def _gcs_ceiling(files: list[str]) -> tuple[int, int]:
     return _gets_into_buffers(files, endpoint.hostname or "", endpoint.port, sizes, request)
 
 
+def _hub_files(files: list[str]) -> tuple[str, list[str]]:
+    """hf://<owner>/<name>/<path> URIs of one repository -> (repo id, paths)."""
+    repos = {"/".join(uri.removeprefix("hf://").split("/")[:2]) for uri in files}
+    (repo,) = repos
+    return repo, [uri.removeprefix(f"hf://{repo}/") for uri in files]
+
+
+def _hf_hub(files: list[str]) -> tuple[int, int]:
+    """huggingface_hub.snapshot_download of the files (its default 8 workers, into a cache of
+    its layout on local disk), then safetensors load_file + clone, as users load a Hub model."""
+    import shutil
+    import tempfile
+
+    import huggingface_hub
+    from safetensors.torch import load_file
+
+    repo, paths = _hub_files(files)
+    directory = tempfile.mkdtemp(prefix="hf-cache-")
+    try:
+        snapshot = huggingface_hub.snapshot_download(
+            repo, allow_patterns=paths, cache_dir=directory
+        )
+        kept: dict[str, Any] = {}
+        total = 0
+        for path in paths:
+            for name, tensor in load_file(os.path.join(snapshot, path)).items():
+                kept[name] = tensor.clone()
+                total += tensor.numel() * tensor.element_size()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return total, keep(kept)
+
+
+def _hf_ceiling(files: list[str]) -> tuple[int, int]:
+    """_gets_into_buffers on the URLs the Hub redirects to (one HEAD of each file on resolve/
+    for its signed URL and size), unsigned ranged GETs there."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(os.environ["HF_ENDPOINT"])
+    repo, paths = _hub_files(files)
+    hub = http.client.HTTPConnection(endpoint.hostname or "", endpoint.port)
+    targets, sizes = {}, []
+    for uri, path in zip(files, paths, strict=True):
+        hub.request("HEAD", f"/{repo}/resolve/main/{path}")
+        response = hub.getresponse()
+        response.read()
+        targets[uri] = urlsplit(response.headers["Location"])
+        sizes.append(int(response.headers["X-Linked-Size"]))
+    (host,) = {(t.hostname or "", t.port) for t in targets.values()}
+
+    def request(uri: str, at: int, end: int) -> tuple[str, dict[str, str]]:
+        target = targets[uri]
+        return f"{target.path}?{target.query}", {"Range": f"bytes={at}-{end - 1}"}
+
+    return _gets_into_buffers(files, host[0], host[1], sizes, request)
+
+
 LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     **base.LOADERS,
     "tensorizer": _tensorizer,
@@ -374,6 +432,8 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "gcs-ceiling": _gcs_ceiling,
     "gcs-sdk": _gcs_sdk,
     "azure-sdk": _azure_sdk,
+    "hf-hub": _hf_hub,
+    "hf-ceiling": _hf_ceiling,
 }
 IMPORTS = {
     **base.IMPORTS,
@@ -388,6 +448,8 @@ IMPORTS = {
     "gcs-ceiling": "http.client",
     "gcs-sdk": "google.cloud.storage",
     "azure-sdk": "azure.storage.blob",
+    "hf-hub": "huggingface_hub",
+    "hf-ceiling": "http.client",
 }
 
 if __name__ == "__main__":

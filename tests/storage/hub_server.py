@@ -105,10 +105,14 @@ class HubServer:
         self.refuse_signed = 0  # the next so many CDN requests answer 403 (as if expired)
         self.flip_bit: set[str] = set()  # sha256s whose bytes the CDN serves with a bit flipped
         self.on_resolve: Callable[[str, str], None] | None = None  # (repo id, path)
+        #: where LFS files are served instead of the CDN (sha256 -> URL): the benchmark's
+        #: presigned S3 URLs, as the real Hub redirects to signed storage URLs
+        self.blob_url: Callable[[str], str] | None = None
         self.cdn_authorizations: list[str] = []
         self.hub_authorizations: list[str] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
+        self._digests: dict[int, tuple[bytes, str, str]] = {}  # id -> (bytes, sha256, blob id)
         hub = self
 
         class HubHandler(_Handler):
@@ -145,8 +149,21 @@ class HubServer:
         repo.commits[commit] = dict(files)
         repo.branches[branch] = commit
         for data in files.values():
-            self.blobs[hashlib.sha256(data).hexdigest()] = data
+            self.blobs[self.sha256(data)] = data
         return commit
+
+    def _digest(self, data: bytes) -> tuple[str, str]:
+        """(SHA-256, git blob id) of a file, computed once (a benchmark's are a GiB)."""
+        with self._lock:
+            known = self._digests.get(id(data))
+        if known is None or known[0] is not data:
+            known = (data, hashlib.sha256(data).hexdigest(), git_blob_id(data))
+            with self._lock:
+                self._digests[id(data)] = known
+        return known[1], known[2]
+
+    def sha256(self, data: bytes) -> str:
+        return self._digest(data)[0]
 
     # ---- the Hub ------------------------------------------------------------------------------
 
@@ -218,12 +235,13 @@ class HubServer:
             self.on_resolve(repo_id, path)
         headers = {"X-Repo-Commit": commit}
         if path.endswith(".safetensors"):
-            sha = hashlib.sha256(data).hexdigest()
+            sha = self.sha256(data)
             expires = int(time.time()) + self.expires_in
             signature = hmac.new(SECRET, f"{sha}:{expires}".encode(), "sha256").hexdigest()
+            location = f"{self.cdn}/{sha}?Expires={expires}&Signature={signature}"
             headers.update(
                 {
-                    "Location": f"{self.cdn}/{sha}?Expires={expires}&Signature={signature}",
+                    "Location": self.blob_url(sha) if self.blob_url else location,
                     "X-Linked-Size": str(len(data)),
                     "X-Linked-Etag": f'"{sha}"',
                     "ETag": f'"{sha}"',
@@ -231,7 +249,7 @@ class HubServer:
             )
             handler.reply(302, b"", headers, head)
             return
-        handler.send_ranged(data, {**headers, "ETag": f'"{git_blob_id(data)}"'}, head)
+        handler.send_ranged(data, {**headers, "ETag": f'"{self._digest(data)[1]}"'}, head)
 
     def _api(
         self, handler: _Handler, kind: str, parts: list[str], query: dict[str, list[str]]
@@ -259,14 +277,14 @@ class HubServer:
                 entries[child] = {"type": "directory", "oid": "0" * 40, "size": 0, "path": child}
             if len(segments) > 1 and not recursive:
                 continue
+            sha, blob_id = self._digest(data)
             entry: dict[str, object] = {
                 "type": "file",
-                "oid": git_blob_id(data),
+                "oid": blob_id,
                 "size": len(data),
                 "path": name,
             }
             if name.endswith(".safetensors"):
-                sha = hashlib.sha256(data).hexdigest()
                 entry["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
                 entry["size"] = 134
             entries[name] = entry

@@ -5,14 +5,15 @@ stream, the SHA-256 of every LFS file checked as it lands, and the Hub's errors.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from runai_model_streamer import (
     ChecksumMismatchError,
     SafetensorsStreamer,
-    StreamerConfigError,
     list_safetensors,
     pull_files,
 )
@@ -193,12 +194,6 @@ def test_bad_uris_are_refused(hub: HubServer, uri: str) -> None:
     assert not hub.requests
 
 
-def test_offline_mode_refuses_hf_uris(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(StreamerConfigError, match="HF_HUB_OFFLINE"):
-        stream([f"hf://{REPO}/model.safetensors"])
-
-
 def test_the_cache_serves_a_second_load_with_no_download(hub: HubServer, tmp_path: Path) -> None:
     from runai_model_streamer._cache_entry import wait_for_writers
 
@@ -214,23 +209,71 @@ def test_the_cache_serves_a_second_load_with_no_download(hub: HubServer, tmp_pat
     assert len(hub.cdn_authorizations) == downloads  # only the HEADs went to the Hub
 
 
-def test_huggingface_hub_itself_downloads_what_hf_uris_stream(
-    hub: HubServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The test Hub speaks the protocol huggingface_hub speaks: its own client fetches a
-    snapshot (revision API, recursive tree pages, resolve and its redirect) into its cache
-    layout, and the weights there are the tensors hf:// streams."""
+def _download_with_huggingface_hub(monkeypatch: pytest.MonkeyPatch, **options: Any) -> Path:
+    """huggingface_hub's own client fetches the repository into its cache (in the fixture's
+    HF_HOME): revision API, recursive tree pages, resolve and its redirect. (It reads its
+    variables once, at import: the endpoint and the cache are given again here.)"""
     import huggingface_hub
 
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    cache = Path(os.environ["HF_HOME"]) / "hub"
+    endpoint = os.environ["HF_ENDPOINT"]
+    return Path(
+        huggingface_hub.snapshot_download(REPO, cache_dir=cache, endpoint=endpoint, **options)
+    )
+
+
+def test_huggingface_hub_itself_downloads_from_the_test_hub_and_streams_reuse_it(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test Hub speaks the protocol huggingface_hub speaks; what it downloaded, in its
+    cache's layout, is what a stream then reads, from local disk (one HEAD to learn the
+    commit, no byte from the CDN)."""
     files = shards(14)
     commit = hub.commit(REPO, files)
-    snapshot = Path(huggingface_hub.snapshot_download(REPO))
+    snapshot = _download_with_huggingface_hub(monkeypatch)
     assert snapshot.parts[-3:] == ("models--org--tiny-model", "snapshots", commit)
     assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()) == (
         sorted(files)
     )
     names = weights(files)
-    local = stream([str(snapshot / name) for name in names])
-    assert_same(stream([f"hf://{REPO}/{name}" for name in names]), local)
+    downloads, asked = len(hub.cdn_authorizations), len(hub.requests)
+    assert_same(stream([f"hf://{REPO}/{name}" for name in names]), expected(files, names))
+    assert len(hub.cdn_authorizations) == downloads
+    assert len(hub.requests) == asked + 1  # the HEAD that says which commit main is
+    # a file the cache lacks comes from the Hub, beside the ones it holds
+    (snapshot / names[0]).unlink()
+    assert_same(stream([f"hf://{REPO}/{name}" for name in names]), expected(files, names))
+    assert len(hub.cdn_authorizations) > downloads
+
+
+def test_a_moved_branch_is_read_from_the_hub_not_from_a_stale_cache(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.commit(REPO, shards(15))
+    _download_with_huggingface_hub(monkeypatch)
+    newer = shards(16)
+    hub.commit(REPO, newer)
+    names = weights(newer)
+    assert_same(stream([f"hf://{REPO}/{name}" for name in names]), expected(newer, names))
+
+
+def test_offline_streams_come_from_the_cache_alone(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = shards(17)
+    commit = hub.commit(REPO, files)
+    names = weights(files)
+    _download_with_huggingface_hub(monkeypatch, allow_patterns=names[:2])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    asked = len(hub.requests)
+    for revision in ("", "@main", f"@{commit}"):
+        uris = [f"hf://{REPO}{revision}/{name}" for name in names[:2]]
+        assert_same(stream(uris), expected(files, names[:2]))
+    assert len(hub.requests) == asked  # not one request
+    with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE.*no complete copy"):
+        stream([f"hf://{REPO}/{names[2]}"])  # never downloaded
+    with pytest.raises(FileNotFoundError, match=r"does not know revision 'v2'"):
+        stream([f"hf://{REPO}@v2/{names[0]}"])
+    assert len(hub.requests) == asked

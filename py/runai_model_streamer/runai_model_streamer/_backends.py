@@ -8,9 +8,11 @@ A plugin distribution (``runai-model-streamer-s3``...) declares an entry point i
     Absolute path of the plugin's native library, inside the plugin's own package.
 ``backend_options(credentials: S3Credentials | None) -> dict[str, str]``
     Options handed to ``runai_streamer_register_backend`` (credentials, endpoint, region...).
-``pin_uris(uris: list[str], object_info: Callable[[str], StoredObject]) -> list[str]``
-    Optional: the URIs one stream reads, pinned to what they name now (hf://: a branch to its
-    commit), so that every object of one load comes from the same state of the store.
+``resolve_uris(uris: list[str], object_info: Callable[[str], StoredObject]) -> list[str]``
+    Optional: the URIs one stream reads, resolved: pinned to what they name now (hf://: a
+    branch to its commit, so that every object of one load comes from the same state of the
+    store), or replaced by the path of a local file known to hold the same bytes (hf://: the
+    file in huggingface_hub's cache).
 
 The core registers the backend with its engine, by absolute path, the first time a URI with that
 scheme is streamed (and again when the options change).
@@ -213,10 +215,10 @@ def register_backends(
         engine.register_backend(scheme, library_path, _options(module, credentials, scheme))
 
 
-def pin_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
-    """``paths`` with the URIs of each plugin that pins them (``pin_uris``) pinned; its
-    backend is registered with ``engine`` already."""
-    pinned = list(paths)
+def resolve_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
+    """``paths`` with the URIs of each plugin that resolves them (``resolve_uris``) resolved;
+    its backend is registered with ``engine`` already."""
+    resolved = list(paths)
     by_scheme: dict[str, list[int]] = {}
     for index, path in enumerate(paths):
         scheme = uri_scheme(path)
@@ -224,12 +226,12 @@ def pin_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
             by_scheme.setdefault(scheme, []).append(index)
     for scheme, indexes in by_scheme.items():
         module = find_backend(scheme, paths[indexes[0]]).load()
-        pin = getattr(module, "pin_uris", None)
-        if pin is None:
+        resolve = getattr(module, "resolve_uris", None)
+        if resolve is None:
             continue
-        result = list(pin([paths[i] for i in indexes], engine.object_info))
+        result = list(resolve([paths[i] for i in indexes], engine.object_info))
         if len(result) != len(indexes) or not all(isinstance(uri, str) for uri in result):
-            raise BackendError(f"pin_uris() of the {scheme}:// plugin returned a wrong list")
+            raise BackendError(f"resolve_uris() of the {scheme}:// plugin returned a wrong list")
         for index, uri in zip(indexes, result, strict=True):
-            pinned[index] = uri
-    return pinned
+            resolved[index] = uri
+    return resolved

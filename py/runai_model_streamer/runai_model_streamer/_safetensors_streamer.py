@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from runai_model_streamer._backends import pin_uris
+from runai_model_streamer._backends import resolve_uris
 from runai_model_streamer._cache import Cache, CachedObject, open_cache
 from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._collectives import failures_reported
@@ -331,7 +331,7 @@ class SafetensorsStreamer:
                 )
             else:
                 engine = reader.prepare(engine_paths, s3_credentials)
-                engine_paths = pin_uris(engine, engine_paths)
+                engine_paths = resolve_uris(engine, engine_paths)
                 headers, objects = read_headers(
                     engine_paths, reader.engine, report.mode, cache, offline
                 )

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from runai_model_streamer._backends import (
-    pin_uris,
+    resolve_uris,
     register_backends,
     to_engine_path,
     uri_scheme,
@@ -255,12 +255,12 @@ def download_objects(
 
 
 def _checked(engine: Engine, uris: Sequence[str]) -> list[tuple[str, int, ObjectCheck | None]]:
-    """Each object's URI (pinned: :func:`pin_uris`), size and check (one HEAD each,
+    """Each object's URI (resolved: :func:`resolve_uris`), size and check (one HEAD each,
     concurrently); with RUNAI_STREAMER_VERIFY=require, an object that cannot be checked
     raises."""
     if not uris:
         return []
-    uris = pin_uris(engine, uris)  # hf://: one commit for every file
+    uris = resolve_uris(engine, uris)  # hf://: one commit, or the local copy
     with ThreadPoolExecutor(max_workers=min(16, len(uris))) as pool:
         stored = list(pool.map(engine.object_info, uris))
     report = VerifyReport(verify_mode())

@@ -13,11 +13,13 @@ What huggingface_hub reads, this reads the same way:
   ``$XDG_CACHE_HOME/huggingface``, i.e. ``~/.cache/huggingface``), which ``hf auth login``
   writes; none: anonymous (public repositories). It is sent to the Hub only, never to the
   storage the Hub redirects a download to;
-- ``HF_HUB_OFFLINE=1``: no request may reach the Hub, so hf:// URIs are refused, saying so;
+- huggingface_hub's cache (``HF_HUB_CACHE``, else ``HF_HOME/hub``): a file it holds complete
+  at the commit a stream reads is read from there, at local speed;
+- ``HF_HUB_OFFLINE=1``: no request reaches the Hub; files come from that cache only;
 - the CA bundle and the HTTP settings (``RUNAI_STREAMER_HF_CONNECT_TIMEOUT_MS``...).
 
-A stream pins each revision to its commit first (:func:`pin_uris`): every file of one load
-comes from the same commit, even when the branch moves meanwhile.
+A stream resolves its URIs first (:func:`resolve_uris`): every file of one load comes from the
+same commit, even when the branch moves meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,18 +35,27 @@ from typing import Any
 from runai_model_streamer import backend_support
 from runai_model_streamer.backend_support import BackendConfigError, settings
 
-__all__ = ["HubConfigError", "backend_options", "library_path", "pin_uris"]
+from runai_model_streamer_hf._hub_cache import (
+    COMMIT_RE,
+    URI_RE,
+    cached_commit,
+    cached_file,
+    hf_home,
+    repo_folder,
+)
+
+__all__ = [
+    "HubConfigError",
+    "HubOfflineError",
+    "backend_options",
+    "library_path",
+    "resolve_uris",
+]
 
 LIBRARY_ENV_VAR = "STREAMER_HF_LIBRARY"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 _TRUE = {"1", "on", "yes", "true"}
-#: hf://[datasets/|spaces/]owner/name[@revision][/path]
-_URI_RE = re.compile(
-    r"^(?P<repo>hf://(?:(?:datasets|spaces)/)?[^/@]+/[^/@]+)(?:@(?P<revision>[^/]*))?(?P<rest>/.*)?$",
-    re.IGNORECASE,
-)
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -52,20 +64,20 @@ class HubConfigError(BackendConfigError):
     """A bad environment value; the message says which."""
 
 
+class HubOfflineError(FileNotFoundError):
+    """``HF_HUB_OFFLINE`` is set and huggingface_hub's cache lacks a file a stream needs."""
+
+
+def offline_mode() -> bool:
+    """huggingface_hub's ``HF_HUB_OFFLINE``: no request may reach the Hub."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
 def library_path() -> str:
     """Absolute path of libstreamerhf inside this package ($STREAMER_HF_LIBRARY overrides it)."""
     return backend_support.library_path(
         __name__, "streamerhf", LIBRARY_ENV_VAR, "runai-model-streamer-hf"
     )
-
-
-def hf_home() -> Path:
-    """huggingface_hub's home: ``HF_HOME``, else ``$XDG_CACHE_HOME/huggingface``."""
-    home = os.environ.get("HF_HOME", "").strip()
-    if home:
-        return Path(home).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "huggingface"
 
 
 def token() -> str:
@@ -96,11 +108,6 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     """Options for libstreamerhf (see cpp/hf/hf_backend.cc). ``credentials`` (the core's
     ``S3Credentials``) does not apply to hf:// and is ignored."""
     del credentials
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
-        raise HubConfigError(
-            "HF_HUB_OFFLINE is set: hf:// reads from the Hub; unset it, or stream the local "
-            "snapshot directory huggingface_hub downloaded"
-        )
     endpoint = _endpoint()
     options = {"endpoint": endpoint, "token": token()}
     # the storage the Hub redirects to speaks HTTPS even when a local mirror does not
@@ -109,27 +116,59 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     return options
 
 
-def pin_uris(uris: Sequence[str], object_info: Callable[[str], Any]) -> list[str]:
-    """``uris`` with each revision that is not a commit replaced by the commit it names now
-    (the HEAD of its first file says it): one state of each repository per stream. A Hub that
-    does not say (a mirror without X-Repo-Commit) leaves them as they are."""
+def resolve_uris(uris: Sequence[str], object_info: Callable[[str], Any]) -> list[str]:
+    """The URIs one stream reads, resolved: each revision pinned to the commit it names now
+    (the HEAD of its repository's first file says it), so one stream reads one state of each
+    repository; and each file that huggingface_hub's cache holds complete at that commit
+    replaced by its path there, read from local disk. Offline (``HF_HUB_OFFLINE=1``) the commit
+    is the one the cache's ``refs/`` recorded, and every file must be in the cache. A Hub that
+    does not say its commit (a mirror without X-Repo-Commit) leaves the URIs as they are."""
+    offline = offline_mode()
     commits: dict[tuple[str, str], str] = {}
-    pinned = []
+    resolved = []
     for uri in uris:
-        match = _URI_RE.match(uri)
+        match = URI_RE.match(uri)
         if match is None:  # the library says what is wrong with it
-            pinned.append(uri)
+            resolved.append(uri)
             continue
-        repo, revision, rest = match["repo"], match["revision"] or "main", match["rest"] or ""
-        if _COMMIT_RE.match(revision.lower()):
-            pinned.append(uri)
-            continue
+        repo, rest = match["repo"], match["rest"] or ""
+        revision = urllib.parse.unquote(match["revision"] or "main")
         key = (repo.lower(), revision)
         if key not in commits:
-            commit = object_info(uri).version.get("commit", "")
-            commits[key] = commit if _COMMIT_RE.match(commit) else ""
-            if commits[key]:
-                logger.debug("%s@%s is commit %s", repo, revision, commit)
+            commits[key] = _commit(uri, match, revision, object_info, offline)
         commit = commits[key]
-        pinned.append(f"{repo}@{commit}{rest}" if commit else uri)
-    return pinned
+        local = cached_file(match, commit, rest.removeprefix("/")) if commit else None
+        if local is not None:
+            resolved.append(str(local))
+        elif offline:
+            raise HubOfflineError(
+                f"{uri}: HF_HUB_OFFLINE is set and huggingface_hub's cache "
+                f"({repo_folder(match)}) holds no complete copy of it at commit {commit}"
+            )
+        else:
+            resolved.append(f"{repo}@{commit}{rest}" if commit else uri)
+    return resolved
+
+
+def _commit(
+    uri: str,
+    match: re.Match[str],
+    revision: str,
+    object_info: Callable[[str], Any],
+    offline: bool,
+) -> str:
+    if COMMIT_RE.match(revision.lower()):
+        return revision.lower()
+    if offline:
+        commit = cached_commit(match, revision)
+        if commit is None:
+            raise HubOfflineError(
+                f"{uri}: HF_HUB_OFFLINE is set and huggingface_hub's cache ({repo_folder(match)}) "
+                f"does not know revision {revision!r}; fetch it once online, or name a commit"
+            )
+        return commit
+    commit = str(object_info(uri).version.get("commit", ""))
+    if not COMMIT_RE.match(commit):
+        return ""
+    logger.debug("%s@%s is commit %s", match["repo"], revision, commit)
+    return commit
