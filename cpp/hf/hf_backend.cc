@@ -303,6 +303,10 @@ Status HubStore::Resolve(const std::string& uri, const HubPath& path, ObjectInfo
     }
     described.size = static_cast<uint64_t>(response.content_length);
     ObjectInfo::Add(&described.version, "etag", etag);
+    // The Hub's ETag of a file kept in git is its blob id: SHA-1 of "blob <size>\0" + bytes.
+    if (!commit.empty() && IsHex(etag, 40)) {
+      ObjectInfo::Add(&described.checksums, "git-sha1", Lower(etag));
+    }
     *location = {url, false};
     std::lock_guard<std::mutex> lock(mutex_);
     direct_[uri] = url;

@@ -103,7 +103,7 @@ class HubServer:
         self.blobs: dict[str, bytes] = {}  # sha256 -> bytes (the CDN's)
         self.throttle = 0  # the next so many Hub requests answer 429
         self.refuse_signed = 0  # the next so many CDN requests answer 403 (as if expired)
-        self.flip_bit: set[str] = set()  # sha256s whose bytes the CDN serves with a bit flipped
+        self.flip_bit: set[str] = set()  # sha256s of files served with a bit flipped
         self.on_resolve: Callable[[str, str], None] | None = None  # (repo id, path)
         #: where LFS files are served instead of the CDN (sha256 -> URL): the benchmark's
         #: presigned S3 URLs, as the real Hub redirects to signed storage URLs
@@ -249,7 +249,8 @@ class HubServer:
             )
             handler.reply(302, b"", headers, head)
             return
-        handler.send_ranged(data, {**headers, "ETag": f'"{self._digest(data)[1]}"'}, head)
+        sha, blob_id = self._digest(data)
+        handler.send_ranged(self._served(sha, data), {**headers, "ETag": f'"{blob_id}"'}, head)
 
     def _api(
         self, handler: _Handler, kind: str, parts: list[str], query: dict[str, list[str]]
@@ -318,8 +319,11 @@ class HubServer:
             body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
             handler.reply(403, body, {"Content-Type": "application/xml"})
             return
-        data = self.blobs[sha]
-        if sha in self.flip_bit:
-            middle = len(data) // 2  # in the tensors' bytes, past the header
-            data = data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
-        handler.send_ranged(data, {"ETag": f'"{sha}"'})
+        handler.send_ranged(self._served(sha, self.blobs[sha]), {"ETag": f'"{sha}"'})
+
+    def _served(self, sha: str, data: bytes) -> bytes:
+        """The bytes of a file as served: with a bit flipped when a test asks."""
+        if sha not in self.flip_bit:
+            return data
+        middle = len(data) // 2  # in a safetensors file: in the tensors' bytes, past the header
+        return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]

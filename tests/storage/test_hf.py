@@ -5,6 +5,7 @@ stream, the SHA-256 of every LFS file checked as it lands, and the Hub's errors.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,21 @@ def test_a_flipped_bit_is_caught_and_named(hub: HubServer) -> None:
         stream([f"hf://{REPO}/{n}" for n in weights(files)])
     message = str(raised.value)
     assert name in message and "sha256" in message and sha in message
+
+
+def test_files_kept_in_git_are_checked_against_their_blob_id(
+    hub: HubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = shards(18)
+    hub.commit(REPO, files)
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        pull_files(f"hf://{REPO}", str(tmp_path / "good"), allow_pattern=["*.json"])
+    assert (tmp_path / "good" / "config.json").read_bytes() == files["config.json"]
+    assert "git-sha1" in caplog.text
+    hub.flip_bit.add(hashlib.sha256(files["config.json"]).hexdigest())
+    with pytest.raises(ChecksumMismatchError, match=r"config\.json.*git-sha1"):
+        pull_files(f"hf://{REPO}", str(tmp_path / "bad"), allow_pattern=["*.json"])
+    assert not (tmp_path / "bad" / "config.json").exists()
 
 
 def test_listing_pages_and_pulling_a_snapshot(hub: HubServer, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from runai_model_streamer._abi import CHECKSUM_CRC32, CHECKSUM_CRC32C, CHECKSUM_CRC64NVME
 from runai_model_streamer._errors import (
@@ -46,11 +47,26 @@ logger = logging.getLogger("runai_model_streamer")
 #: instruction)
 CHECKABLE = {"crc32c": CHECKSUM_CRC32C, "crc64nvme": CHECKSUM_CRC64NVME, "crc32": CHECKSUM_CRC32}
 #: what can be checked only by hashing the object in order, when a store keeps no CRC: S3's
-#: x-amz-checksum-sha1/-sha256, Azure's Content-MD5; fastest first (SHA extensions: 1.8-1.9
-#: GB/s on one core of the development VM, MD5 0.76)
-DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+#: x-amz-checksum-sha1/-sha256, Azure's Content-MD5, the Hub's SHA-256 of LFS files and git
+#: blob id of the others (the SHA-1 of "blob <size>\0" and the bytes); fastest first (SHA
+#: extensions: 1.8-1.9 GB/s on one core of the development VM, MD5 0.76). Each makes the hash
+#: of an object of the size given.
+DIGESTS: dict[str, Callable[[int], Any]] = {
+    "sha1": lambda size: hashlib.sha1(),
+    "sha256": lambda size: hashlib.sha256(),
+    "md5": lambda size: hashlib.md5(),
+    "git-sha1": lambda size: hashlib.sha1(b"blob %d\0" % size),
+}
 #: hex digits of each algorithm's value
-WIDTHS = {"crc32c": 8, "crc32": 8, "crc64nvme": 16, "sha1": 40, "sha256": 64, "md5": 32}
+WIDTHS = {
+    "crc32c": 8,
+    "crc32": 8,
+    "crc64nvme": 16,
+    "sha1": 40,
+    "sha256": 64,
+    "md5": 32,
+    "git-sha1": 40,
+}
 
 
 class OrderedDigest:
@@ -59,8 +75,8 @@ class OrderedDigest:
     GIL), in file order; the others wait, as views, for the gap before them to land. Each
     piece's memory must stay as it is until the future :meth:`feed` returns is done."""
 
-    def __init__(self, algorithm: str) -> None:
-        self._hash = DIGESTS[algorithm]()
+    def __init__(self, algorithm: str, size: int) -> None:
+        self._hash = DIGESTS[algorithm](size)
         self._lock = threading.Lock()
         self._next = 0  # file offset where the hashed (or queued) prefix ends
         self._waiting: dict[int, tuple[memoryview, Future[None]]] = {}
@@ -134,7 +150,7 @@ class ObjectCheck:
 
     def __post_init__(self) -> None:
         if self.algorithm in DIGESTS and self.digest is None:
-            self.digest = OrderedDigest(self.algorithm)
+            self.digest = OrderedDigest(self.algorithm, self.size)
 
     @property
     def kind(self) -> int:

@@ -14,8 +14,8 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from runai_model_streamer._backends import (
-    resolve_uris,
     register_backends,
+    resolve_uris,
     to_engine_path,
     uri_scheme,
 )
