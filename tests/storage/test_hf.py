@@ -293,3 +293,21 @@ def test_offline_streams_come_from_the_cache_alone(
     with pytest.raises(FileNotFoundError, match=r"does not know revision 'v2'"):
         stream([f"hf://{REPO}@v2/{names[0]}"])
     assert len(hub.requests) == asked
+
+
+def test_the_cli_streams_and_pulls_hf_uris(
+    hub: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runai_model_streamer.cli import main
+
+    files = shards(19)
+    hub.commit(REPO, files)
+    assert main(["stream", f"hf://{REPO}", "--quiet", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "from 3 file(s)" in out and "verify: all 24 tensors equal" in out, out
+    assert (
+        main(["pull", f"hf://{REPO}", str(tmp_path / "dst"), "--allow", "*.json", "--quiet"]) == 0
+    )
+    assert (tmp_path / "dst" / "config.json").read_bytes() == files["config.json"]
+    assert main(["stream", "hf://org/no-such-model", "--quiet"]) == 1
+    assert "hf://org/no-such-model" in capsys.readouterr().err
