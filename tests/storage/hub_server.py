@@ -120,7 +120,10 @@ class HubServer:
                 hub._serve(self, head=True)
 
             def do_GET(self) -> None:
-                hub._serve(self, head=False)
+                if self.path.startswith("/cdn/"):  # the CDN on the Hub's port too (proxies)
+                    hub._serve_blob(self)
+                else:
+                    hub._serve(self, head=False)
 
         class CdnHandler(_Handler):
             def do_GET(self) -> None:
@@ -129,7 +132,7 @@ class HubServer:
         self._hub = _Server(HubHandler)
         self._cdn = _Server(CdnHandler)
         self.endpoint = self._hub.url
-        self.cdn = self._cdn.url
+        self.cdn = self._cdn.url  # where Location points (or <a proxy of the Hub>/cdn)
 
     def close(self) -> None:
         self._hub.close()
@@ -307,7 +310,7 @@ class HubServer:
     def _serve_blob(self, handler: _Handler) -> None:
         url = urllib.parse.urlsplit(handler.path)
         query = urllib.parse.parse_qs(url.query)
-        sha = url.path.lstrip("/")
+        sha = url.path.removeprefix("/cdn").lstrip("/")
         expires = query.get("Expires", ["0"])[0]
         signature = hmac.new(SECRET, f"{sha}:{expires}".encode(), "sha256").hexdigest()
         with self._lock:
