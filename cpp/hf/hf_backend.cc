@@ -156,7 +156,7 @@ class HubStore : public ObjectStore {
   Status ReadFrom(const std::string& uri, const Location& location, uint64_t offset, uint64_t size,
                   char* dst, common::SegmentCrcs* crcs);
   // A 401/403 with what to do about it.
-  Status Explained(const std::string& uri, const HubPath& path, Status status) const;
+  Status Explained(Status status, const HubPath& path) const;
 
   ObjectClient client_;
   Endpoint endpoint_;
@@ -237,15 +237,20 @@ HeaderList HubStore::HubHeaders(HeaderList extra) const {
   return extra;
 }
 
-Status HubStore::Explained(const std::string& uri, const HubPath& path, Status status) const {
+Status HubStore::Explained(Status status, const HubPath& path) const {
   if (status.code != RUNAI_E_PERMISSION) return status;
-  status.message += token_.empty()
-                        ? "; " + path.repo +
-                              " is private or gated: set HF_TOKEN (or log in with "
-                              "`hf auth login`) to a token that may read it"
-                        : "; the token given may not read " + path.repo +
-                              " (gated: accept its conditions on the Hub; private: ask its owner)";
-  (void)uri;
+  // The Hub answers 401 RepoNotFound for a repository that does not exist as for one it will
+  // not show without a token.
+  const bool unknown = status.message.find("RepoNotFound") != std::string::npos;
+  if (token_.empty()) {
+    status.message += "; " + path.repo + (unknown ? " does not exist, or it" : "") +
+                      " is private or gated: set HF_TOKEN (or log in with `hf auth login`) to a "
+                      "token that may read it";
+  } else {
+    status.message += "; the token given may not read " + path.repo +
+                      (unknown ? " (or it does not exist)" : "") +
+                      " (gated: accept its conditions on the Hub; private: ask its owner)";
+  }
   return status;
 }
 
@@ -258,7 +263,7 @@ Status HubStore::Resolve(const std::string& uri, const HubPath& path, ObjectInfo
     Status status = client_.Send(
         uri, "HEAD", "HEAD", url, [&] { return HubHeaders({{"accept-encoding", "identity"}}); },
         &response, true);
-    if (!status.ok()) return Explained(uri, path, status);
+    if (!status.ok()) return Explained(status, path);
     if (response.status < 300) break;
     const std::string next = Header(response, "location");
     if (!Header(response, "x-linked-size").empty()) break;  // to the file's storage
@@ -386,7 +391,7 @@ Status HubStore::List(const std::string& uri_prefix, const ListEntry& entry) {
     Status sent = client_.Send(
         uri_prefix, "list", "GET", next.empty() ? first : next, [&] { return HubHeaders({}); },
         &response);
-    if (!sent.ok()) return Explained(uri_prefix, path, sent);
+    if (!sent.ok()) return Explained(sent, path);
     JsonValue json;
     std::string why;
     if (!ParseJson(response.body, &json, &why) || json.kind != JsonValue::Kind::kArray) {

@@ -146,6 +146,19 @@ def test_revisions_tags_and_commits(hub: HubServer) -> None:
     assert_same(stream([f"hf://{REPO}@main/{name}"]), expected(new, [name]))
 
 
+def test_datasets_stream_as_models_do(hub: HubServer) -> None:
+    files = shards(20)
+    hub.commit(f"datasets/{REPO}", files)
+    names = weights(files)
+    assert list_safetensors(f"hf://datasets/{REPO}@main") == [
+        f"hf://datasets/{REPO}@main/{name}" for name in names
+    ]
+    uris = [f"hf://datasets/{REPO}/{name}" for name in names]
+    assert_same(stream(uris), expected(files, names))
+    with pytest.raises(PermissionError, match=f"RepoNotFound.*{REPO} does not exist, or it is"):
+        stream([f"hf://{REPO}/{names[0]}"])  # no model of that name (anonymous: a 401)
+
+
 def test_a_flipped_bit_is_caught_and_named(hub: HubServer) -> None:
     files = shards(9)
     hub.commit(REPO, files)
