@@ -213,7 +213,8 @@ Status HubStore::Parse(const std::string& uri, bool need_path, HubPath* out) con
   // Dot segments would be resolved away by the URL layer, reaching another repository.
   const std::string segments = "/" + path.path + "/";
   if (segments.find("/../") != std::string::npos || segments.find("/./") != std::string::npos ||
-      path.path.find("//") != std::string::npos || path.revision == ".." || path.revision == ".") {
+      path.path.find("//") != std::string::npos || path.revision == ".." || path.revision == "." ||
+      owner == "." || owner == ".." || name == "." || name == "..") {
     return client_.Error(RUNAI_E_INVALID_ARGUMENT, uri + ": '.' and '..' are not file names");
   }
   if (need_path && (path.path.empty() || path.path.back() == '/')) {

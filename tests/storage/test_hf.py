@@ -213,6 +213,8 @@ def test_throttling_and_expired_urls_are_retried(hub: HubServer) -> None:
     [
         f"hf://{REPO}/../other/model.safetensors",
         f"hf://{REPO}/./model.safetensors",
+        "hf://../tiny-model/model.safetensors",
+        "hf://org/../model.safetensors",
         "hf://just-a-name/model.safetensors/",
     ],
 )
