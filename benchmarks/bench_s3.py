@@ -155,7 +155,8 @@ def main() -> int:
     parser.add_argument("--size", default="1GiB", help="model size (default 1GiB)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM)
-    parser.add_argument("--no-shards", action="store_true", help="skip the 4-shard set")
+    parser.add_argument("--no-shards", action="store_true", help="skip the sharded set")
+    parser.add_argument("--shards", type=int, default=4, help="files of the sharded set")
     parser.add_argument("--output", help="also write the tables to this markdown file")
     parser.add_argument(
         "--checksum", choices=["crc32", "crc32c", "sha256", "none"], default="crc32"
@@ -219,7 +220,8 @@ def main() -> int:
             client.create_bucket(Bucket=BUCKET)
             sets = [("1 file", write_sample(str(directory / "model.safetensors"), size))]
             if not args.no_shards:
-                sets.append(("4 shards", write_sample(str(directory / "sharded"), size, shards=4)))
+                sharded = write_sample(str(directory / "sharded"), size, shards=args.shards)
+                sets.append((f"{args.shards} shards", sharded))
             for label, files in sets:
                 uris = []
                 for path in files:
