@@ -18,6 +18,7 @@ from runai_model_streamer import (
     list_safetensors,
     pull_files,
 )
+from runai_model_streamer._cache_entry import wait_for_writers
 from safetensors.torch import save
 
 from .hub_server import HubServer
@@ -226,8 +227,6 @@ def test_bad_uris_are_refused(hub: HubServer, uri: str) -> None:
 
 
 def test_the_cache_serves_a_second_load_with_no_download(hub: HubServer, tmp_path: Path) -> None:
-    from runai_model_streamer._cache_entry import wait_for_writers
-
     files = shards(13)
     hub.commit(REPO, files)
     names = weights(files)
@@ -277,6 +276,32 @@ def test_huggingface_hub_itself_downloads_from_the_test_hub_and_streams_reuse_it
     (snapshot / names[0]).unlink()
     assert_same(stream([f"hf://{REPO}/{name}" for name in names]), expected(files, names))
     assert len(hub.cdn_authorizations) > downloads
+
+
+def test_what_a_cached_stream_fetched_is_shared_with_huggingface_hub(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the write-through cache, hf:// files verified as they streamed are also put in
+    huggingface_hub's cache (blob, snapshot link, refs/main): its client then finds them
+    offline, and online downloads nothing more."""
+    import huggingface_hub
+
+    files = shards(21)
+    commit = hub.commit(REPO, files)
+    names = weights(files)
+    stream([f"hf://{REPO}/{name}" for name in names], cache_dir=tmp_path / "cache")
+    wait_for_writers()
+    cache = Path(os.environ["HF_HOME"]) / "hub"
+    assert (cache / "models--org--tiny-model" / "refs" / "main").read_text() == commit
+    for name in names:
+        found = huggingface_hub.hf_hub_download(REPO, name, cache_dir=cache, local_files_only=True)
+        assert Path(found).read_bytes() == files[name]
+        blob = Path(found).resolve()
+        assert blob.name == hashlib.sha256(files[name]).hexdigest()
+        assert blob.stat().st_nlink == 2  # the cache entry's own file, linked
+    downloads = len(hub.cdn_authorizations)
+    _download_with_huggingface_hub(monkeypatch, allow_patterns=names)
+    assert len(hub.cdn_authorizations) == downloads
 
 
 def test_a_moved_branch_is_read_from_the_hub_not_from_a_stale_cache(

@@ -8,6 +8,9 @@ A plugin distribution (``runai-model-streamer-s3``...) declares an entry point i
     Absolute path of the plugin's native library, inside the plugin's own package.
 ``backend_options(credentials: S3Credentials | None) -> dict[str, str]``
     Options handed to ``runai_streamer_register_backend`` (credentials, endpoint, region...).
+``on_cached(uri: str, checksum: tuple[str, str], data: str) -> None``
+    Optional: ``uri``, verified as ``checksum`` (algorithm, hex), was committed to the local
+    cache, its bytes in the file ``data`` (hf://: shared with huggingface_hub's cache).
 ``resolve_uris(uris: list[str], object_info: Callable[[str], StoredObject]) -> list[str]``
     Optional: the URIs one stream reads, resolved: pinned to what they name now (hf://: a
     branch to its commit, so that every object of one load comes from the same state of the
@@ -26,8 +29,9 @@ import os
 import re
 import shlex
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -235,3 +239,15 @@ def resolve_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
         for index, uri in zip(indexes, result, strict=True):
             resolved[index] = uri
     return resolved
+
+
+def after_cached(uri: str, checksum: tuple[str, str]) -> Callable[[Path], None] | None:
+    """What to do once ``uri``'s cache entry is committed: its plugin's ``on_cached``, if it
+    has one."""
+    scheme = uri_scheme(uri)
+    if scheme is None:
+        return None
+    hook = getattr(find_backend(scheme, uri).load(), "on_cached", None)
+    if hook is None:
+        return None
+    return lambda data: hook(uri, checksum, str(data))

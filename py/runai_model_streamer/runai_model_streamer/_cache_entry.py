@@ -110,6 +110,8 @@ class CacheWriter:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="runai-cache-writer")
         self._closed = False  # commit or abort was asked (no more writes)
         self._pieces: list[tuple[int, int, int]] = []
+        #: called with the committed entry's data file (a plugin that shares it: hf://)
+        self.after_commit: Callable[[Path], None] | None = None
         _WRITERS.add(self)
 
     def write(
@@ -226,6 +228,11 @@ class CacheWriter:
             return
         self._release()
         self._committed()
+        if self.after_commit is not None:
+            try:
+                self.after_commit(self._entry / DATA)
+            except Exception as error:  # the entry is committed; sharing it is a bonus
+                logger.warning("%s: sharing its cache entry failed: %s", self.meta.uri, error)
 
     def _abort(self) -> None:
         self._close_direct()

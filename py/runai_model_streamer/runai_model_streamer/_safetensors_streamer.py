@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from runai_model_streamer._backends import resolve_uris
+from runai_model_streamer._backends import after_cached, resolve_uris
 from runai_model_streamer._cache import Cache, CachedObject, open_cache
 from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._collectives import failures_reported
@@ -40,7 +40,7 @@ from runai_model_streamer._safetensors import (
     gc_paused,
 )
 from runai_model_streamer._settings import CACHE_OFFLINE, MEMORY_LIMIT
-from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
+from runai_model_streamer._verify import WIDTHS, ObjectCheck, VerifyReport, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -156,6 +156,8 @@ def _writer(
     writer = cache.writer(obj.key)
     if writer is not None:
         writer.write(0, obj.head)
+        value = f"{check.expected:0{WIDTHS[check.algorithm]}x}"
+        writer.after_commit = after_cached(obj.key.uri, (check.algorithm, value))
     return writer
 
 

@@ -41,7 +41,9 @@ from runai_model_streamer_hf._hub_cache import (
     cached_commit,
     cached_file,
     hf_home,
+    record_ref,
     repo_folder,
+    store,
 )
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "HubOfflineError",
     "backend_options",
     "library_path",
+    "on_cached",
     "resolve_uris",
 ]
 
@@ -58,6 +61,9 @@ TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 _TRUE = {"1", "on", "yes", "true"}
 
 logger = logging.getLogger("runai_model_streamer")
+#: (repository URI, commit) -> the revisions a stream of this process resolved to it, so that
+#: what it caches records them in huggingface_hub's refs/ too
+_RESOLVED: dict[tuple[str, str], set[str]] = {}
 
 
 class HubConfigError(BackendConfigError):
@@ -171,4 +177,20 @@ def _commit(
     if not COMMIT_RE.match(commit):
         return ""
     logger.debug("%s@%s is commit %s", match["repo"], revision, commit)
+    _RESOLVED.setdefault((match["repo"].lower(), commit), set()).add(revision)
     return commit
+
+
+def on_cached(uri: str, checksum: tuple[str, str], data: str) -> None:
+    """An hf:// file verified and committed to the write-through cache is shared with
+    huggingface_hub's cache: its blob (a hard link to the entry, else a copy), its snapshot
+    link, and the refs of the revisions this process resolved to its commit. Only files
+    whose checksum is their Hub ETag (SHA-256 of LFS files, git blob ids) can be named there."""
+    algorithm, value = checksum
+    match = URI_RE.match(uri)
+    if algorithm not in ("sha256", "git-sha1") or match is None:
+        return
+    commit = (match["revision"] or "").lower()
+    store(match, commit, (match["rest"] or "").removeprefix("/"), value, Path(data))
+    for revision in sorted(_RESOLVED.get((match["repo"].lower(), commit), ())):
+        record_ref(match, revision, commit)
