@@ -34,6 +34,10 @@ Loaders (those not installed are listed as skipped):
   storage references (cold runs).
 * ``O_DIRECT ceiling``: 16 threads O_DIRECT-read 8 MiB pieces into reused aligned memory: the
   storage without page-cache or page-fault costs (cold runs).
+* ``fio ceiling``: the device's own limit (cold runs): fio's O_DIRECT reads of the same files
+  through io_uring and libaio, 1 and 8 MiB blocks, queue depths 8-64, 1-4 jobs a file, swept
+  once per set before the rounds; the fastest setting then runs in the rounds like any loader
+  (fio_ceiling.py; needs ``apt-get install fio``, else it is listed as skipped).
 * ``--strategies``: this package also with ``RUNAI_STREAMER_FS_STRATEGY=buffered`` and
   ``=direct`` beside its default (``auto``), and ``auto`` with ``RUNAI_STREAMER_IO_URING=0``
   (direct reads with one pread after another instead of io_uring).
@@ -54,11 +58,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import fio_ceiling
 from harness import (
     PREAD_CEILING,
     Loader,
     can_drop_caches,
     clean_env,
+    drop_caches,
     format_round_ratios,
     format_table,
     installed,
@@ -202,11 +208,23 @@ def main() -> int:
                 )
             these.append(Loader(PREAD_CEILING, "pread"))
             caches = ["warm", "cold"] if cold else ["warm"]
+            fio: list[Loader] = []
+            if cold and fio_ceiling.available():
+                best, swept = fio_ceiling.sweep(files, progress=report, before=drop_caches)
+                sections.append(
+                    f"fio sweep, {label} (fastest first):\n\n"
+                    + "\n".join(f"- {line}" for line in swept)
+                )
+                env = {**os.environ, "FIO_SETTINGS": best.to_env()}
+                fio.append(Loader(f"fio ceiling ({best.describe()})", "fio", env=env))
+            elif cold and "fio ceiling: not installed (apt-get install fio)" not in skipped:
+                skipped.append("fio ceiling: not installed (apt-get install fio)")
             for cache in caches:
                 references = [
                     Loader("dd", "dd"),
                     Loader("dd iflag=direct", "dd-direct"),
                     Loader("O_DIRECT ceiling (16 threads, reused memory)", "direct-ceiling"),
+                    *fio,
                 ]
                 run_loaders = these + (references if cache == "cold" else [])
                 if args.only:

@@ -419,6 +419,15 @@ def _hf_ceiling(files: list[str]) -> tuple[int, int]:
     return _gets_into_buffers(files, host[0], host[1], sizes, request)
 
 
+def _fio(files: list[str]) -> tuple[int, int]:
+    """fio with the settings the parent's sweep found fastest (FIO_SETTINGS): the device's
+    cold-read ceiling (fio_ceiling.py)."""
+    import fio_ceiling
+
+    settings = fio_ceiling.FioSettings.from_env(os.environ["FIO_SETTINGS"])
+    return fio_ceiling.read(files, settings), 0
+
+
 LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     **base.LOADERS,
     "tensorizer": _tensorizer,
@@ -434,6 +443,7 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "azure-sdk": _azure_sdk,
     "hf-hub": _hf_hub,
     "hf-ceiling": _hf_ceiling,
+    "fio": _fio,
 }
 IMPORTS = {
     **base.IMPORTS,
@@ -450,6 +460,7 @@ IMPORTS = {
     "azure-sdk": "azure.storage.blob",
     "hf-hub": "huggingface_hub",
     "hf-ceiling": "http.client",
+    "fio": "json",
 }
 
 if __name__ == "__main__":
