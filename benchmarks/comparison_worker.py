@@ -35,6 +35,9 @@ _spec.loader.exec_module(base)
 keep = base.keep
 KEEP_ALIVE = base.KEEP_ALIVE
 
+import http_ceilings  # noqa: E402 (beside this file; after the package's worker)
+from http_ceilings import hub_files, split_uri  # noqa: E402
+
 
 def _tensorizer(files: list[str]) -> tuple[int, int]:
     from tensorizer import TensorDeserializer
@@ -97,12 +100,6 @@ def _direct_ceiling(files: list[str]) -> tuple[int, int]:
     return total, 0
 
 
-def _split_uri(uri: str) -> tuple[str, str]:
-    """ "s3://bucket/key" (or gs://, az://) -> (bucket, key)."""
-    bucket, _, key = uri.split("://", 1)[1].partition("/")
-    return bucket, key
-
-
 def _tensors_from_buffer(buffer: Any) -> dict[str, Any]:
     """Tensors viewing a whole safetensors file held in ``buffer`` (owned: nothing reuses it)."""
     import torch
@@ -139,7 +136,7 @@ def _boto3(files: list[str]) -> tuple[int, int]:
     total = 0
     for uri in files:
         data = io.BytesIO()
-        client.download_fileobj(*_split_uri(uri), data)
+        client.download_fileobj(*split_uri(uri), data)
         for name, tensor in load(data.getvalue()).items():
             kept[name] = tensor
             total += tensor.numel() * tensor.element_size()
@@ -167,7 +164,7 @@ def _gcs_sdk(files: list[str]) -> tuple[int, int]:
     client = storage.Client.create_anonymous_client()
 
     def download(uri: str) -> bytes:
-        bucket, name = _split_uri(uri)
+        bucket, name = split_uri(uri)
         return bytes(client.bucket(bucket).blob(name).download_as_bytes())
 
     return _sdk_load(files, download)
@@ -182,7 +179,7 @@ def _azure_sdk(files: list[str]) -> tuple[int, int]:
     service = BlobServiceClient.from_connection_string(connection_string)
 
     def download(uri: str) -> bytes:
-        container, name = _split_uri(uri)
+        container, name = split_uri(uri)
         blob = service.get_blob_client(container, name)
         return bytes(blob.download_blob(max_concurrency=16).readall())
 
@@ -199,7 +196,7 @@ def _obstore(files: list[str]) -> tuple[int, int]:
     piece = 8 << 20
     stores = {}
     for uri in files:
-        bucket = _split_uri(uri)[0]
+        bucket = split_uri(uri)[0]
         if bucket not in stores:
             stores[bucket] = S3Store(
                 bucket,
@@ -210,7 +207,7 @@ def _obstore(files: list[str]) -> tuple[int, int]:
     KEEP_ALIVE.append(stores)
 
     async def fetch(uri: str, limit: asyncio.Semaphore) -> bytearray:
-        bucket, key = _split_uri(uri)
+        bucket, key = split_uri(uri)
         store = stores[bucket]
         size = (await obstore.head_async(store, key))["size"]
         buffer = bytearray(size)
@@ -265,109 +262,6 @@ def _s5cmd(files: list[str]) -> tuple[int, int]:
     return total, keep(kept)
 
 
-def _gets_into_buffers(
-    files: list[str],
-    host: str,
-    port: int | None,
-    sizes: list[int],
-    request: Callable[[str, int, int], tuple[str, dict[str, str]]],
-) -> tuple[int, int]:
-    """The reference for object-storage loaders: 16 threads send 8 MiB range GETs over
-    kept-alive connections and receive each body straight into one preallocated buffer per
-    file (recv_into, the GIL released), with no parsing and no tensors. request(uri, first,
-    end) gives the path and headers of one GET."""
-    import http.client
-    import mmap
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    piece = 8 << 20
-    local = threading.local()
-
-    def get(uri: str, view: memoryview, at: int, end: int) -> None:
-        path, headers = request(uri, at, end)
-        if getattr(local, "connection", None) is None:
-            local.connection = http.client.HTTPConnection(host, port)
-        local.connection.request("GET", path, headers=headers)
-        response = local.connection.getresponse()
-        if response.status != 206:
-            raise OSError(f"{uri}: HTTP {response.status} {response.read()[:200]!r}")
-        while at < end:
-            got = response.readinto(view[at:end])
-            if not got:
-                raise OSError(f"{uri}: body ended at {at}")
-            at += got
-
-    total = 0
-    with ThreadPoolExecutor(16) as pool:
-        for uri, size in zip(files, sizes, strict=True):
-            memory = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            view = memoryview(memory)
-            reads = [pool.submit(get, uri, view, at, min(at + piece, size))
-                     for at in range(0, size, piece)]  # fmt: skip
-            for read in reads:
-                read.result()
-            KEEP_ALIVE.append((memory, view))
-            total += size
-    return total, 0
-
-
-def _s3_ceiling(files: list[str]) -> tuple[int, int]:
-    """_gets_into_buffers with SigV4-signed GETs (botocore signs, path-style URLs)."""
-    from urllib.parse import quote, urlsplit
-
-    import botocore.session
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", ""))
-    session = botocore.session.get_session()
-    credentials = session.get_credentials().get_frozen_credentials()
-    region = session.get_config_variable("region") or "us-east-1"
-    client = session.create_client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
-    sizes = [int(client.head_object(Bucket=b, Key=k)["ContentLength"])
-             for b, k in map(_split_uri, files)]  # fmt: skip
-
-    def request(uri: str, at: int, end: int) -> tuple[str, dict[str, str]]:
-        bucket, key = _split_uri(uri)
-        path = quote(f"/{bucket}/{key}", safe="/~")
-        signed = AWSRequest("GET", f"{endpoint.scheme}://{endpoint.netloc}{path}",
-                            headers={"Range": f"bytes={at}-{end - 1}"})  # fmt: skip
-        S3SigV4Auth(credentials, "s3", region).add_auth(signed)
-        return path, dict(signed.headers)
-
-    return _gets_into_buffers(files, endpoint.hostname or "", endpoint.port, sizes, request)
-
-
-def _gcs_ceiling(files: list[str]) -> tuple[int, int]:
-    """_gets_into_buffers with anonymous JSON API media GETs on STORAGE_EMULATOR_HOST."""
-    import urllib.request
-    from urllib.parse import quote, urlsplit
-
-    endpoint = urlsplit(os.environ["STORAGE_EMULATOR_HOST"])
-
-    def path_of(uri: str) -> str:
-        bucket, name = _split_uri(uri)
-        return f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
-
-    sizes = []
-    for uri in files:
-        with urllib.request.urlopen(endpoint.geturl() + path_of(uri)) as response:
-            sizes.append(int(json.loads(response.read())["size"]))
-
-    def request(uri: str, at: int, end: int) -> tuple[str, dict[str, str]]:
-        return path_of(uri) + "?alt=media", {"Range": f"bytes={at}-{end - 1}"}
-
-    return _gets_into_buffers(files, endpoint.hostname or "", endpoint.port, sizes, request)
-
-
-def _hub_files(files: list[str]) -> tuple[str, list[str]]:
-    """hf://<owner>/<name>/<path> URIs of one repository -> (repo id, paths)."""
-    repos = {"/".join(uri.removeprefix("hf://").split("/")[:2]) for uri in files}
-    (repo,) = repos
-    return repo, [uri.removeprefix(f"hf://{repo}/") for uri in files]
-
-
 def _hf_hub(files: list[str]) -> tuple[int, int]:
     """huggingface_hub.snapshot_download of the files (its default 8 workers, into a cache of
     its layout on local disk), then safetensors load_file + clone, as users load a Hub model."""
@@ -377,7 +271,7 @@ def _hf_hub(files: list[str]) -> tuple[int, int]:
     import huggingface_hub
     from safetensors.torch import load_file
 
-    repo, paths = _hub_files(files)
+    repo, paths = hub_files(files)
     directory = tempfile.mkdtemp(prefix="hf-cache-")
     try:
         snapshot = huggingface_hub.snapshot_download(
@@ -392,31 +286,6 @@ def _hf_hub(files: list[str]) -> tuple[int, int]:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return total, keep(kept)
-
-
-def _hf_ceiling(files: list[str]) -> tuple[int, int]:
-    """_gets_into_buffers on the URLs the Hub redirects to (one HEAD of each file on resolve/
-    for its signed URL and size), unsigned ranged GETs there."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    endpoint = urlsplit(os.environ["HF_ENDPOINT"])
-    repo, paths = _hub_files(files)
-    hub = http.client.HTTPConnection(endpoint.hostname or "", endpoint.port)
-    targets, sizes = {}, []
-    for uri, path in zip(files, paths, strict=True):
-        hub.request("HEAD", f"/{repo}/resolve/main/{path}")
-        response = hub.getresponse()
-        response.read()
-        targets[uri] = urlsplit(response.headers["Location"])
-        sizes.append(int(response.headers["X-Linked-Size"]))
-    (host,) = {(t.hostname or "", t.port) for t in targets.values()}
-
-    def request(uri: str, at: int, end: int) -> tuple[str, dict[str, str]]:
-        target = targets[uri]
-        return f"{target.path}?{target.query}", {"Range": f"bytes={at}-{end - 1}"}
-
-    return _gets_into_buffers(files, host[0], host[1], sizes, request)
 
 
 def _fio(files: list[str]) -> tuple[int, int]:
@@ -437,12 +306,12 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "boto3": _boto3,
     "obstore": _obstore,
     "s5cmd": _s5cmd,
-    "s3-ceiling": _s3_ceiling,
-    "gcs-ceiling": _gcs_ceiling,
+    "s3-ceiling": http_ceilings.s3_ceiling,
+    "gcs-ceiling": http_ceilings.gcs_ceiling,
     "gcs-sdk": _gcs_sdk,
     "azure-sdk": _azure_sdk,
     "hf-hub": _hf_hub,
-    "hf-ceiling": _hf_ceiling,
+    "hf-ceiling": http_ceilings.hf_ceiling,
     "fio": _fio,
 }
 IMPORTS = {
