@@ -148,6 +148,11 @@ class HubStore : public ObjectStore {
  private:
   Status Parse(const std::string& uri, bool need_path, HubPath* path) const;
   std::string Origin() const { return endpoint_.scheme + "://" + endpoint_.host; }
+  // A Location that is a path on the Hub, made absolute; "" for any other.
+  std::string OnHub(const std::string& location) const {
+    const bool path = !location.empty() && location[0] == '/' && location.rfind("//", 0) != 0;
+    return path ? Origin() + location : "";
+  }
   std::string ResolveUrl(const HubPath& path) const;
   HeaderList HubHeaders(HeaderList extra) const;
   // A HEAD of the file: its description, and where its bytes are (remembered for Read).
@@ -266,15 +271,15 @@ Status HubStore::Resolve(const std::string& uri, const HubPath& path, ObjectInfo
         &response, true);
     if (!status.ok()) return Explained(status, path);
     if (response.status < 300) break;
-    const std::string next = Header(response, "location");
     if (!Header(response, "x-linked-size").empty()) break;  // to the file's storage
     // The Hub's own redirects (a renamed repository) stay on the Hub: relative ones only.
-    if (next.empty() || next[0] != '/' || next.rfind("//", 0) == 0 || hop == kMaxHubRedirects) {
+    const std::string next = OnHub(Header(response, "location"));
+    if (next.empty() || hop == kMaxHubRedirects) {
       return client_.Error(RUNAI_E_BACKEND, uri + ": the Hub answered HTTP " +
                                                 std::to_string(response.status) +
                                                 " with no file behind it");
     }
-    url = Origin() + next;
+    url = next;
   }
   const std::string commit = Lower(Header(response, "x-repo-commit"));
   if (!commit.empty() && !IsHex(commit, 40)) {
@@ -284,7 +289,6 @@ Status HubStore::Resolve(const std::string& uri, const HubPath& path, ObjectInfo
   ObjectInfo::Add(&described.version, "commit", commit);
   const std::string etag = common::Unquoted(Header(response, "etag"));
   if (response.status >= 300) {
-    const std::string next = Header(response, "location");
     std::string why;
     int64_t size = -1;
     const std::string sha256 = Lower(common::Unquoted(Header(response, "x-linked-etag")));
@@ -292,8 +296,9 @@ Status HubStore::Resolve(const std::string& uri, const HubPath& path, ObjectInfo
       return client_.Error(RUNAI_E_BACKEND,
                            uri + ": the Hub sent a bad X-Linked-Size (" + why + ")");
     }
-    std::string target = next;
-    if (!next.empty() && next[0] == '/' && next.rfind("//", 0) != 0) target = Origin() + next;
+    const std::string redirect = Header(response, "location");
+    const std::string relative = OnHub(redirect);
+    const std::string target = relative.empty() ? redirect : relative;
     if (target.rfind("https://", 0) != 0 && target.rfind("http://", 0) != 0) {
       return client_.Error(RUNAI_E_BACKEND, uri + ": the Hub redirected to no http(s) URL");
     }

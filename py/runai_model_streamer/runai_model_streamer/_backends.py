@@ -242,12 +242,17 @@ def resolve_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
 
 
 def after_cached(uri: str, checksum: tuple[str, str]) -> Callable[[Path], None] | None:
-    """What to do once ``uri``'s cache entry is committed: its plugin's ``on_cached``, if it
-    has one."""
+    """What to do once ``uri``'s cache entry is committed: call its plugin's ``on_cached``, if
+    it has one. The plugin is looked up then, in the cache writer's thread: finding it scans
+    the installed entry points (milliseconds an object), which a stream's start should not
+    wait for."""
     scheme = uri_scheme(uri)
     if scheme is None:
         return None
-    hook = getattr(find_backend(scheme, uri).load(), "on_cached", None)
-    if hook is None:
-        return None
-    return lambda data: hook(uri, checksum, str(data))
+
+    def share(data: Path) -> None:
+        hook = getattr(find_backend(scheme, uri).load(), "on_cached", None)
+        if hook is not None:
+            hook(uri, checksum, str(data))
+
+    return share

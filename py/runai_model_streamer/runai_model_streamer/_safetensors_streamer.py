@@ -40,7 +40,7 @@ from runai_model_streamer._safetensors import (
     gc_paused,
 )
 from runai_model_streamer._settings import CACHE_OFFLINE, MEMORY_LIMIT
-from runai_model_streamer._verify import WIDTHS, ObjectCheck, VerifyReport, verify_mode
+from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -156,8 +156,7 @@ def _writer(
     writer = cache.writer(obj.key)
     if writer is not None:
         writer.write(0, obj.head)
-        value = f"{check.expected:0{WIDTHS[check.algorithm]}x}"
-        writer.after_commit = after_cached(obj.key.uri, (check.algorithm, value))
+        writer.after_commit = after_cached(obj.key.uri, (check.algorithm, check.expected_hex))
     return writer
 
 

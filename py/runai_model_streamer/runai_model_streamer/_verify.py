@@ -231,11 +231,16 @@ class ObjectCheck:
             done = self.on_mismatch() if self.on_mismatch is not None else ""
             raise ChecksumMismatchError(
                 f"{self.path}: {self.algorithm} mismatch: the store keeps "
-                f"{self.expected:0{width}x} for its {self.size} bytes, the bytes read have "
+                f"{self.expected_hex} for its {self.size} bytes, the bytes read have "
                 f"{computed:0{width}x} (corrupted in storage or in transit); nothing of this "
                 f"object should be used{done}"
             )
         logger.debug("%s: %s %0*x verified", self.path, self.algorithm, width, computed)
+
+    @property
+    def expected_hex(self) -> str:
+        """The value the store keeps, as it writes it (lowercase hex, zero-padded)."""
+        return f"{self.expected:0{WIDTHS[self.algorithm]}x}"
 
     def entry_checksum(self) -> tuple[str, str]:
         """(algorithm, hex) that a cache entry of the object, once verified, is checked
