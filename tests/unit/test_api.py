@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from runai_model_streamer import SafetensorsStreamer, TensorMetadata
+from runai_model_streamer._buffers import BufferPool, MappedBuffer
 from runai_model_streamer._native import NativeBuffer
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -182,27 +183,54 @@ def test_devices(tmp_path: Path) -> None:
                 streamer.stream_file(path, device="cuda")
 
 
+def _live_buffer_bytes() -> int:
+    """Destination memory alive now: every mapped buffer not yet freed, whoever holds it."""
+    return sum(o.size for o in gc.get_objects() if isinstance(o, MappedBuffer))
+
+
+@pytest.mark.parametrize("owned", [True, False])
 @pytest.mark.parametrize("limit", [0, 1, 4096, 20000, 10**9])
 def test_memory_in_flight_stays_within_the_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, owned: bool
 ) -> None:
+    """Windows in flight stay within the limit; with owned=False the buffers kept for reuse
+    count too: windows of different sizes once left a pool of buffers that no later window
+    fitted, and a 512 MiB limit held 1.1 GB."""
     paths = []
     for shard in range(3):
-        tensors = {f"s{shard}.t{i}": torch.randn(64 * (i + 1)) for i in range(12)}
+        tensors = {f"s{shard}.t{i}": torch.randn(64 * (i + 1) + 200 * shard) for i in range(12)}
         path = tmp_path / f"s{shard}.safetensors"
         save_file(tensors, str(path))
         paths.append(path)
     monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", str(limit))
     with SafetensorsStreamer() as streamer:
-        streamer.stream_files(paths)
+        streamer.stream_files(paths, owned=owned)
         stream = streamer.file_streamer._stream
         assert stream is not None
         sizes = [m.size for ms in streamer.files_to_tensors_metadata.values() for m in ms]
-        count = sum(1 for _ in streamer.get_tensors())
+        largest = max(sizes)
+        bound = largest if limit == 0 else max(limit, largest)
+        count = 0
+        for _, tensor in streamer.get_tensors():
+            count += 1
+            if not owned:  # the caller keeps nothing: what is alive is the stream's
+                del tensor
+                assert _live_buffer_bytes() <= bound
     assert count == 36
-    largest = max(sizes)
-    bound = largest if limit == 0 else max(limit, largest)
     assert 0 < stream.peak_in_flight <= bound
+
+
+def test_a_pool_keeps_free_buffers_only_within_the_room_left() -> None:
+    pool = BufferPool()
+    small, large = pool.take(100, room=1000), pool.take(700, room=900)
+    pool.give(small)
+    pool.give(large)
+    assert pool.free_bytes == 800 and pool.cost(50) == 100 and pool.cost(300) == 700
+    assert pool.take(300, room=1000) is large  # the smallest that fits
+    pool.give(large)
+    bigger = pool.take(900, room=1600)  # none fits: free buffers go, smallest first, until
+    assert bigger.size == 900 and pool.free_bytes == 700  # they and the new one fit the room
+    assert pool.take(2000, room=1000).size == 2000 and pool.free_bytes == 0
 
 
 def test_abandoned_iteration_and_restream(tmp_path: Path) -> None:

@@ -16,26 +16,43 @@ SMALL_BUFFER = 32 << 20
 
 
 class BufferPool:
-    """Reusable destination buffers for ``owned=False`` streams (keeps the ``keep`` largest)."""
+    """Reusable destination buffers of an ``owned=False`` stream. A free buffer is kept only
+    while it and the buffers in use fit in the stream's memory budget: what the stream holds,
+    reused or not, stays within RUNAI_STREAMER_MEMORY_LIMIT."""
 
-    def __init__(self, keep: int = 2, prefault: bool = False, huge_pages: bool = False) -> None:
-        self._keep = keep
+    def __init__(self, prefault: bool = False, huge_pages: bool = False) -> None:
         self.prefault = prefault
         self.huge_pages = huge_pages
         self._free: list[Buffer] = []
 
-    def take(self, size: int) -> Buffer:
+    @property
+    def free_bytes(self) -> int:
+        return sum(b.size for b in self._free)
+
+    def _fitting(self, size: int) -> Buffer | None:
         fitting = [b for b in self._free if b.size >= size]
-        if fitting:
-            best = min(fitting, key=lambda b: b.size)
+        return min(fitting, key=lambda b: b.size) if fitting else None
+
+    def cost(self, size: int) -> int:
+        """The bytes that :meth:`take` would hand out for ``size``: a free buffer may be larger."""
+        best = self._fitting(size)
+        return size if best is None else best.size
+
+    def take(self, size: int, room: float) -> Buffer:
+        """The smallest free buffer of at least ``size`` bytes; else a new one, after dropping
+        free buffers (smallest first) until they and it fit in ``room`` bytes (the budget less
+        the buffers in use)."""
+        best = self._fitting(size)
+        if best is not None:
             self._free.remove(best)
             return best
+        self._free.sort(key=lambda b: b.size)
+        while self._free and self.free_bytes + size > room:
+            self._free.pop(0)
         return allocate(size, self.prefault, self.huge_pages)
 
     def give(self, buffer: Buffer) -> None:
         self._free.append(buffer)
-        if len(self._free) > self._keep:
-            self._free.remove(min(self._free, key=lambda b: b.size))
 
     def clear(self) -> None:
         self._free.clear()

@@ -24,8 +24,10 @@ free page reporting, as the development VM's does) makes the first touch of a hu
 on hosts that do not, huge pages may be faster (benchmarks/RESULTS.md, "Measurements behind
 defaults"). With
 ``owned=True`` every window gets a fresh buffer, released when the last tensor viewing it is
-garbage-collected. With ``owned=False`` buffers return to a small pool once the consumer has
-moved past their window, and are overwritten by later windows.
+garbage-collected. With ``owned=False`` buffers return to a pool once the consumer has moved
+past their window, and are overwritten by later windows; the pool keeps a free buffer only
+while it and the windows in flight fit in L (or PREFETCH_BYTES), so that everything the stream
+holds does.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ WAIT_TIMEOUT_MS = 200
 
 
 class _ActiveWindow:
-    __slots__ = ("base", "buffer", "busy", "landed", "plan", "ranges", "request_id")
+    __slots__ = ("base", "buffer", "busy", "held", "landed", "plan", "ranges", "request_id")
 
     def __init__(
         self,
@@ -78,6 +80,8 @@ class _ActiveWindow:
         self.base = base
         self.ranges = ranges
         self.request_id = request_id
+        #: destination bytes this window holds (a reused buffer may be larger than the plan)
+        self.held = 0 if buffer is None else buffer.size
         #: background work still reading this window's buffer (a cache writer's writes, a
         #: check's hashing): a reused buffer is not handed out again before it is done
         self.busy: list[Future[None]] = []
@@ -136,7 +140,8 @@ class RangeStream:
         )
         self.total_bytes = sum(sum(s) for s in self._sizes)
         self._started = False
-        #: most destination bytes of windows submitted and not yet fully handed out at once
+        #: most destination bytes held at once: windows submitted and not yet fully handed
+        #: out, and (owned=False) free buffers kept for reuse
         self.peak_in_flight = 0
 
     def start(self) -> None:
@@ -195,7 +200,7 @@ class RangeStream:
                 self._engine.cancel(window.request_id)
             self._engine.release(window.request_id)
             window.request_id = None
-        self._in_flight -= window.plan.nbytes
+        self._in_flight -= window.held
         for work in window.busy:  # a cache writer or a digest still reading the buffer
             work.result()
         window.busy = []
@@ -206,22 +211,23 @@ class RangeStream:
         window.ranges = None
 
     def _fill(self) -> None:
-        batch: list[WindowPlan] = []
+        batch: list[tuple[WindowPlan, Buffer | None]] = []
         in_flight = self._in_flight
         while self._pending:
             plan = self._pending[0]
+            cost = self._cost(plan)
             if (self._active or batch) and (
-                in_flight + plan.nbytes > self._budget
+                in_flight + cost > self._budget
                 or len(self._active) + len(batch) >= MAX_REQUESTS_IN_FLIGHT
             ):
                 break
-            batch.append(self._pending.popleft())
-            in_flight += plan.nbytes
+            self._pending.popleft()
+            batch.append((plan, self._take_buffer(plan, self._budget - in_flight)))
+            in_flight += cost
         # Every buffer of the batch is mapped before the batch's first read starts: mmap()
         # waits for the address-space lock, which the engine's workers hold (shared) while they
         # fault destination pages in, and they wait behind it in turn (2 GB warm: 20-90 ms).
-        buffers = [self._take_buffer(plan) for plan in batch]
-        for plan, buffer in zip(batch, buffers, strict=True):
+        for plan, buffer in batch:
             self._submit(plan, buffer)
 
     def _refresh_backends(self) -> None:
@@ -233,11 +239,17 @@ class RangeStream:
         except Exception as error:  # the current options may well still be valid
             logger.warning("refreshing the backend options failed (streaming goes on): %s", error)
 
-    def _take_buffer(self, plan: WindowPlan) -> Buffer | None:
+    def _cost(self, plan: WindowPlan) -> int:
+        """The destination bytes ``plan`` will hold (what :meth:`_take_buffer` gives it)."""
+        if not plan.items:
+            return 0
+        return plan.nbytes if self._pool is None else self._pool.cost(plan.nbytes)
+
+    def _take_buffer(self, plan: WindowPlan, room: float) -> Buffer | None:
         if not plan.items:
             return None
         if self._pool is not None:
-            return self._pool.take(plan.nbytes)
+            return self._pool.take(plan.nbytes, room)
         return allocate(plan.nbytes, self._prefault, self._huge_pages)
 
     def _submit(self, plan: WindowPlan, buffer: Buffer | None) -> None:
@@ -258,8 +270,9 @@ class RangeStream:
             [(path, ranges)], check.kind if check is not None else 0
         )
         self._active.append(window)
-        self._in_flight += plan.nbytes
-        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        self._in_flight += window.held
+        kept = 0 if self._pool is None else self._pool.free_bytes
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight + kept)
 
     def _drain(self, window: _ActiveWindow) -> Iterator[tuple[int, int, torch.Tensor]]:
         plan = window.plan
