@@ -38,6 +38,10 @@ Loaders (those not installed are listed as skipped):
   through io_uring and libaio, 1 and 8 MiB blocks, queue depths 8-64, 1-4 jobs a file, swept
   once per set before the rounds; the fastest setting then runs in the rounds like any loader
   (fio_ceiling.py; needs ``apt-get install fio``, else it is listed as skipped).
+* ``--upstream-strategies``: upstream 0.17 with each file-system strategy it accepts
+  (``RUNAI_STREAMER_FS_STRATEGY``: io_uring_direct, its default; io_uring_buffered,
+  libaio_direct, sync_buffered) and its default strategy at ``RUNAI_STREAMER_CONCURRENCY`` 8
+  and 32 (default 16): upstream at its best, not only at its defaults.
 * ``--strategies``: this package also with ``RUNAI_STREAMER_FS_STRATEGY=buffered`` and
   ``=direct`` beside its default (``auto``), and ``auto`` with ``RUNAI_STREAMER_IO_URING=0``
   (direct reads with one pread after another instead of io_uring).
@@ -74,6 +78,15 @@ from harness import (
 )
 
 DEFAULT_UPSTREAM = "/tmp/upstream/bin/python"
+#: upstream 0.17's other settings (its log lists the strategies it accepts; its default is
+#: io_uring_direct with 16 workers)
+UPSTREAM_VARIANTS = {
+    "io_uring_buffered": {"RUNAI_STREAMER_FS_STRATEGY": "io_uring_buffered"},
+    "libaio_direct": {"RUNAI_STREAMER_FS_STRATEGY": "libaio_direct"},
+    "sync_buffered": {"RUNAI_STREAMER_FS_STRATEGY": "sync_buffered"},
+    "concurrency 8": {"RUNAI_STREAMER_CONCURRENCY": "8"},
+    "concurrency 32": {"RUNAI_STREAMER_CONCURRENCY": "32"},
+}
 
 
 def _upstream_ok(python: str) -> str:
@@ -138,6 +151,11 @@ def main() -> int:
         help="also run this package buffered, direct, and auto without io_uring",
     )
     parser.add_argument(
+        "--upstream-strategies",
+        action="store_true",
+        help="run upstream 0.17 with each of its file-system strategies and concurrencies",
+    )
+    parser.add_argument(
         "--only",
         help="comma-separated loader label prefixes to run (e.g. runai,upstream,dd,O_DIRECT)",
     )
@@ -174,6 +192,12 @@ def main() -> int:
         skipped.append(f"upstream 0.17: {why}")
     else:
         loaders.append(Loader("upstream 0.17", "runai", args.upstream_python, env=clean_env()))
+        if args.upstream_strategies:
+            for label, settings in UPSTREAM_VARIANTS.items():
+                env = {**clean_env(), **settings}
+                loaders.append(
+                    Loader(f"upstream 0.17 ({label})", "runai", args.upstream_python, env=env)
+                )
     if installed("fastsafetensors"):
         loaders.append(Loader("fastsafetensors", "fastsafetensors"))
     else:

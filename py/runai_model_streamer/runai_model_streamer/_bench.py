@@ -37,6 +37,7 @@ class Result:
     rss_peak: list[int] = field(default_factory=list)
     rss_base: list[int] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
+    first_seconds: list[float] = field(default_factory=list)  # to the first tensor, if known
     bytes: int = 0
     tensors: int = 0
     errors: list[str] = field(default_factory=list)
@@ -183,6 +184,8 @@ def run_benchmark(
             result.rss_peak.append(int(run["rss_peak"]))  # type: ignore[call-overload]
             result.rss_base.append(int(run["rss_base"]))  # type: ignore[call-overload]
             result.cpu_seconds.append(float(run.get("cpu_seconds", 0.0)))  # type: ignore[arg-type]
+            if "first_seconds" in run:
+                result.first_seconds.append(float(run["first_seconds"]))  # type: ignore[arg-type]
             result.bytes = int(run["bytes"])  # type: ignore[call-overload]
             result.tensors = int(run["tensors"])  # type: ignore[call-overload]
             if progress:
