@@ -327,6 +327,33 @@ TEST_F(TestfsTest, CancelMidRequestReportsEveryRangeOnceAndStopsWriting) {
   EXPECT_EQ(runai_streamer_wait(streamer.get(), id, &completion, 1, 0, &count), RUNAI_E_IDLE);
 }
 
+TEST_F(TestfsTest, PiecesReadAreReportedBeforeALongReadOfTheSameTask) {
+  // One task (both ranges lie in one 8 MiB slot): a small range, then, after a gap, 2 MiB.
+  // The small one is reported when it is read, not after the long read that follows it.
+  std::mt19937_64 rng(7);
+  const std::vector<uint8_t> content = RandomBytes(3 << 20, rng);
+  dir_.Write("large.bin", content);
+  Streamer streamer(1, 8 << 20);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "300"}})),
+            RUNAI_OK);
+  std::vector<uint8_t> small(100), large(2 << 20);
+  runai_range_t ranges[2] = {{0, small.size(), small.data()}, {4096, large.size(), large.data()}};
+  runai_file_request_t file{"tfs://large.bin", ranges, 2, RUNAI_CHECKSUM_NONE};
+  uint64_t id = 0;
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
+  runai_completion_t completions[2];
+  size_t count = 0;
+  ASSERT_EQ(runai_streamer_wait(streamer.get(), id, completions, 2, 10000, &count), RUNAI_OK);
+  ASSERT_EQ(count, 1u) << "the small range waited for the long read";
+  EXPECT_EQ(completions[0].range_index, 0u);
+  EXPECT_EQ(0, std::memcmp(small.data(), content.data(), small.size()));
+  ASSERT_EQ(runai_streamer_wait(streamer.get(), id, completions, 2, 10000, &count), RUNAI_OK);
+  ASSERT_EQ(count, 1u);
+  EXPECT_EQ(completions[0].range_index, 1u);
+  EXPECT_EQ(completions[0].status, RUNAI_OK);
+  EXPECT_EQ(0, std::memcmp(large.data(), content.data() + 4096, large.size()));
+}
+
 TEST_F(TestfsTest, ReleaseAndDestroyWhileReading) {
   const size_t kRanges = 16;
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));

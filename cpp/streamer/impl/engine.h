@@ -62,8 +62,11 @@ class Engine {
     common::Status status;
     uint64_t crc = 0;  // of the piece's bytes, when its file asks for a checksum
   };
-  std::vector<PieceResult> Execute(const Task& task) const;
-  void ApplyLocked(const Task& task, const std::vector<PieceResult>& results);
+  // Pieces [0, *reported) were reported already (see kReportBeforeBytes).
+  std::vector<PieceResult> Execute(const Task& task, size_t* reported);
+  // Applies the results of pieces [from, to) of task.
+  void ApplyLocked(const Task& task, const std::vector<PieceResult>& results, size_t from,
+                   size_t to);
 
   // Stops the request's tasks, waits for running ones, reports the rest as
   // cancelled. Returns the dropped tasks, to be finished outside the lock.
