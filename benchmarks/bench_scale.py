@@ -211,9 +211,10 @@ def plot(sets: list[SetResult], path: str) -> str:
         axis.set_ylabel("GB/s (cold, median)")
         axis.set_ylim(bottom=0)
         axis.grid(True, alpha=0.3)
-    by_size.legend(fontsize=8)
+    handles, labels = by_size.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     figure.suptitle("Local loads, cold page cache (benchmarks/bench_scale.py)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend below
     figure.savefig(path, dpi=110)
     return ""
 
