@@ -171,6 +171,12 @@ def main() -> int:
         "written through), a hit (cold page cache) and the cached file read as a local file cold",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve over HTTPS (a self-signed CA, given to every client by SSL_CERT_FILE and "
+        "AWS_CA_BUNDLE); the ceiling's GETs go over TLS too",
+    )
+    parser.add_argument(
         "--only",
         help="comma-separated loader label prefixes to run (e.g. runai,upstream,obstore,S3)",
     )
@@ -184,8 +190,12 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="runai-bench-s3-") as tmp:
         directory = Path(tmp)
-        with seaweedfs(directory / "seaweedfs") as server:
-            env = _env(server.endpoint)
+        with seaweedfs(directory / "seaweedfs", tls=args.tls) as server:
+            trust = {}
+            if server.certificate is not None:  # its own CA: trusted by every client
+                trust = {"SSL_CERT_FILE": str(server.certificate)}
+                trust["AWS_CA_BUNDLE"] = trust["SSL_CERT_FILE"]
+            env = _env(server.endpoint, **trust)
             loaders = [Loader("runai-model-streamer", "runai", env=env)]
             if args.verify_off:
                 off = {**env, "RUNAI_STREAMER_VERIFY": "off"}
@@ -194,7 +204,9 @@ def main() -> int:
             if why:
                 skipped.append(f"upstream 0.17: {why}")
             else:
-                path_style = _env(server.endpoint, RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING="0")
+                path_style = _env(
+                    server.endpoint, RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING="0", **trust
+                )
                 upstream = Loader("upstream 0.17", "runai", args.upstream_python, env=path_style)
                 loaders.append(upstream)
             for label, kind, module in [
@@ -245,7 +257,8 @@ def main() -> int:
                 results = run_benchmark(
                     runs, uris, rounds=args.rounds, progress=report, before=before
                 )
-                title = f"s3:// from SeaweedFS on 127.0.0.1, {label}, {args.rounds} rounds (median)"
+                over = " over HTTPS" if args.tls else ""
+                title = f"s3:// from SeaweedFS{over} on 127.0.0.1, {label}, {args.rounds} rounds"
                 sections.append(format_table(results, title=title, model_bytes=model_bytes))
                 for base in [runs[0], *(x for x in runs if x.label.startswith(CACHE_HIT))]:
                     sections.append(

@@ -33,13 +33,16 @@ def gets_into_buffers(
     port: int | None,
     sizes: list[int],
     request: Callable[[str, int, int], tuple[str, dict[str, str]]],
+    scheme: str = "http",
 ) -> tuple[int, int]:
     """The reference for object-storage loaders: 16 threads send 8 MiB range GETs over
     kept-alive connections and receive each body straight into one preallocated buffer per
     file (recv_into, the GIL released), with no parsing and no tensors. request(uri, first,
-    end) gives the path and headers of one GET."""
+    end) gives the path and headers of one GET. ``https``: over TLS, the certificate checked
+    against the default CAs (SSL_CERT_FILE where set), as the loaders check it."""
     import http.client
     import mmap
+    import ssl
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -49,7 +52,11 @@ def gets_into_buffers(
     def get(uri: str, view: memoryview, at: int, end: int) -> None:
         path, headers = request(uri, at, end)
         if getattr(local, "connection", None) is None:
-            local.connection = http.client.HTTPConnection(host, port)
+            if scheme == "https":
+                context = ssl.create_default_context()
+                local.connection = http.client.HTTPSConnection(host, port, context=context)
+            else:
+                local.connection = http.client.HTTPConnection(host, port)
         local.connection.request("GET", path, headers=headers)
         response = local.connection.getresponse()
         if response.status != 206:
@@ -98,7 +105,8 @@ def s3_ceiling(files: list[str]) -> tuple[int, int]:
         S3SigV4Auth(credentials, "s3", region).add_auth(signed)
         return path, dict(signed.headers)
 
-    return gets_into_buffers(files, endpoint.hostname or "", endpoint.port, sizes, request)
+    host, port = endpoint.hostname or "", endpoint.port
+    return gets_into_buffers(files, host, port, sizes, request, endpoint.scheme)
 
 
 def gcs_ceiling(files: list[str]) -> tuple[int, int]:
