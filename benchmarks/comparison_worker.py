@@ -297,28 +297,6 @@ def _fio(files: list[str]) -> tuple[int, int]:
     return fio_ceiling.read(files, settings), 0
 
 
-def _runai_reused(files: list[str]) -> tuple[int, int]:
-    """This package with ``owned=False`` (buffers reused, within RUNAI_STREAMER_MEMORY_LIMIT):
-    one element of each tensor read, as a consumer that copies each tensor elsewhere (a GPU)
-    reads it; nothing kept."""
-    import time
-
-    from runai_model_streamer import SafetensorsStreamer
-
-    total = count = 0
-    start = time.perf_counter()
-    with SafetensorsStreamer() as streamer:
-        streamer.stream_files(files, owned=False)
-        for _, tensor in streamer.get_tensors():
-            if not count:
-                base.FIRST_TENSOR.append(time.perf_counter() - start)
-            if tensor.numel():
-                tensor.reshape(-1)[0].item()
-            count += 1
-            total += tensor.numel() * tensor.element_size()
-    return total, count
-
-
 def _one_chunk(files: list[str]) -> tuple[int, int]:
     """One read of the engine's chunk size (8 MiB) at the start of the first file, O_DIRECT:
     the latency that the time to the first tensor is read against."""
@@ -349,11 +327,12 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "hf-hub": _hf_hub,
     "hf-ceiling": http_ceilings.hf_ceiling,
     "fio": _fio,
-    "runai-reused": _runai_reused,
+    "runai-reused": base.runai(owned=False),
     "one-chunk": _one_chunk,
 }
 IMPORTS = {
     **base.IMPORTS,
+    "runai-reused": "runai_model_streamer",
     "tensorizer": "tensorizer",
     "dd": "",
     "dd-direct": "",
@@ -368,7 +347,6 @@ IMPORTS = {
     "hf-hub": "huggingface_hub",
     "hf-ceiling": "http.client",
     "fio": "json",
-    "runai-reused": "runai_model_streamer",
     "one-chunk": "os",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -147,3 +148,44 @@ def test_f4_on_a_torch_without_it_is_a_clear_error(
         streamer.stream_file(path)
     message = str(raised.value)
     assert "'w'" in message and "F4" in message and "no torch.float4_e2m1fn_x2" in message
+
+
+@given(
+    lead=st.integers(0, 15),
+    pieces=st.lists(
+        st.tuples(
+            st.sampled_from(["F64", "F32", "F16", "BF16", "I64", "I16", "U8", "BOOL", "C64"]),
+            st.lists(st.integers(0, 5), max_size=3),
+            st.integers(0, 200),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_a_tensor_is_the_bytes_it_landed_in_wherever_they_lie(
+    lead: int, pieces: list[tuple[str, list[int], int]]
+) -> None:
+    """TensorViews over a buffer that may start misaligned (``lead``), at any start: each
+    tensor holds exactly its bytes, as a view where they are aligned for the dtype, as a copy
+    where not."""
+    from runai_model_streamer._safetensors import TensorMetadata
+    from runai_model_streamer._tensors import TensorViews, dtype_table
+
+    metas = [
+        TensorMetadata(f"t{i}", dtype, tuple(shape), start, 0, (0, 0), "p")
+        for i, (dtype, shape, start) in enumerate(pieces)
+    ]
+    table = dtype_table([metas])
+    storage = torch.randint(0, 256, (lead + 4096,), dtype=torch.uint8)
+    base = storage[lead:]
+    views = TensorViews(table)
+    for meta in metas:
+        dtype, itemsize, _ = table[meta.dtype]
+        size = math.prod(meta.shape) * itemsize
+        tensor = views.make(meta, base, meta.offset, size)
+        assert tensor.dtype == dtype and tuple(tensor.shape) == meta.shape, meta
+        expected = base[meta.offset : meta.offset + size]
+        assert torch.equal(tensor.reshape(-1).view(torch.uint8), expected), meta
+        aligned = (base.data_ptr() + meta.offset) % itemsize == 0
+        if size and aligned:  # a view, not a copy
+            assert tensor.data_ptr() == expected.data_ptr(), meta

@@ -59,20 +59,31 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _runai(files: list[str]) -> tuple[int, int]:
-    from runai_model_streamer import SafetensorsStreamer
+def runai(owned: bool) -> Callable[[list[str]], tuple[int, int]]:
+    """This package. ``owned=False`` reuses buffers within RUNAI_STREAMER_MEMORY_LIMIT: one
+    element of each tensor is read, as a consumer that copies each tensor elsewhere (a GPU)
+    reads it, and nothing is kept."""
 
-    kept: dict[str, Any] = {}
-    total = 0
-    start = time.perf_counter()
-    with SafetensorsStreamer() as streamer:
-        streamer.stream_files(files)
-        for name, tensor in streamer.get_tensors():
-            if not kept:
-                FIRST_TENSOR.append(time.perf_counter() - start)
-            kept[name] = tensor
-            total += tensor.numel() * tensor.element_size()
-    return total, keep(kept)
+    def load(files: list[str]) -> tuple[int, int]:
+        from runai_model_streamer import SafetensorsStreamer
+
+        kept: dict[str, Any] = {}
+        total = count = 0
+        start = time.perf_counter()
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_files(files, owned=owned)
+            for name, tensor in streamer.get_tensors():
+                if not count:
+                    FIRST_TENSOR.append(time.perf_counter() - start)
+                count += 1
+                total += tensor.numel() * tensor.element_size()
+                if owned:
+                    kept[name] = tensor
+                elif tensor.numel():
+                    tensor.reshape(-1)[0].item()
+        return total, keep(kept) if owned else count
+
+    return load
 
 
 def _safetensors(backend: str | None) -> Callable[[list[str]], tuple[int, int]]:
@@ -147,7 +158,7 @@ def _pread(files: list[str]) -> tuple[int, int]:
 
 
 LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
-    "runai": _runai,
+    "runai": runai(owned=True),
     "safetensors": _safetensors(None),
     "safetensors-pread": _safetensors("pread"),
     "fastsafetensors": _fastsafetensors,

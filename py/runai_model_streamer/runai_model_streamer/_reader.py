@@ -40,7 +40,7 @@ from runai_model_streamer._native import Engine, default_config
 from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._settings import MEMORY_LIMIT, OBJ_CONCURRENCY, parse_memory_limit
 from runai_model_streamer._shared_stream import SharedStream
-from runai_model_streamer._stream import Describe, RangeStream
+from runai_model_streamer._stream import Describe, Piece, RangeStream
 from runai_model_streamer._verify import ObjectCheck
 
 if TYPE_CHECKING:
@@ -220,21 +220,27 @@ class ChunkReader:
 
     def get_chunks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         """Yields ``(file_id, chunk_index, tensor)`` for every chunk streamed."""
-        stream = self._stream
-        if stream is None:
-            raise RuntimeError("get_chunks() called before stream_files()")
         ids = self._ids
         device = self._device
         to_device = device.type != "cpu"
-        for position, item, u8 in stream:
+        for position, item, base, start, size in self.pieces():
+            u8 = base[start : start + size]
             yield ids[position], item, (u8.to(device) if to_device else u8)
+
+    def pieces(self) -> Iterator[Piece]:
+        """Where each chunk landed, ``(request position, chunk index, buffer, start, size)``:
+        its bytes are ``buffer[start:start + size]``, on the CPU or already on the device."""
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("get_chunks() called before stream_files()")
+        yield from stream.pieces()
         if self._stream is stream:
             self._stream = None
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
         logger.debug(
             "streamed %s of %d requests in %.2f s (%.2f GB/s) to %s",
             format_bytes(self.total_size),
-            len(ids),
+            len(self._ids),
             elapsed,
             self.total_size / elapsed / 1e9,
             self.device_str,

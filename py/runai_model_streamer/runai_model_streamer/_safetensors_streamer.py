@@ -23,7 +23,6 @@ from runai_model_streamer._common import (
     format_bytes,
     logger,
 )
-from runai_model_streamer._errors import SafetensorsFormatError
 from runai_model_streamer._file_chunks import FileChunks
 from runai_model_streamer._headers import (
     HitConfirmation,
@@ -33,52 +32,25 @@ from runai_model_streamer._headers import (
 )
 from runai_model_streamer._reader import DistributedStreamer
 from runai_model_streamer._safetensors import (
-    DTYPES,
-    PACKED_DTYPES,
     SafetensorsHeader,
     TensorMetadata,
     gc_paused,
 )
 from runai_model_streamer._settings import CACHE_OFFLINE, MEMORY_LIMIT
+from runai_model_streamer._tensors import (
+    DtypeTable,
+    TensorViews,
+    dtype_table,
+    run_tensor_code_once,
+    torch_dtype,
+    torch_shape,
+)
 from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
 
 __all__ = ["SafetensorsStreamer", "torch_dtype", "torch_shape"]
-
-
-def torch_dtype(dtype: str, path: str = "", tensor: str = "") -> torch.dtype:
-    """The torch dtype of a safetensors dtype string; a clear error when torch lacks it."""
-    attribute, bits = DTYPES[dtype]
-    resolved = None if attribute is None else getattr(torch, attribute, None)
-    if not isinstance(resolved, torch.dtype):
-        where = f"{path}: tensor {tensor!r} has " if path else ""
-        lacks = (
-            f"it has no torch.{attribute}"
-            if attribute is not None
-            else f"no torch release has a {bits}-bit {dtype} dtype"
-        )
-        raise SafetensorsFormatError(
-            f"{where}dtype {dtype}, which the installed torch {torch.__version__} does not "
-            f"support ({lacks})"
-        )
-    return resolved
-
-
-def torch_shape(meta: TensorMetadata) -> tuple[int, ...]:
-    """The tensor's shape in torch elements: the header's shape, except for packed dtypes (F4:
-    two values per element), whose last dimension must then hold whole elements."""
-    per_element = PACKED_DTYPES.get(meta.dtype)
-    if per_element is None:
-        return meta.shape
-    if not meta.shape or meta.shape[-1] % per_element:
-        raise SafetensorsFormatError(
-            f"{meta.path}: tensor {meta.name!r} has dtype {meta.dtype} and shape "
-            f"{list(meta.shape)}; torch packs {per_element} values per element, so the last "
-            f"dimension must be a multiple of {per_element}"
-        )
-    return (*meta.shape[:-1], meta.shape[-1] // per_element)
 
 
 def _describe_limit(memory_limit: int) -> str:
@@ -101,34 +73,6 @@ def _check_tensor_names(tensor_names: Iterable[str] | None) -> set[str] | None:
         if not isinstance(name, str):
             raise TypeError(f"tensor_names must hold strings, got {name!r}")
     return set(names)
-
-
-def _as_tensor(
-    u8: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, itemsize: int
-) -> torch.Tensor:
-    if u8.numel() == 0:
-        return torch.empty(shape, dtype=dtype, device=u8.device)
-    if itemsize > 1 and u8.data_ptr() % itemsize:
-        # Misaligned for its dtype (the file places it so): copy into aligned memory.
-        out = torch.empty(shape, dtype=dtype, device=u8.device)
-        out.view(-1).view(torch.uint8).copy_(u8)
-        return out
-    return u8.view(dtype).view(shape)
-
-
-def _run_tensor_path_once(
-    layouts: Sequence[Sequence[tuple[torch.dtype, int, tuple[int, ...]]]], device: torch.device
-) -> None:
-    """Makes a tensor of each dtype a stream yields from a few bytes, the ways get_tensors
-    does, before its reads start: library code not run yet in this process is read from disk
-    at its first call, and once the reads have started such a read waits in the disk's queue
-    behind them (cold, 4 GB: 0.2-0.5 s before the first tensor, where one read takes 8 ms)."""
-    scratch = torch.zeros(64, dtype=torch.uint8)
-    for dtype, itemsize in {(layout[0], layout[1]) for file in layouts for layout in file}:
-        for start in (8, 9):  # aligned (a view) and misaligned (a copy)
-            tensor = _as_tensor(scratch[start : start + itemsize], (1,), dtype, itemsize)
-            if tensor.device != device:
-                tensor.to(device)
 
 
 def _checks(
@@ -237,8 +181,7 @@ class SafetensorsStreamer:
         self.files_to_tensors_metadata: dict[int, list[TensorMetadata]] = {}
         self.total_size = 0
         self.device_str: str | None = None
-        #: per file, per tensor: (torch dtype, its item size, torch shape)
-        self._layouts: list[list[tuple[torch.dtype, int, tuple[int, ...]]]] = []
+        self._dtypes: DtypeTable = {}
         self._device = torch.device("cpu")
         self._start_time = 0.0
         self._paths: list[str] = []
@@ -369,22 +312,16 @@ class SafetensorsStreamer:
                 path if obj is not None and obj.cached is not None else None
                 for path, obj in zip(engine_paths, objects, strict=True)
             ]
-            layouts = [
-                [
-                    (dtype := torch_dtype(t.dtype, t.path, t.name), dtype.itemsize, torch_shape(t))
-                    for t in tensors
-                ]
-                for tensors in selected
-            ]
+            dtypes = dtype_table(selected)
         self.files_to_tensors_metadata = dict(enumerate(selected))
         self.total_size = sum(t.size for tensors in selected for t in tensors)
         self.device_str = str(resolved_device)
         self._device = resolved_device
-        self._layouts = layouts
+        self._dtypes = dtypes
         self._paths = engine_paths
         self._report = report
         self._settings = f"concurrency {engine.config.concurrency}, {_describe_limit(memory_limit)}"
-        _run_tensor_path_once(layouts, resolved_device)
+        run_tensor_code_once(dtypes, resolved_device)
         requests = [
             FileChunks(position, path, [t.offset for t in tensors], [t.size for t in tensors])
             for position, (path, tensors) in enumerate(zip(read_paths, selected, strict=True))
@@ -418,13 +355,12 @@ class SafetensorsStreamer:
         metadata = self.files_to_tensors_metadata
         if not self.file_streamer.streaming:
             raise RuntimeError("get_tensors() called before stream_file()/stream_files()")
-        layouts = self._layouts
+        make = TensorViews(self._dtypes).make
         device = self._device
         count = 0
-        for position, item, u8 in self.file_streamer.get_chunks():
+        for position, item, base, start, size in self.file_streamer.pieces():
             meta = metadata[position][item]
-            dtype, itemsize, shape = layouts[position][item]
-            tensor = _as_tensor(u8, shape, dtype, itemsize)
+            tensor = make(meta, base, start, size)
             if tensor.device != device:
                 tensor = tensor.to(device)
             count += 1

@@ -22,7 +22,7 @@ from runai_model_streamer._collectives import (
 from runai_model_streamer._distributed import READ_AHEAD_STRIPES, Share
 from runai_model_streamer._native import Engine
 from runai_model_streamer._plan import FileRanges
-from runai_model_streamer._stream import EMPTY_CHUNK, Describe, RangeStream
+from runai_model_streamer._stream import EMPTY_CHUNK, Describe, Piece, RangeStream, chunks_of
 from runai_model_streamer._verify import ObjectCheck
 
 
@@ -98,9 +98,10 @@ class SharedStream:
         self._staged.clear()
 
     def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor]]:
-        return self._run()
+        return chunks_of(self.pieces())
 
-    def _run(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def pieces(self) -> Iterator[Piece]:
+        """Each piece as its round is exchanged (see :data:`Piece`)."""
         try:
             if self._reader_items is None:
                 self.start()
@@ -218,17 +219,16 @@ class SharedStream:
 
     def _finish_round(
         self, round_index: int, buffer: torch.Tensor, works: list[Any]
-    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    ) -> Iterator[Piece]:
         with collective(self._share, f"round {round_index} of the exchange"):
             for work in works:
                 work.wait(timeout=self._share.timeout)
         round_ = self._rounds[round_index]
         for chunk in self._chunks[round_.first : round_.stop]:
             if chunk.size == 0:
-                yield chunk.position, chunk.index, EMPTY_CHUNK
+                yield chunk.position, chunk.index, EMPTY_CHUNK, 0, 0
             else:
-                at = chunk.start - round_.start
-                yield chunk.position, chunk.index, buffer[at : at + chunk.size]
+                yield chunk.position, chunk.index, buffer, chunk.start - round_.start, chunk.size
 
 
 def _all_gather_tensor(out: torch.Tensor, tensor: torch.Tensor, group: Any) -> None:

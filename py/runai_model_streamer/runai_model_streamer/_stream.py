@@ -92,11 +92,21 @@ class _ActiveWindow:
 Describe = Callable[[int, int], str]
 #: what a size-0 item yields
 EMPTY_CHUNK = torch.empty(0, dtype=torch.uint8)
+#: (file position, item index, buffer, start, size): the item's bytes are
+#: ``buffer[start:start + size]`` (a consumer that makes typed views slices once, not twice)
+Piece = tuple[int, int, torch.Tensor, int, int]
+
+
+def chunks_of(pieces: Iterator[Piece]) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(file position, item index, uint8 tensor of its bytes)`` for each piece."""
+    for position, item, base, start, size in pieces:
+        yield position, item, base[start : start + size]
 
 
 class RangeStream:
     """Streams the items of ``files`` through ``engine``; iterate for
-    ``(file_position, item_index, uint8 tensor)``. Not thread-safe (one consumer)."""
+    ``(file_position, item_index, uint8 tensor)``, or :meth:`pieces` for where each item
+    landed. Not thread-safe (one consumer)."""
 
     def __init__(
         self,
@@ -150,9 +160,10 @@ class RangeStream:
         self._fill()
 
     def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor]]:
-        return self._run()
+        return chunks_of(self.pieces())
 
-    def _run(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def pieces(self) -> Iterator[Piece]:
+        """Each item as it lands (see :data:`Piece`)."""
         try:
             if not self._started:
                 self.start()
@@ -163,7 +174,7 @@ class RangeStream:
                 window = self._active[0]
                 position = window.plan.file_position
                 for item in window.plan.empty_items:
-                    yield position, item, EMPTY_CHUNK
+                    yield position, item, EMPTY_CHUNK, 0, 0
                 if window.request_id is not None:
                     yield from self._drain(window)
                 if not self._active or self._active[0] is not window:
@@ -274,7 +285,7 @@ class RangeStream:
         kept = 0 if self._pool is None else self._pool.free_bytes
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight + kept)
 
-    def _drain(self, window: _ActiveWindow) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def _drain(self, window: _ActiveWindow) -> Iterator[Piece]:
         plan = window.plan
         position = plan.file_position
         sizes = self._sizes[position]
@@ -305,8 +316,7 @@ class RangeStream:
                 if window.request_id is None:  # closed while the consumer was away
                     return
                 item = plan.items[index]
-                start = plan.dst[index]
-                yield position, item, base[start : start + sizes[item]]
+                yield position, item, base, plan.dst[index], sizes[item]
 
     def _check(self, check: ObjectCheck, window: _ActiveWindow, done: np.ndarray) -> None:
         """Adds the completed items' CRCs (and their bytes, for a digest); verifies once the
