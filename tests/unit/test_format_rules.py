@@ -110,6 +110,15 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
         "refused",
     ),
     "repeated name, earlier entry not an object": ('{"a": 5, "a": %s}' % A, 4, "refused"),
+    # (JSON without backslashes is decoded a faster way, whose key count must see each repeat)
+    "repeated name, space before a colon": ('{"a" : 5, "a": %s}' % A, 4, "refused"),
+    "repeated name, compact JSON": ('{"a":%s,"a":%s}' % (_entry("Q9", [4], 0, 4), A), 4, "refused"),
+    "repeated name, a name that starts with a colon": (
+        '{":a": %s, "b": %s, "b": %s}' % (A, _entry("Q9", [4], 4, 8), _u8(4, 8)),
+        8,
+        "refused",
+    ),
+    "a name that starts with a colon": ('{":a": %s, "b:": %s}' % (A, _u8(4, 8)), 8, "accepted"),
     "entry as an array": ('{"a": ["U8", [4], [0, 4]]}', 4, "accepted"),
     "entry as a short array": ('{"a": ["U8", [4]]}', 4, "refused"),
     "gap": ('{"a": %s, "b": %s}' % (A, _u8(6, 8)), 8, "refused"),

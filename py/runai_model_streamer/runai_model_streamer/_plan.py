@@ -62,7 +62,8 @@ def plan_windows(
         offsets, sizes = file.offsets, file.sizes
         if len(offsets) != len(sizes):
             raise ValueError(f"{file.path}: {len(offsets)} offsets but {len(sizes)} sizes")
-        order = sorted(range(len(offsets)), key=lambda i: (offsets[i], sizes[i], i))
+        # (sorting tuples compares in C: a key function would be called per item)
+        order = [i for _, _, i in sorted(zip(offsets, sizes, range(len(offsets)), strict=True))]
         window = WindowPlan(position)
         file_windows = [window]
         previous_end = -1
