@@ -184,6 +184,35 @@ TEST_F(TestfsTest, EveryReadLiesInOneChunkAlignedSlotOfTheFile) {
   EXPECT_EQ(starts, (std::vector<uint64_t>{100, 4096, 8192, 12288, 16384, 30000, 32768}));
 }
 
+TEST_F(TestfsTest, TheFirstReadOfARequestEndsAtItsFirstMebibyte) {
+  // So the first tensors arrive after a short read, whatever the chunk size; the rest of the
+  // first chunk-aligned slot is the next read.
+  std::mt19937_64 rng(11);
+  const std::vector<uint8_t> content = RandomBytes(4 << 20, rng);
+  dir_.Write("big.bin", content);
+  Streamer streamer(2, 8 << 20);
+  const std::string log = dir_.path() + "/reads.log";
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"read_log", log}})), RUNAI_OK);
+  std::vector<uint8_t> buffer((3 << 20) + 100);
+  runai_range_t range{100, buffer.size(), buffer.data()};
+  runai_file_request_t file{"tfs://big.bin", &range, 1, RUNAI_CHECKSUM_NONE};
+  uint64_t id = 0;
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
+  for (const auto& entry : WaitAll(streamer.get(), id, 1)) {
+    EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  }
+  EXPECT_EQ(0, std::memcmp(buffer.data(), content.data() + 100, buffer.size()));
+  std::ifstream lines(log);
+  uint64_t offset = 0, size = 0;
+  std::string uri;
+  std::vector<std::pair<uint64_t, uint64_t>> reads;
+  while (lines >> offset >> size >> uri) reads.emplace_back(offset, size);
+  std::sort(reads.begin(), reads.end());
+  const uint64_t mib = 1 << 20;
+  EXPECT_EQ(reads,
+            (std::vector<std::pair<uint64_t, uint64_t>>{{100, mib - 100}, {mib, 2 * mib + 200}}));
+}
+
 TEST_F(TestfsTest, TwoSchemesServedAtOnce) {
   TempDir second;
   std::vector<uint8_t> second_content(5000, 0x77);

@@ -20,6 +20,11 @@ constexpr size_t kMaxPiecesPerTask = 256;
 // by that read (4 GB cold: 3-4 ms from stream_files to the first tensor instead of 4-25).
 // Only before long reads, so that tasks of many small pieces do not report one by one.
 constexpr uint64_t kReportBeforeBytes = uint64_t{1} << 20;
+// A request's first task ends at the first boundary of this many bytes: the first tensors of a
+// stream (a file starts with its small ones, the safetensors writer sorts them so) arrive
+// after one short read, not after a whole chunk read while every worker's chunk shares the
+// bandwidth (s3://, 16 workers: 16 x 8 MiB before the first tensor).
+constexpr uint64_t kFirstTaskBytes = uint64_t{1} << 20;
 
 bool IsSchemeChar(char c, bool first) {
   if (std::isalpha(static_cast<unsigned char>(c))) return true;
@@ -255,7 +260,11 @@ std::vector<Task> Engine::MakeTasks(const std::shared_ptr<Request>& request) con
       while (done < range.size) {
         const uint64_t at = range.offset + done;
         if (!current.pieces.empty() && at >= slot_end) flush();
-        if (current.pieces.empty()) slot_end = (at / chunk + 1) * chunk;
+        if (current.pieces.empty()) {
+          slot_end = (at / chunk + 1) * chunk;
+          if (tasks.empty())
+            slot_end = std::min(slot_end, (at / kFirstTaskBytes + 1) * kFirstTaskBytes);
+        }
         const uint64_t take = std::min(range.size - done, slot_end - at);
         current.pieces.push_back(Piece{r, at, take, static_cast<char*>(range.dst) + done});
         done += take;
