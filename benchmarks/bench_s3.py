@@ -46,6 +46,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from pathlib import Path
 
 from harness import (
     Loader,
+    Result,
     drop_caches,
     format_round_ratios,
     format_table,
@@ -150,6 +152,32 @@ def _cache_loaders(
     return [first, hit, local], before
 
 
+ONE_GET = "one 8 MiB GET"
+
+
+def _first_tensor(results: list[Result]) -> str:
+    """The time from stream_files to the first tensor of each loader that records it, against
+    one chunk-sized GET on a new connection (median over the rounds)."""
+    one = next((r for r in results if r.label == ONE_GET and r.first_seconds), None)
+    if one is None:
+        return ""
+    latency = statistics.median(one.first_seconds)
+    parts = [
+        f"{r.label} {statistics.median(r.first_seconds) * 1e3:.1f} ms "
+        f"({statistics.median(r.first_seconds) / latency:.1f}x; per round "
+        + ", ".join(
+            f"{f / g:.1f}" for f, g in zip(r.first_seconds, one.first_seconds, strict=False)
+        )
+        + ")"
+        for r in results
+        if r is not one and r.first_seconds
+    ]
+    return (
+        f"Time to the first tensor, against {ONE_GET} on a new connection "
+        f"({latency * 1e3:.1f} ms): " + "; ".join(parts)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1GiB", help="model size (default 1GiB)")
@@ -219,6 +247,7 @@ def main() -> int:
                 else:
                     skipped.append(f"{label}: not installed")
             loaders.append(Loader("S3 ceiling (16 GETs into a buffer)", "s3-ceiling", env=env))
+            loaders.append(Loader(ONE_GET, "s3-one-get", env=env))
             if args.only:
                 prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
                 skipped += [
@@ -259,12 +288,16 @@ def main() -> int:
                 )
                 over = " over HTTPS" if args.tls else ""
                 title = f"s3:// from SeaweedFS{over} on 127.0.0.1, {label}, {args.rounds} rounds"
+                first = _first_tensor(results)
+                results = [r for r in results if r.label != ONE_GET]  # not a load
                 sections.append(format_table(results, title=title, model_bytes=model_bytes))
                 for base in [runs[0], *(x for x in runs if x.label.startswith(CACHE_HIT))]:
                     sections.append(
                         f"{base.label} per round:\n\n" + format_round_ratios(results, base.label)
                     )
-                print("\n\n".join(sections[-3 if args.cache else -2 :]) + "\n", flush=True)
+                if first:
+                    sections.append(first)
+                print("\n\n".join(sections[-4 if args.cache else -3 :]) + "\n", flush=True)
     if skipped:
         sections.append("Skipped: " + "; ".join(skipped))
         print(sections[-1])

@@ -311,6 +311,14 @@ def _one_chunk(files: list[str]) -> tuple[int, int]:
     return got, 0
 
 
+def _s3_one_get(files: list[str]) -> tuple[int, int]:
+    """http_ceilings.s3_one_get, its GET's own time recorded as the time to the first tensor
+    (the signing and the HEAD before it are not)."""
+    got = http_ceilings.s3_one_get(files)
+    base.FIRST_TENSOR.append(http_ceilings.ONE_GET_SECONDS[-1])
+    return got
+
+
 LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     **base.LOADERS,
     "tensorizer": _tensorizer,
@@ -321,6 +329,7 @@ LOADERS: dict[str, Callable[[list[str]], tuple[int, int]]] = {
     "obstore": _obstore,
     "s5cmd": _s5cmd,
     "s3-ceiling": http_ceilings.s3_ceiling,
+    "s3-one-get": _s3_one_get,
     "gcs-ceiling": http_ceilings.gcs_ceiling,
     "gcs-sdk": _gcs_sdk,
     "azure-sdk": _azure_sdk,
@@ -341,6 +350,7 @@ IMPORTS = {
     "obstore": "obstore",
     "s5cmd": "safetensors.torch",
     "s3-ceiling": "botocore.auth",
+    "s3-one-get": "botocore.auth",
     "gcs-ceiling": "http.client",
     "gcs-sdk": "google.cloud.storage",
     "azure-sdk": "azure.storage.blob",

@@ -81,8 +81,11 @@ def gets_into_buffers(
     return total, 0
 
 
-def s3_ceiling(files: list[str]) -> tuple[int, int]:
-    """_gets_into_buffers with SigV4-signed GETs (botocore signs, path-style URLs)."""
+def _s3_requests(
+    files: list[str],
+) -> tuple[Callable[[str, int, int], tuple[str, dict[str, str]]], Any, list[int]]:
+    """SigV4-signed range GETs (botocore signs, path-style URLs): (request(uri, first, end) ->
+    (path, headers), the endpoint's parts, each object's size)."""
     from urllib.parse import quote, urlsplit
 
     import botocore.session
@@ -105,8 +108,54 @@ def s3_ceiling(files: list[str]) -> tuple[int, int]:
         S3SigV4Auth(credentials, "s3", region).add_auth(signed)
         return path, dict(signed.headers)
 
+    return request, endpoint, sizes
+
+
+def s3_ceiling(files: list[str]) -> tuple[int, int]:
+    """gets_into_buffers with SigV4-signed GETs."""
+    request, endpoint, sizes = _s3_requests(files)
     host, port = endpoint.hostname or "", endpoint.port
     return gets_into_buffers(files, host, port, sizes, request, endpoint.scheme)
+
+
+#: seconds of the last s3_one_get's GET (connection, request and body; not the signing)
+ONE_GET_SECONDS: list[float] = []
+
+
+def s3_one_get(files: list[str]) -> tuple[int, int]:
+    """One signed GET of the first 8 MiB of the first object on a new connection (TLS
+    handshake included where https), received into a preallocated buffer: the latency that
+    the time to the first tensor is read against."""
+    import http.client
+    import mmap
+    import ssl
+    import time
+
+    request, endpoint, sizes = _s3_requests(files[:1])
+    end = min(8 << 20, sizes[0])
+    path, headers = request(files[0], 0, end)
+    memory = mmap.mmap(-1, max(end, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    view = memoryview(memory)
+    start = time.perf_counter()
+    if endpoint.scheme == "https":
+        context = ssl.create_default_context()
+        connection: Any = http.client.HTTPSConnection(
+            endpoint.hostname, endpoint.port, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port)
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    at = 0
+    while at < end:
+        got = response.readinto(view[at:end])
+        if not got:
+            raise OSError(f"{files[0]}: HTTP {response.status}, body ended at {at}")
+        at += got
+    ONE_GET_SECONDS.append(time.perf_counter() - start)
+    connection.close()
+    KEEP_ALIVE.append((memory, view))
+    return end, 0
 
 
 def gcs_ceiling(files: list[str]) -> tuple[int, int]:
