@@ -205,6 +205,12 @@ def main() -> int:
         "AWS_CA_BUNDLE); the ceiling's GETs go over TLS too",
     )
     parser.add_argument(
+        "--compare-library",
+        metavar="PATH",
+        help="also run this package with another build of libstreamer (STREAMER_LIBRARY=PATH): "
+        "an engine change against the installed one, alternating in the same rounds",
+    )
+    parser.add_argument(
         "--only",
         help="comma-separated loader label prefixes to run (e.g. runai,upstream,obstore,S3)",
     )
@@ -225,6 +231,10 @@ def main() -> int:
                 trust["AWS_CA_BUNDLE"] = trust["SSL_CERT_FILE"]
             env = _env(server.endpoint, **trust)
             loaders = [Loader("runai-model-streamer", "runai", env=env)]
+            if args.compare_library:
+                other = {**env, "STREAMER_LIBRARY": os.path.abspath(args.compare_library)}
+                compared = f"runai-model-streamer ({args.compare_library})"
+                loaders.append(Loader(compared, "runai", env=other))
             if args.verify_off:
                 off = {**env, "RUNAI_STREAMER_VERIFY": "off"}
                 loaders.append(Loader("runai-model-streamer, VERIFY=off", "runai", env=off))
