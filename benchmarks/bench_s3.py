@@ -211,6 +211,14 @@ def main() -> int:
         "an engine change against the installed one, alternating in the same rounds",
     )
     parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="also run this package with these environment variables set (repeatable), e.g. "
+        "RUNAI_STREAMER_CONCURRENCY=32",
+    )
+    parser.add_argument(
         "--only",
         help="comma-separated loader label prefixes to run (e.g. runai,upstream,obstore,S3)",
     )
@@ -231,6 +239,11 @@ def main() -> int:
                 trust["AWS_CA_BUNDLE"] = trust["SSL_CERT_FILE"]
             env = _env(server.endpoint, **trust)
             loaders = [Loader("runai-model-streamer", "runai", env=env)]
+            for variant in args.variant:
+                settings = dict(item.split("=", 1) for item in variant.split(","))
+                loaders.append(
+                    Loader(f"runai-model-streamer ({variant})", "runai", env={**env, **settings})
+                )
             if args.compare_library:
                 other = {**env, "STREAMER_LIBRARY": os.path.abspath(args.compare_library)}
                 compared = f"runai-model-streamer ({args.compare_library})"
