@@ -40,7 +40,7 @@ from runai_model_streamer._native import Engine, default_config
 from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._settings import MEMORY_LIMIT, OBJ_CONCURRENCY, parse_memory_limit
 from runai_model_streamer._shared_stream import SharedStream
-from runai_model_streamer._stream import Describe, Piece, RangeStream
+from runai_model_streamer._stream import Describe, Piece, RangeStream, chunks_of
 from runai_model_streamer._verify import ObjectCheck
 
 if TYPE_CHECKING:
@@ -223,8 +223,7 @@ class ChunkReader:
         ids = self._ids
         device = self._device
         to_device = device.type != "cpu"
-        for position, item, base, start, size in self.pieces():
-            u8 = base[start : start + size]
+        for position, item, u8 in chunks_of(self.pieces()):
             yield ids[position], item, (u8.to(device) if to_device else u8)
 
     def pieces(self) -> Iterator[Piece]:
