@@ -4,7 +4,8 @@ The spec names the world size, the TCP port of the rendezvous, and the cases to 
 each case streams with ``is_distributed=True`` and writes ``<out>/<case>.rank<R>.pt``: the
 tensors in the order they came (or the error raised), whether the stream was shared, and the
 seconds it took. Hooks for failure cases: ``exit_after`` (this rank exits abruptly after that
-many tensors), ``paths_by_rank`` (a rank asks for other files), ``env_by_rank``.
+many tensors), ``paths_by_rank`` (a rank asks for other files), ``env_by_rank``, ``barrier``
+(every rank ends the case before any starts the next: what it cached is there).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def run_case(case: dict[str, Any], rank: int, out: str) -> None:
 
 def _run(case: dict[str, Any], rank: int, out: str) -> None:
     from runai_model_streamer import DistributedStreamer, FileChunks, SafetensorsStreamer
+    from runai_model_streamer._cache_entry import wait_for_writers
 
     paths = case.get("paths_by_rank", {}).get(str(rank), case.get("paths"))
     result: dict[str, Any] = {"order": [], "tensors": {}}
@@ -62,12 +64,15 @@ def _run(case: dict[str, Any], rank: int, out: str) -> None:
                 stream = streamer.file_streamer._stream
                 result["bytes_read"] = getattr(stream, "bytes_read", None)
                 report = streamer._report
+                cached = len(streamer._cached)  # objects read from cache entries
                 for count, (name, tensor) in enumerate(streamer.get_tensors()):
                     if case.get("exit_after", {}).get(str(rank)) == count:
                         os._exit(17)  # a rank that dies mid-stream
                     result["order"].append(name)
                     result["tensors"][name] = tensor  # kept as handed out: never overwritten?
                 result["verified"] = report.summary()  # what the stream's log line says
+                result["cached"] = cached
+            wait_for_writers()  # the cache entries this rank writes are committed
     except Exception as error:
         result["error"] = type(error).__name__
         result["message"] = str(error)
@@ -94,6 +99,8 @@ def main() -> None:
     )
     for case in spec["cases"]:
         run_case(case, rank, spec["out"])
+        if case.get("barrier"):  # the next case starts after this one ended on every rank
+            dist.barrier()
     dist.destroy_process_group()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runai_model_streamer._native import checksum
+from runai_model_streamer._native import checksum, checksum_combine
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -110,6 +110,9 @@ class CacheWriter:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="runai-cache-writer")
         self._closed = False  # commit or abort was asked (no more writes)
         self._pieces: list[tuple[int, int, int]] = []
+        #: (offset, size, CRC) of what :meth:`write_pieces` wrote, and the CRC's kind
+        self._recorded: list[tuple[int, int, int]] = []
+        self._recorded_kind = 0
         #: called with the committed entry's data file (a plugin that shares it: hf://)
         self.after_commit: Callable[[Path], None] | None = None
         _WRITERS.add(self)
@@ -123,6 +126,21 @@ class CacheWriter:
         if self._closed:
             return None
         return self._worker.submit(self._write, offset, memoryview(data).cast("B"), crc, kind)
+
+    def write_pieces(
+        self, data: memoryview | bytes, pieces: Sequence[tuple[int, int, int]], kind: int
+    ) -> Future[None] | None:
+        """Writes pieces of ``data``, each ``(offset in the object, start in data, size)``, and
+        records the CRC (of checksum ``kind``) of each as it was written. For a writer not
+        given each piece's verified CRC (a shared stream, whose ranks checksummed other
+        pieces): the entry keeps the recorded CRCs too, and is committed only if they combine
+        into the checksum it is committed with, so bytes changed after they were verified (a
+        tensor modified in place meanwhile) never enter the cache."""
+        if self._closed:
+            return None
+        self._recorded_kind = kind
+        view = memoryview(data).cast("B")
+        return self._worker.submit(self._write_pieces, view, list(pieces), kind)
 
     def commit(
         self, checksum: tuple[str, str], pieces: Sequence[tuple[int, int, int]] = ()
@@ -171,6 +189,16 @@ class CacheWriter:
             )
             self._abort()
 
+    def _write_pieces(
+        self, view: memoryview, pieces: list[tuple[int, int, int]], kind: int
+    ) -> None:
+        for offset, start, size in pieces:
+            piece = view[start : start + size]
+            self._write(offset, piece, None, kind)
+            if self._fd is None:  # aborted
+                return
+            self._recorded.append((offset, size, checksum(kind, piece)))
+
     def _write_at(self, fd: int, offset: int, view: memoryview) -> None:
         """Writes the whole view at offset: its 4 KiB blocks with O_DIRECT where the memory
         is congruent to the file (no copy into the page cache, no writeback to do later),
@@ -200,6 +228,17 @@ class CacheWriter:
             logger.debug("%s: %d of %d bytes written", self.meta.uri, self._written, self.meta.size)
             self._abort()
             return
+        if self._recorded and _combined(self._recorded, self._recorded_kind) != int(
+            self.meta.checksum, 16
+        ):
+            logger.info(
+                "%s: not cached: the bytes written are not those verified (a tensor modified "
+                "in place before it was written?)",
+                self.meta.uri,
+            )
+            self._abort()
+            return
+        self._pieces = sorted(set(self._pieces) | set(self._recorded))
         meta = EntryMeta(**{**asdict(self.meta), "committed": time.time()})
         self._close_direct()
         try:
@@ -268,6 +307,18 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         done = os.pwrite(fd, view, offset)
         view = view[done:]
         offset += done
+
+
+def _combined(pieces: Sequence[tuple[int, int, int]], kind: int) -> int | None:
+    """The CRC of the bytes that ``(offset, size, CRC)`` pieces tile from offset 0 (None:
+    they leave a gap or overlap)."""
+    crc, cursor = 0, 0
+    for offset, size, piece in sorted(set(pieces)):
+        if offset != cursor:
+            return None
+        crc = checksum_combine(kind, crc, piece, size)
+        cursor += size
+    return crc
 
 
 def read_pieces(directory: Path) -> dict[tuple[int, int], int]:

@@ -63,17 +63,24 @@ class Request:
         files: Sequence[FileRanges],
         ids: Sequence[object],
         checks: Sequence[ObjectCheck | None] | None = None,
+        stores: Sequence[str | None] | None = None,
     ) -> Request:
         """``checks``: how each file is verified; the ranks must agree on it too (each
-        checksums its own pieces, and the CRCs are combined across ranks)."""
+        checksums its own pieces, and the CRCs are combined across ranks). ``stores``: for a
+        file read from a cache entry, its object's URI (what the ranks compare: each rank's
+        entry has a path of its own)."""
         checks = checks if checks is not None else [None] * len(files)
+        paths = [
+            store or file.path
+            for file, store in zip(files, stores or [None] * len(files), strict=True)
+        ]
         digest = hashlib.sha256()
-        for file_id, file, check in zip(ids, files, checks, strict=True):
+        for file_id, file, path, check in zip(ids, files, paths, checks, strict=True):
             verified = (check.algorithm, check.expected) if check is not None else None
             digest.update(
-                repr((file_id, file.path, list(file.offsets), list(file.sizes), verified)).encode()
+                repr((file_id, path, list(file.offsets), list(file.sizes), verified)).encode()
             )
-        names = ", ".join(f.path for f in files[:3]) + (", ..." if len(files) > 3 else "")
+        names = ", ".join(paths[:3]) + (", ..." if len(files) > 3 else "")
         chunks = sum(len(f.sizes) for f in files)
         total = sum(sum(f.sizes) for f in files)
         verified_count = sum(check is not None for check in checks)
@@ -82,22 +89,33 @@ class Request:
         return cls(digest.hexdigest(), summary)
 
 
+def gather_unless_failed(
+    share: Share, value: object, failure: BaseException | None = None, what: str = ""
+) -> list[Any]:
+    """Every rank's ``value``, or (on a rank that failed) its error, told to the others.
+    Raises on every rank when a rank failed, but the failed rank itself returns (to raise its
+    own error). Every collective of a stream's preparation goes through this, so a rank that
+    failed before any of them (:func:`failures_reported`) meets the others at the next."""
+    host = socket.gethostname()
+    payload = (host, failure_text(failure) if failure is not None else None, value)
+    gathered = all_gather_object(share, payload, what or "agreeing on the stream")
+    failures = [(r, h, text) for r, (h, text, _) in enumerate(gathered) if text is not None]
+    if failure is None and failures:
+        raise_failures(share, failures, "preparing the distributed stream")
+    return [value for _, _, value in gathered]
+
+
 def agree(share: Share, request: Request | None, failure: BaseException | None = None) -> None:
     """Every rank of the group calls this before a shared stream starts, with what it asks for
     or with the error that stopped it. Raises on every rank when a rank failed (the failed rank
     itself returns, to raise its own error) or when the ranks ask for different bytes."""
-    host = socket.gethostname()
-    payload = (host, failure_text(failure) if failure is not None else None, request)
-    gathered = all_gather_object(share, payload, "agreeing on the stream")
-    failures = [(r, h, text) for r, (h, text, _) in enumerate(gathered) if text is not None]
+    gathered = gather_unless_failed(share, request, failure)
     if failure is not None:
         return
-    if failures:
-        raise_failures(share, failures, "preparing the distributed stream")
-    digests = {req.digest for _, _, req in gathered}
+    digests = {req.digest for req in gathered}
     if len(digests) > 1:
         listed = "; ".join(
-            f"{share.describe_rank(r)}: {req.summary}" for r, (_, _, req) in enumerate(gathered)
+            f"{share.describe_rank(r)}: {req.summary}" for r, req in enumerate(gathered)
         )
         raise DistributedStreamError(
             f"the ranks of the group asked for different data ({listed}); every rank of a "

@@ -233,6 +233,30 @@ def _remote_objects(
     return results
 
 
+def read_from_store(path: str, obj: RemoteObject, engine: Engine, verify: str) -> RemoteObject:
+    """A hit read as a miss, because other ranks of its shared stream have no entry of it (the
+    ranks read pieces of the same bytes and check them alike): its entry is released, its
+    check is the store's. The store's object must still be the entry's: it was so at the HEAD
+    that found the entry, unless that was skipped (RUNAI_STREAMER_CACHE_OFFLINE)."""
+    hit = obj.cached
+    assert hit is not None
+    hit.release()
+    if obj.check is not None:
+        obj.check.close()
+    info = engine.object_info(path)
+    key = CacheKey.of(path, info.version, info.size)
+    if key != hit.meta.key:
+        raise StreamerIOError(
+            f"{path}: changed in its store since it was cached, and the other ranks of the "
+            "distributed stream have no entry of it: load it again (each rank then reads the "
+            "store's object)"
+        )
+    check, why = check_for(path, info, verify)
+    if check is not None:
+        check.add_bytes(0, obj.head)
+    return RemoteObject(check, why, key, obj.head)
+
+
 def _entry_head(path: str, hit: CachedObject) -> tuple[int, int, bytes] | None:
     """The size, header length and header of a cache entry; None when they are damaged (they
     cannot be read, or their CRC is not the one the entry was written with): one WARNING."""

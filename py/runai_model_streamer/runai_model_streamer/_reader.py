@@ -175,11 +175,11 @@ class ChunkReader:
     ) -> None:
         """Starts the stream of ``requests`` (after :meth:`prepare`); the ranks of ``share``
         first agree on what they stream. ``checks``: per request, the check of its object when
-        it is read whole; ``writers``: the cache entry it is written to (not shared streams);
-        ``stores``: for a request that reads a cache entry, its object's URI in the store."""
+        it is read whole; ``writers``: the cache entry it is written to; ``stores``: for a
+        request that reads a cache entry, its object's URI in the store."""
         files = [FileRanges(r.path, r.offsets, r.sizes) for r in requests]
         if share is not None:
-            agree(share, Request.of(files, [r.id for r in requests], checks))
+            agree(share, Request.of(files, [r.id for r in requests], checks, stores))
         self.cancel()
         engine = self.engine()
         self.is_distributed = share is not None
@@ -211,6 +211,8 @@ class ChunkReader:
                 describe=describe,
                 refresh=self._refresh,
                 checks=checks,
+                writers=writers,
+                stores=stores,
             )
         self._stream = stream
         stream.start()

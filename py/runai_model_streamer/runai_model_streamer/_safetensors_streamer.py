@@ -15,7 +15,7 @@ import torch
 from runai_model_streamer._backends import after_cached, resolve_uris
 from runai_model_streamer._cache import Cache, CachedObject, open_cache
 from runai_model_streamer._cache_entry import CacheWriter
-from runai_model_streamer._collectives import failures_reported
+from runai_model_streamer._collectives import failures_reported, gather_unless_failed
 from runai_model_streamer._common import (
     PathLike,
     check_device,
@@ -28,6 +28,7 @@ from runai_model_streamer._headers import (
     HitConfirmation,
     RemoteObject,
     all_cached,
+    read_from_store,
     read_headers,
 )
 from runai_model_streamer._reader import DistributedStreamer
@@ -49,6 +50,7 @@ from runai_model_streamer._verify import ObjectCheck, VerifyReport, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
+    from runai_model_streamer._distributed import Share
 
 __all__ = ["SafetensorsStreamer", "torch_dtype", "torch_shape"]
 
@@ -106,15 +108,19 @@ def _checks(
 
 
 def _writer(
-    cache: Cache | None, obj: RemoteObject | None, check: ObjectCheck | None
+    cache: Cache | None, obj: RemoteObject | None, check: ObjectCheck | None, shared: bool
 ) -> CacheWriter | None:
     """The cache writer of an object read whole and verified, not cached yet; it starts with
-    the bytes already read (the header)."""
+    the bytes already read (the header). ``shared``: the writer records the CRC of each piece
+    it writes (see :meth:`~runai_model_streamer._cache_entry.CacheWriter.write_pieces`)."""
     if cache is None or obj is None or obj.cached is not None or obj.key is None or not check:
         return None
     writer = cache.writer(obj.key)
     if writer is not None:
-        writer.write(0, obj.head)
+        if shared:
+            writer.write_pieces(obj.head, [(0, 0, len(obj.head))], check.kind)
+        else:
+            writer.write(0, obj.head)
         writer.after_commit = after_cached(obj.key.uri, (check.algorithm, check.expected_hex))
     return writer
 
@@ -277,12 +283,11 @@ class SafetensorsStreamer:
             engine_paths = check_paths(paths)
             names = _check_tensor_names(tensor_names)
             memory_limit = MEMORY_LIMIT.read()
-            # a shared stream neither reads nor fills the cache: its ranks must read the same
-            # paths, and each rank holds only its pieces of an object
-            cache = None if share is not None else open_cache(cache_dir or self.cache_dir)
+            cache = open_cache(cache_dir or self.cache_dir)
             offline = CACHE_OFFLINE.read()
             report = VerifyReport(verify_mode())
-            if speculate and cache is not None and not offline and all_cached(cache, engine_paths):
+            speculate = speculate and share is None and not offline
+            if speculate and cache is not None and all_cached(cache, engine_paths):
                 engine = reader.prepare(engine_paths, s3_credentials, register=False)
                 confirmation = HitConfirmation(engine, engine_paths, s3_credentials)
                 headers, objects = read_headers(
@@ -295,13 +300,25 @@ class SafetensorsStreamer:
                     engine_paths, reader.engine, report.mode, cache, offline
                 )
             self._cached = [o.cached for o in objects if o is not None and o.cached is not None]
+        if share is not None:
+            agreed = self._hits_on_every_rank(share, objects)
+        with failures_reported(share):
+            if share is not None:  # a hit that another rank lacks is read from the store
+                objects = [
+                    read_from_store(path, obj, engine, report.mode)
+                    if obj is not None and obj.cached is not None and not hit
+                    else obj
+                    for path, obj, hit in zip(engine_paths, objects, agreed, strict=True)
+                ]
+                self._cached = [o.cached for o in objects if o is not None and o.cached]
             selected = _select(headers, names, engine_paths)
             checks = _checks(objects, headers, selected, report, share is not None)
             report.enforce()
             # an object read whole, verified and not cached yet is written to the cache as
             # it streams
             writers = [
-                _writer(cache, obj, check) for obj, check in zip(objects, checks, strict=True)
+                _writer(cache, obj, check, share is not None)
+                for obj, check in zip(objects, checks, strict=True)
             ]
             read_paths = [
                 str(obj.cached.data) if obj is not None and obj.cached is not None else path
@@ -345,6 +362,22 @@ class SafetensorsStreamer:
                 self._release_cached()
                 return False
         return True
+
+    def _hits_on_every_rank(
+        self, share: Share, objects: Sequence[RemoteObject | None]
+    ) -> list[bool]:
+        """Which objects every rank of a shared stream has a cache entry of (of the same
+        version): only those are read from the entries, for the ranks read pieces of the same
+        bytes and check them alike. Collective (a rank that failed is told to the others)."""
+        keys = [o.cached.meta.key if o is not None and o.cached else None for o in objects]
+        try:
+            gathered = gather_unless_failed(share, keys, what="agreeing on cache hits")
+        except BaseException:
+            self._release_cached()
+            raise
+        return [
+            key is not None and all(k[i] == key for k in gathered) for i, key in enumerate(keys)
+        ]
 
     def _describe(self, position: int, item: int) -> str:
         meta = self.files_to_tensors_metadata[position][item]

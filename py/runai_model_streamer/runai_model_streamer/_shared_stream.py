@@ -7,12 +7,15 @@ stream is shared, and the memory it holds, is described in
 from __future__ import annotations
 
 import socket
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import torch
 
 from runai_model_streamer import _partition
+from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._collectives import (
     all_gather_object,
     collective,
@@ -24,6 +27,10 @@ from runai_model_streamer._native import Engine
 from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._stream import EMPTY_CHUNK, Describe, Piece, RangeStream, chunks_of
 from runai_model_streamer._verify import ObjectCheck
+
+#: writes to cache entries (each a round's chunks of one object) a writing rank lets run
+#: ahead of the exchange: the round buffers they read stay held until they are done
+WRITES_AHEAD = 4
 
 
 class SharedStream:
@@ -40,11 +47,18 @@ class SharedStream:
         describe: Describe | None = None,
         refresh: Callable[[], None] | None = None,
         checks: Sequence[ObjectCheck | None] | None = None,
+        writers: Sequence[CacheWriter | None] | None = None,
+        stores: Sequence[str | None] | None = None,
     ) -> None:
+        """``writers``: the cache entry an object read whole is written to, on the rank that
+        writes it (the exchange gives every rank every byte); ``stores``: for a file that is a
+        cache entry, its object's URI (a damaged piece this rank reads is read from there)."""
         self._share = share
         self._files = list(files)
         # Each rank's reader adds the CRCs of its own pieces; _verify gathers the rest.
         self._checks = list(checks) if checks is not None else [None] * len(self._files)
+        self._writers = list(writers) if writers is not None else [None] * len(self._files)
+        self._writes: deque[Future[None]] = deque()
         self._chunks = _partition.layout(
             [f.offsets for f in self._files], [f.sizes for f in self._files]
         )
@@ -76,6 +90,7 @@ class SharedStream:
             refresh=refresh,
             max_window=stripe,
             checks=self._checks,
+            stores=stores,
         )
         self._reader_items: Iterator[tuple[int, int, torch.Tensor]] | None = None
         self._buffers: dict[int, torch.Tensor] = {}  # round -> its buffer, until it starts
@@ -96,6 +111,10 @@ class SharedStream:
         self._reader.close()
         self._buffers.clear()
         self._staged.clear()
+        for position, writer in enumerate(self._writers):
+            if writer is not None:  # the stream did not end: its objects are not cached
+                writer.abort()
+                self._writers[position] = None
 
     def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         return chunks_of(self.pieces())
@@ -120,6 +139,7 @@ class SharedStream:
             self._verify()  # every piece has landed on its rank: before the last round
             if pending is not None:
                 yield from self._finish_round(*pending)
+            self._commit_writers()
         finally:
             self.close()
 
@@ -224,11 +244,43 @@ class SharedStream:
             for work in works:
                 work.wait(timeout=self._share.timeout)
         round_ = self._rounds[round_index]
+        self._write_round(round_, buffer)
         for chunk in self._chunks[round_.first : round_.stop]:
             if chunk.size == 0:
                 yield chunk.position, chunk.index, EMPTY_CHUNK, 0, 0
             else:
                 yield chunk.position, chunk.index, buffer, chunk.start - round_.start, chunk.size
+
+    def _write_round(self, round_: _partition.Round, buffer: torch.Tensor) -> None:
+        """Hands the round's chunks of objects this rank caches to their writers (in the
+        background; a CUDA round is copied to the host first), keeping at most
+        :data:`WRITES_AHEAD` rounds of writes in flight."""
+        pieces: dict[int, list[tuple[int, int, int]]] = {}
+        for chunk in self._chunks[round_.first : round_.stop]:
+            if chunk.size and self._writers[chunk.position] is not None:
+                piece = (chunk.offset, chunk.start - round_.start, chunk.size)
+                pieces.setdefault(chunk.position, []).append(piece)
+        if not pieces:
+            return
+        host = buffer if buffer.device.type == "cpu" else buffer.cpu()
+        data = host.numpy().data
+        for position, file_pieces in pieces.items():
+            writer, check = self._writers[position], self._checks[position]
+            assert writer is not None and check is not None  # an object cached is verified
+            written = writer.write_pieces(data, file_pieces, check.kind)
+            if written is not None:
+                self._writes.append(written)
+        while len(self._writes) > WRITES_AHEAD:
+            self._writes.popleft().result()
+
+    def _commit_writers(self) -> None:
+        """Commits the entries of the objects this rank wrote (verified by :meth:`_verify`)."""
+        for position, writer in enumerate(self._writers):
+            check = self._checks[position]
+            if writer is not None and check is not None:
+                writer.commit(check.entry_checksum(), check.pieces)
+                self._writers[position] = None
+        self._writes.clear()
 
 
 def _all_gather_tensor(out: torch.Tensor, tensor: torch.Tensor, group: Any) -> None:
