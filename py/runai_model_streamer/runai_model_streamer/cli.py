@@ -196,7 +196,7 @@ def _verify_against_copies(files: Sequence[str], kept: dict[tuple[int, str], Any
     """:func:`_verify`, with each object-storage file first downloaded whole (plain ranged
     reads, none of the stream's planning) into a temporary directory for safetensors to read."""
     from runai_model_streamer._backends import uri_scheme
-    from runai_model_streamer.storage import download_objects
+    from runai_model_streamer._download import download_objects
 
     remote = [f for f in files if uri_scheme(f) is not None]
     with tempfile.TemporaryDirectory(prefix="runai-verify-") as directory:
@@ -216,7 +216,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
         progress.total, written = max(total, 1), done
         progress.update(done)
 
-    pull_files(args.uri, args.dir, args.allow, args.ignore, progress=report)
+    pull_files(
+        args.uri, args.dir, args.allow, args.ignore, progress=report, cache_dir=args.cache_dir
+    )
     progress.update(written, force=True)
     progress.finish()
     elapsed = max(time.perf_counter() - start, 1e-9)
@@ -399,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--allow", action="append", help="only files matching this glob (repeat)")
     pull.add_argument("--ignore", action="append", help="skip files matching this glob (repeat)")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.add_argument("--cache-dir", help="cache of objects (default: $RUNAI_STREAMER_CACHE_DIR)")
     pull.set_defaults(handler=cmd_pull)
 
     sample = commands.add_parser("sample", help="write a generated safetensors model")

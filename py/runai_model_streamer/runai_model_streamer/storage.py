@@ -9,19 +9,18 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from runai_model_streamer._backends import (
     register_backends,
-    resolve_uris,
     to_engine_path,
     uri_scheme,
 )
+from runai_model_streamer._cache import Cache, open_cache
+from runai_model_streamer._download import DOWNLOAD_CHUNK, checked, download, engine_for
 from runai_model_streamer._errors import StreamerFileNotFoundError, UnsafeObjectKeyError
 from runai_model_streamer._native import Engine
-from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._safe_paths import (
     check_relative,
     destinations_under,
@@ -29,8 +28,6 @@ from runai_model_streamer._safe_paths import (
     unsafe_key,
     walk_local,
 )
-from runai_model_streamer._stream import RangeStream
-from runai_model_streamer._verify import ObjectCheck, VerifyReport, check_for, verify_mode
 
 if TYPE_CHECKING:
     from runai_model_streamer._credentials import S3Credentials
@@ -46,19 +43,6 @@ __all__ = [
 logger = logging.getLogger("runai_model_streamer")
 
 SAFETENSORS_SUFFIX = ".safetensors"
-#: object downloads: bytes per engine range and bytes of destination memory in flight
-DOWNLOAD_CHUNK = 64 << 20
-DOWNLOAD_MEMORY = 512 << 20
-
-
-def _engine_for(paths: Sequence[str], credentials: S3Credentials | None) -> Engine:
-    engine = Engine()
-    try:
-        register_backends(engine, paths, credentials)
-    except BaseException:
-        engine.close()
-        raise
-    return engine
 
 
 def _as_prefix(uri: str) -> str:
@@ -82,7 +66,7 @@ def list_files(
                 if entry.is_file():
                     entries.append((os.path.join(text, entry.name), entry.stat().st_size))
         return sorted(entries)
-    engine = _engine_for([text], s3_credentials)
+    engine = engine_for([text], s3_credentials)
     try:
         return sorted(e for e in engine.list(_as_prefix(text)) if not e[0].endswith("/"))
     finally:
@@ -143,6 +127,7 @@ def pull_files(
     ignore_pattern: Sequence[str] | None = None,
     s3_credentials: S3Credentials | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> None:
     """Copies the files of a model into the directory ``dst``.
 
@@ -160,6 +145,10 @@ def pull_files(
     before any file is created. A prefix with no objects under it is a ``FileNotFoundError``.
     Files are written to temporary names and renamed when complete, each object after its
     checksum was verified (RUNAI_STREAMER_VERIFY; a mismatch raises and leaves no file).
+
+    ``cache_dir`` (default RUNAI_STREAMER_CACHE_DIR; see the README's "Cache"): an object that
+    has an entry there is copied from it (after its HEAD: a changed object is a miss), checked
+    whole as it is copied; an object read from its store and verified is cached as it lands.
     """
     source = to_engine_path(model_path)
     target = os.fspath(dst)
@@ -168,7 +157,8 @@ def pull_files(
     if uri_scheme(source) is None:
         _pull_local(source, target, allow, ignore, progress)
     else:
-        _pull_remote(source, target, allow, ignore, s3_credentials, progress)
+        cache = open_cache(cache_dir)
+        _pull_remote(source, target, allow, ignore, s3_credentials, progress, cache)
 
 
 def _pull_local(
@@ -209,9 +199,10 @@ def _pull_remote(
     ignore: list[str] | None,
     credentials: S3Credentials | None,
     progress: Callable[[int, int], None] | None,
+    cache: Cache | None,
 ) -> None:
     prefix = _as_prefix(source)
-    engine = _engine_for([source], credentials)
+    engine = engine_for([source], credentials)
     try:
         listed = _list_recursive(engine, prefix)
         if not listed:
@@ -227,101 +218,12 @@ def _pull_remote(
             if _selected(relative, allow, ignore):
                 objects.append((uri, relative, size))
         destinations = destinations_under(source, target, [(u, r) for u, r, _ in objects])
-        checks = _checked(engine, [u for u, _, _ in objects])
+        found = checked(engine, [u for u, _, _ in objects])
         os.makedirs(target, exist_ok=True)
         refresh = functools.partial(register_backends, engine, [source], credentials)
-        _download(engine, refresh, checks, destinations, progress)
+        download(engine, refresh, found, destinations, progress, cache)
     finally:
         engine.close()
-
-
-def download_objects(
-    uris: Sequence[str], directory: str, credentials: S3Credentials | None = None
-) -> list[str]:
-    """Downloads each object whole (concurrent ranged reads) into ``directory`` under a name of
-    its own (``<index>-<last segment of the key>``); the paths, in order."""
-    if not uris:
-        return []
-    engine = _engine_for(uris, credentials)
-    try:
-        checks = _checked(engine, uris)
-        names = [f"{i:04d}-{uri.rsplit('/', 1)[-1] or 'object'}" for i, uri in enumerate(uris)]
-        paths = [os.path.join(directory, name) for name in names]
-        refresh = functools.partial(register_backends, engine, list(uris), credentials)
-        _download(engine, refresh, checks, paths, None)
-        return paths
-    finally:
-        engine.close()
-
-
-def _checked(engine: Engine, uris: Sequence[str]) -> list[tuple[str, int, ObjectCheck | None]]:
-    """Each object's URI (resolved: :func:`resolve_uris`), size and check (one HEAD each,
-    concurrently); with RUNAI_STREAMER_VERIFY=require, an object that cannot be checked
-    raises."""
-    if not uris:
-        return []
-    uris = resolve_uris(engine, uris)  # hf://: one commit, or the local copy
-    with ThreadPoolExecutor(max_workers=min(16, len(uris))) as pool:
-        stored = list(pool.map(engine.object_info, uris))
-    report = VerifyReport(verify_mode())
-    found = []
-    for uri, info in zip(uris, stored, strict=True):
-        check, why = check_for(uri, info, report.mode)
-        report.add(uri, check, why)
-        found.append((uri, info.size, check))
-    report.enforce()
-    if report.summary():
-        logger.info("downloading %d objects: %s", len(found), report.summary())
-    return found
-
-
-def _download(
-    engine: Engine,
-    refresh: Callable[[], None],
-    objects: list[tuple[str, int, ObjectCheck | None]],
-    destinations: list[str],
-    progress: Callable[[int, int], None] | None,
-) -> None:
-    """Streams every ``(uri, size, check)`` into a temporary file beside its destination (each
-    object verified by its check as it completes), then renames them; ``refresh`` re-registers
-    the backends (fresh credentials) during a long download."""
-    files = []
-    for uri, size, _ in objects:
-        offsets = list(range(0, size, DOWNLOAD_CHUNK))
-        sizes = [min(DOWNLOAD_CHUNK, size - o) for o in offsets]
-        files.append(FileRanges(uri, offsets, sizes))
-    handles: list[int] = []
-    temporaries: list[str] = []
-    try:
-        for destination in destinations:
-            handle, temporary = open_temporary(destination)
-            handles.append(handle)
-            temporaries.append(temporary)
-        stream = RangeStream(
-            engine,
-            files,
-            DOWNLOAD_MEMORY,
-            owned=False,
-            refresh=refresh,
-            checks=[check for _, _, check in objects],
-        )
-        total, done = sum(size for _, size, _ in objects), 0
-        for position, item, chunk in stream:
-            os.pwrite(handles[position], chunk.numpy().data, files[position].offsets[item])
-            done += files[position].sizes[item]
-            if progress is not None:
-                progress(done, total)
-        for handle in handles:
-            os.close(handle)
-        handles.clear()
-        for temporary, destination in zip(temporaries, destinations, strict=True):
-            os.replace(temporary, destination)
-    finally:
-        for handle in handles:
-            os.close(handle)
-        for temporary in temporaries:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
 
 
 class ObjectStorageModel:
