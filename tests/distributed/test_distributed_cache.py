@@ -14,7 +14,13 @@ from typing import Any
 
 from runai_model_streamer._cache_entry import read_pieces
 
-from tests.distributed.launcher import FILES, check_tensors, expected_model, header, launch
+from tests.distributed.launcher import (
+    FILES,
+    check_tensors,
+    expected_model,
+    header,
+    launch,
+)
 from tests.distributed.test_distributed import _check_reads, _data_bytes_read, _with_checksums
 
 WORLD = 3
@@ -180,3 +186,35 @@ def test_read_by_a_group_of_another_size_a_damaged_split_piece_raises_and_drops_
     for rank in range(2):
         check_tensors(run["results"]["again", rank], full, f"again, rank {rank}")
     assert (_entries(cache)[TESTFS[0]] / "data").read_bytes() == (model_dir / FILES[0]).read_bytes()
+
+
+def test_a_group_of_another_size_leaves_its_pieces_and_damage_there_is_then_repaired(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """Once two ranks have read (and verified) an entry three wrote, it keeps the CRCs of the
+    two ranks' pieces too: damage in a piece split between them is then read again from the
+    store, and the load goes on."""
+    store = _with_checksums(model_dir, tmp_path / "store")
+    cache = tmp_path / "cache"
+    env = {"RUNAI_STREAMER_TESTFS_ROOT": str(store), "RUNAI_STREAMER_CACHE_DIR": str(cache)}
+    filled = launch(tmp_path / "fill", WORLD, [_case("fill"), _case("learn")], env)
+    assert filled["returncodes"] == [0] * WORLD, filled["logs"]
+    learned = launch(tmp_path / "learn", 2, [_case("learn")], env)
+    assert learned["returncodes"] == [0] * 2, learned["logs"]
+    entry = _entries(cache)[TESTFS[0]]
+    big = header(model_dir / FILES[0])
+    begin, end = big["tensors"]["f0.big"]["data_offsets"]
+    data = bytearray((entry / "data").read_bytes())
+    data[big["data_start"] + (begin + end) // 2] ^= 0x01
+    (entry / "data").write_bytes(bytes(data))
+
+    run = launch(tmp_path / "out", 2, [_case("repaired"), _case("again")], env)
+    assert run["returncodes"] == [0] * 2, run["logs"]
+    full = expected_model(model_dir, FILES)
+    for rank in range(2):
+        for case in ("repaired", "again"):
+            check_tensors(run["results"][case, rank], full, f"{case}, rank {rank}")
+    reread = [_data_bytes_read(run["out"], "repaired", rank, model_dir) for rank in range(2)]
+    # the damaged piece alone: one rank's half of the tensor (a round of its own)
+    assert 0 < sum(reread) <= (end - begin) // 2 + 64, reread
+    assert [run["results"]["again", rank]["cached"] for rank in range(2)] == [2, 2]

@@ -44,7 +44,7 @@ def _entry_data(cache: Path, uri: str) -> Path:
 
 
 def test_a_second_pull_copies_the_cached_objects_and_a_stream_reads_them_too(
-    testfs_root: Path, tmp_path: Path, reads: Path
+    testfs_root: Path, tmp_path: Path, reads: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     files = _store(testfs_root)
     cache = tmp_path / "cache"
@@ -56,10 +56,20 @@ def test_a_second_pull_copies_the_cached_objects_and_a_stream_reads_them_too(
     assert _pull(tmp_path / "second", cache) == files
     assert served(reads) == len(files["config.json"])  # the uncached object alone
 
-    # an entry a pull wrote serves a stream (checked whole: its pieces are the pull's)
+    # an entry a pull wrote serves a stream (checked whole: it kept the pull's pieces), which
+    # leaves the CRC of each tensor in it: damage found in a later stream is repaired there
+    uri = "testfs://m/model.safetensors"
     weights = make_object(tmp_path / "same.safetensors")  # the bytes of the store's object
-    assert_same(stream("testfs://m/model.safetensors", cache_dir=cache), weights)
+    assert_same(stream(uri, cache_dir=cache), weights)
     assert served(reads) == 0
+    data = _entry_data(cache, uri)
+    damaged = bytearray(data.read_bytes())
+    damaged[-10] ^= 0x01  # in the last tensor
+    data.write_bytes(bytes(damaged))
+    with caplog.at_level(logging.WARNING, logger="runai_model_streamer"):
+        assert_same(stream(uri, cache_dir=cache), weights)
+    assert "is damaged (bytes" in caplog.text
+    assert 0 < served(reads) <= weights["layer.11.weight"].nbytes
 
 
 def test_a_damaged_entry_is_dropped_and_the_object_pulled_from_its_store(

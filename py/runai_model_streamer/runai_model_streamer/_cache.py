@@ -30,7 +30,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from runai_model_streamer._cache_entry import (
     digest,
     mark_used,
     read_pieces,
+    save_pieces,
 )
 from runai_model_streamer._settings import CACHE_DIR, CACHE_MAX_BYTES
 
@@ -82,6 +83,23 @@ class CachedObject:
         if self._pieces is None:
             self._pieces = read_pieces(self.directory)
         return self._pieces
+
+    def learn(self, pieces: Sequence[tuple[int, int, int]]) -> None:
+        """Keeps the CRCs of the ``(offset, size, CRC)`` pieces a stream read the entry in and
+        verified it with, that it did not keep yet: a later stream that reads it in the same
+        pieces (a group of another size, or a stream of an entry a pull wrote) checks each as
+        it lands. Best effort: a cache that cannot be written keeps what it had."""
+        known = self.pieces()
+        new = [(o, s, c) for o, s, c in pieces if s and (o, s) not in known]
+        if not new or self.damaged or self._lock_fd is None:
+            return
+        merged = [(o, s, c) for (o, s), c in known.items()] + new
+        try:
+            save_pieces(self.directory, merged)
+        except OSError as error:
+            logger.debug("%s: the pieces read were not kept: %s", self.directory, error)
+            return
+        self._pieces = {(o, s): c for o, s, c in merged}
 
     def release(self) -> None:
         if self._lock_fd is not None:

@@ -5,11 +5,13 @@ land (in its staging directory, synced, then made visible by one rename)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import time
 import weakref
@@ -246,8 +248,7 @@ class CacheWriter:
             os.close(self._fd)
             self._fd = None
             if self._pieces:
-                np.asarray(self._pieces, dtype="<u8").tofile(self._staging / PIECES)
-                _fsync_path(self._staging / PIECES)
+                save_pieces(self._staging, self._pieces)
             (self._staging / META).write_text(json.dumps(asdict(meta)))
             mark_used(self._staging / META)
             _fsync_path(self._staging / META)
@@ -319,6 +320,20 @@ def _combined(pieces: Sequence[tuple[int, int, int]], kind: int) -> int | None:
         crc = checksum_combine(kind, crc, piece, size)
         cursor += size
     return crc
+
+
+def save_pieces(directory: Path, pieces: Sequence[tuple[int, int, int]]) -> None:
+    """Writes an entry's ``pieces`` (synced, then renamed over the old list: a reader sees one
+    list or the other, each of CRCs of the verified bytes)."""
+    temporary = directory / f"{PIECES}.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        np.asarray(pieces, dtype="<u8").tofile(temporary)
+        _fsync_path(temporary)
+        os.replace(temporary, directory / PIECES)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def read_pieces(directory: Path) -> dict[tuple[int, int], int]:

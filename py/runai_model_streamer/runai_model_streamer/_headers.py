@@ -229,6 +229,7 @@ def _remote_objects(
                 check.on_mismatch = _dropper(hit)
                 check.known = hit.pieces()
                 check.on_damage = _damage_marker(path, hit)
+                check.on_verified = hit.learn
         results.append((header, RemoteObject(check, why, keys[index], head, hit)))
     return results
 

@@ -147,6 +147,8 @@ class ObjectCheck:
     known: Mapping[tuple[int, int], int] = field(default_factory=dict)
     #: called with (offset, size) of a damaged piece, before it is read again from the store
     on_damage: Callable[[int, int], None] | None = None
+    #: called with :attr:`pieces` once the object is verified (a cache entry keeps their CRCs)
+    on_verified: Callable[[list[tuple[int, int, int]]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm in DIGESTS and self.digest is None:
@@ -236,6 +238,8 @@ class ObjectCheck:
                 f"object should be used{done}"
             )
         logger.debug("%s: %s %0*x verified", self.path, self.algorithm, width, computed)
+        if self.on_verified is not None:
+            self.on_verified(self.pieces)
 
     @property
     def expected_hex(self) -> str:
