@@ -14,6 +14,11 @@ the peak RSS of a rank.
 Usage::
 
     python benchmarks/bench_dist.py --size 2GB --ranks 4 --rounds 5 --output dist.md
+
+``--cache``: from SeaweedFS only, shared loads against shared loads that fill a new cache
+(RUNAI_STREAMER_CACHE_DIR; a rank's time ends at its last tensor, before the entry is synced
+and committed) and shared loads whose every rank reads its entries (cache hits, warm page
+cache: the entries were just written).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -54,6 +60,7 @@ def rank_main(spec: dict[str, object], rank: int) -> None:
         streamer.stream_files(spec["paths"], is_distributed=bool(spec["shared"]))  # type: ignore[arg-type]
         stream = streamer.file_streamer._stream
         shared = streamer.file_streamer.is_distributed
+        cached = len(streamer._cached)
         read = getattr(stream, "bytes_read", streamer.total_size)
         for _, tensor in streamer.get_tensors():
             keep.append(tensor)  # a loader keeps what it loads
@@ -61,7 +68,16 @@ def rank_main(spec: dict[str, object], rank: int) -> None:
     seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(
-        json.dumps({"seconds": seconds, "read": read, "total": total, "rss": rss, "shared": shared})
+        json.dumps(
+            {
+                "seconds": seconds,
+                "read": read,
+                "total": total,
+                "rss": rss,
+                "shared": shared,
+                "cached": cached,
+            }
+        )
     )
     dist.barrier()
     dist.destroy_process_group()
@@ -73,12 +89,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_ranks(paths: list[str], ranks: int, shared: bool, env: dict[str, str]) -> list[dict]:
+def run_ranks(
+    paths: list[str], ranks: int, shared: bool, env: dict[str, str], dist: str = "1"
+) -> list[dict]:
+    """Runs the ranks; ``dist``: their RUNAI_STREAMER_DIST."""
     spec = json.dumps({"paths": paths, "ranks": ranks, "shared": shared, "port": free_port()})
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--rank-spec", spec, "--rank", str(r)],
-            env={**env, "RUNAI_STREAMER_DIST": "1", "OMP_NUM_THREADS": "1"},
+            env={**env, "RUNAI_STREAMER_DIST": dist, "OMP_NUM_THREADS": "1"},
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -112,9 +131,16 @@ def summarize(label: str, runs: dict[str, list[list[dict]]], model: int) -> str:
             f"(model {model / 1e9:.2f} GB) | {', '.join(f'{w:.2f}' for w in walls)} |"
         )
     shared = [max(r["seconds"] for r in ranks) for ranks in runs["shared"]]
-    alone = [max(r["seconds"] for r in ranks) for ranks in runs["independent"]]
-    ratios = ", ".join(f"{a / s:.2f}" for s, a in zip(shared, alone, strict=True))
-    lines += ["", f"independent / shared wall time per round: {ratios}"]
+    lines.append("")
+    for mode in runs:
+        if mode == "shared":
+            continue
+        other = [max(r["seconds"] for r in ranks) for ranks in runs[mode]]
+        ratios = [s / o for s, o in zip(shared, other, strict=True)]
+        lines.append(
+            f"{mode} throughput / shared's, per round: {', '.join(f'{r:.2f}' for r in ratios)} "
+            f"(median {statistics.median(ratios):.2f})"
+        )
     return "\n".join(lines)
 
 
@@ -128,6 +154,11 @@ def main() -> int:
     parser.add_argument("--ranks", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-s3", action="store_true", help="local files only")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="from SeaweedFS, shared loads with the cache: filling a new one, and hits",
+    )
     parser.add_argument("--output")
     args = parser.parse_args()
     sections = []
@@ -154,17 +185,38 @@ def main() -> int:
             sources.append(
                 ("s3:// from SeaweedFS on 127.0.0.1", ["s3://bench/model.safetensors"], s3_env)
             )
+        if args.cache:  # the cache pays for object storage: its source alone
+            sources = sources[1:]
         try:
             for label, paths, env in sources:
-                runs: dict[str, list[list[dict]]] = {"shared": [], "independent": []}
+                # mode: (environment, RUNAI_STREAMER_DIST, whether the stream is shared)
+                modes = {"shared": (env, "1", True), "independent": (env, "1", False)}
+                if args.cache:
+                    hits = {**env, "RUNAI_STREAMER_CACHE_DIR": os.path.join(tmp, "cache-hits")}
+                    modes = {
+                        "shared": (env, "1", True),
+                        "shared, filling the cache": (env, "1", True),  # a new cache each round
+                        "shared, cache hits": (hits, "1", True),
+                        # auto: hits are local files, which each rank reads alone on gloo
+                        "cache hits, DIST=auto": (hits, "auto", False),
+                    }
+                    run_ranks(paths, args.ranks, True, hits)  # fills it
+                runs: dict[str, list[list[dict]]] = {mode: [] for mode in modes}
                 run_ranks(paths, args.ranks, True, env)  # warm-up (page cache, server)
                 for index in range(args.rounds):
-                    order = (
-                        ["shared", "independent"] if index % 2 == 0 else ["independent", "shared"]
-                    )
+                    order = list(modes) if index % 2 == 0 else list(reversed(modes))
                     for mode in order:
-                        result = run_ranks(paths, args.ranks, mode == "shared", env)
-                        assert all(r["shared"] == (mode == "shared") for r in result), result
+                        mode_env, dist, shared = modes[mode]
+                        if mode == "shared, filling the cache":
+                            fresh = os.path.join(tmp, f"cache-{index}")
+                            mode_env = {**env, "RUNAI_STREAMER_CACHE_DIR": fresh}
+                        result = run_ranks(paths, args.ranks, mode != "independent", mode_env, dist)
+                        assert all(r["shared"] == shared for r in result), result
+                        if "hits" in mode:
+                            assert all(r["cached"] == len(paths) for r in result), result
+                        if mode == "shared, filling the cache":
+                            assert os.listdir(os.path.join(fresh, "entries")), "nothing cached"
+                            shutil.rmtree(fresh)
                         runs[mode].append(result)
                         print(
                             f"{label} round {index + 1} {mode}: "

@@ -63,6 +63,7 @@ def test_the_ranks_fill_the_cache_with_one_shared_read_and_then_read_it_alone(
         _case("one-rank-lacks", env_by_rank=lacking),
         _case("offline", env_by_rank=offline),
         _case("alone", env_by_rank=_env(RUNAI_STREAMER_DIST="0")),
+        _case("auto", env_by_rank=_env(RUNAI_STREAMER_DIST="auto")),
     ]
     env = {"RUNAI_STREAMER_TESTFS_ROOT": str(store), "RUNAI_STREAMER_CACHE_DIR": str(cache)}
     run = launch(tmp_path / "out", WORLD, cases, env)
@@ -112,6 +113,12 @@ def test_the_ranks_fill_the_cache_with_one_shared_read_and_then_read_it_alone(
     for rank in ranks:
         check_tensors(results["offline", rank], full, f"offline, rank {rank}")
         assert results["offline", rank]["cached"] == len(FILES)
+
+    # with RUNAI_STREAMER_DIST=auto, a stream whose every object is a hit on every rank reads
+    # local files only: on gloo each rank reads them alone, as auto does with local paths
+    for rank in ranks:
+        check_tensors(results["auto", rank], full, f"auto, rank {rank}", shared=False)
+        assert results["auto", rank]["cached"] == len(FILES)
 
     # an entry written by a shared stream serves a rank that streams alone
     for rank in ranks:

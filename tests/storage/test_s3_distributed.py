@@ -45,5 +45,6 @@ def test_four_ranks_share_one_read_of_a_model_on_s3(
     for rank in range(4):
         assert run["results"]["s3", rank]["cached"] == 0
         assert run["results"]["s3", rank]["verified"] == f"verified crc32 of {len(FILES)} object(s)"
-        check_tensors(run["results"]["cached", rank], full, f"cached, rank {rank}")
+        # every object a hit on every rank: local files, which auto shares on NCCL only
+        check_tensors(run["results"]["cached", rank], full, f"cached, rank {rank}", shared=False)
         assert run["results"]["cached", rank]["cached"] == len(FILES)

@@ -132,6 +132,13 @@ def _group_for(settings: DistSettings) -> Any:
     return mine
 
 
+def shares_local_reads(share: Share) -> bool:
+    """Whether ``share`` is kept for a stream that reads local files only (every object a
+    cache hit on every rank): as for local paths, ``auto`` shares them on NCCL/CUDA alone,
+    where the exchange outruns each rank reading the file itself."""
+    return share.exchange_device.type == "cuda" or DistSettings.from_env().mode != "auto"
+
+
 def share_for(
     is_distributed: bool,
     device: torch.device,

@@ -23,6 +23,7 @@ from runai_model_streamer._common import (
     format_bytes,
     logger,
 )
+from runai_model_streamer._distributed import shares_local_reads
 from runai_model_streamer._file_chunks import FileChunks
 from runai_model_streamer._headers import (
     HitConfirmation,
@@ -302,6 +303,8 @@ class SafetensorsStreamer:
             self._cached = [o.cached for o in objects if o is not None and o.cached is not None]
         if share is not None:
             agreed = self._hits_on_every_rank(share, objects)
+            if all(agreed) and not shares_local_reads(share):  # the same verdict on every rank
+                share = None  # every object is a local file now
         with failures_reported(share):
             if share is not None:  # a hit that another rank lacks is read from the store
                 objects = [
