@@ -17,6 +17,7 @@
 
 #include "common/http/object_client.h"
 #include "common/listing.h"
+#include "common/parse.h"
 #include "common/plugin/object_store.h"
 #include "common/sigv4.h"
 #include "common/status.h"
@@ -63,8 +64,10 @@ ServiceError ParseS3Error(const HttpResponse& response) {
 
 // ETag and VersionId as the version; x-amz-checksum-<algorithm> (base64) as "<algorithm>=<hex>",
 // or, for a multipart object's checksum of its parts' checksums ("<base64>-<parts>", or
-// x-amz-checksum-type COMPOSITE), as "composite-<algorithm>=<hex>-<parts>".
-void ReadObjectHeaders(const HeaderList& headers, ObjectInfo* info) {
+// x-amz-checksum-type COMPOSITE), as "composite-<algorithm>=<hex>-<parts>". Returns the number of
+// parts such a checksum names (0: none, or not said).
+uint64_t ReadObjectHeaders(const HeaderList& headers, ObjectInfo* info) {
+  int64_t parts = 0;
   bool composite = false;
   for (const auto& [name, value] : headers) {
     if (name == "x-amz-checksum-type") composite = value == "COMPOSITE";
@@ -83,11 +86,17 @@ void ReadObjectHeaders(const HeaderList& headers, ObjectInfo* info) {
       if (composite || dash != std::string::npos) {
         ObjectInfo::Add(&info->checksums, "composite-" + algorithm,
                         dash == std::string::npos ? hex : hex + value.substr(dash));
+        std::string why;
+        if (dash != std::string::npos &&
+            !common::ParseInt64InRange(value.substr(dash + 1), 1, 10000, &parts, &why)) {
+          parts = 0;  // S3 allows 10,000 parts: anything else is not a part count
+        }
       } else {
         ObjectInfo::Add(&info->checksums, algorithm, hex);
       }
     }
   }
+  return static_cast<uint64_t>(parts);
 }
 
 class S3Store : public ObjectStore {
@@ -102,6 +111,9 @@ class S3Store : public ObjectStore {
 
  private:
   Status Parse(const std::string& uri, bool need_key, ObjectName* name) const;
+  // HEAD of part `part` of a multipart object: its size, when it is of the version HEADed.
+  bool PartSize(const std::string& uri, const ObjectName& name, uint64_t part,
+                const std::string& etag, uint64_t* size);
   // The URL, the Host header and the (decoded) path that is signed, of a bucket and key.
   void Address(const ObjectName& name, const HeaderList& query, std::string* url, std::string* host,
                std::string* path) const;
@@ -204,8 +216,39 @@ Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
         return Send(uri, method, method, name, {}, extra, response);
       },
       &info->size, &head);
-  if (status.ok()) ReadObjectHeaders(head.object_headers, info);
-  return status;
+  if (!status.ok()) return status;
+  const uint64_t parts = ReadObjectHeaders(head.object_headers, info);
+  // A checksum of the parts' checksums can be checked where the part layout is known: the sizes
+  // of the first and the last part (the AWS SDKs upload parts of one size but the last) as
+  // "parts=<first>/<last>"; the stream checks that such parts tile the object.
+  std::string etag;
+  for (const auto& [header, value] : head.object_headers) {
+    if (header == "etag") etag = value;
+  }
+  uint64_t first = 0, last = 0;
+  if (parts > 0 && PartSize(uri, name, 1, etag, &first) &&
+      (parts == 1 || PartSize(uri, name, parts, etag, &last))) {
+    if (parts == 1) last = first;
+    ObjectInfo::Add(&info->checksums, "parts", std::to_string(first) + "/" + std::to_string(last));
+  }
+  return Status::Ok();
+}
+
+bool S3Store::PartSize(const std::string& uri, const ObjectName& name, uint64_t part,
+                       const std::string& etag, uint64_t* size) {
+  HttpResponse head;
+  const HeaderList query{{"partNumber", std::to_string(part)}};
+  const Status status = client_.HeadObject(
+      uri, "range",
+      [&](const std::string& method, HeaderList extra, HttpResponse* response) {
+        return Send(uri, method, method, name, query, extra, response);
+      },
+      size, &head);
+  if (!status.ok()) return false;  // a store without part HEADs: the checksum goes unchecked
+  for (const auto& [header, value] : head.object_headers) {
+    if (header == "etag" && value != etag) return false;  // changed between the HEADs
+  }
+  return true;
 }
 
 Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,

@@ -7,6 +7,7 @@ from storage per rank are counted by the testfs plugin's read log.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -232,17 +233,20 @@ def test_a_rank_killed_mid_stream_makes_the_others_raise(
 def _with_checksums(
     model_dir: Path, root: Path, flip_in: str | None = None, algorithm: str = "crc32c"
 ) -> Path:
-    """A copy of the model whose objects keep their CRC32C or MD5 (testfs's
+    """A copy of the model whose objects keep their CRC32C, MD5 or S3 multipart CRC32 (testfs's
     "<file>.checksums"), of the bytes as written; ``flip_in``: one bit of that file's tensor
     data flipped afterwards."""
     root.mkdir()
     for name in FILES:
         data = bytearray((model_dir / name).read_bytes())
-        value = (
-            f"{google_crc32c.value(bytes(data)):08x}"
-            if algorithm == "crc32c"
-            else hashlib.new(algorithm, bytes(data)).hexdigest()
-        )
+        if algorithm == "composite-crc32":  # S3's of parts of 100,000 bytes but the last
+            parts = [bytes(data[o : o + 100_000]) for o in range(0, len(data), 100_000)]
+            crcs = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+            value = f"{zlib.crc32(crcs):08x}-{len(parts)},parts=100000/{len(parts[-1])}"
+        elif algorithm == "crc32c":
+            value = f"{google_crc32c.value(bytes(data)):08x}"
+        else:
+            value = hashlib.new(algorithm, bytes(data)).hexdigest()
         (root / f"{name}.checksums").write_text(f"{algorithm}={value}")
         if name == flip_in:
             data[len(data) - 1000] ^= 0x10
@@ -260,6 +264,7 @@ def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
     good = _with_checksums(model_dir, tmp_path / "good")
     bad = _with_checksums(model_dir, tmp_path / "bad", flip_in=FILES[1])
     md5 = _with_checksums(model_dir, tmp_path / "md5", algorithm="md5")
+    multipart = _with_checksums(model_dir, tmp_path / "multipart", algorithm="composite-crc32")
     testfs = [f"testfs://{f}" for f in FILES]
     cases = [
         {"name": "good", "paths": testfs, "env_by_rank": _env(3, good)},
@@ -270,6 +275,7 @@ def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
             "env_by_rank": {**_env(3, good), "2": {"RUNAI_STREAMER_VERIFY": "off"}},
         },
         {"name": "md5", "paths": testfs, "env_by_rank": _env(3, md5)},
+        {"name": "multipart", "paths": testfs, "env_by_rank": _env(3, multipart)},
     ]
     run = launch(tmp_path / "out", 3, cases, {"RUNAI_STREAMER_TESTFS_ROOT": str(good)})
     assert run["returncodes"] == [0] * 3, run["logs"]
@@ -289,6 +295,10 @@ def test_each_rank_verifies_every_object_from_the_pieces_all_ranks_read(
         result = run["results"]["disagree", rank]
         assert result["error"] == "DistributedStreamError", result
         assert "3 verified" in result["message"] and "0 verified" in result["message"]
+    for rank in range(3):  # pieces that span parts are split by the rank that read them
+        result = run["results"]["multipart", rank]
+        check_tensors(result, full, f"multipart, rank {rank}")
+        assert result["verified"] == f"verified crc32 of {len(FILES)} object(s)", result
     why = "the store keeps only md5, which the ranks of a shared stream cannot combine"
     for rank in range(3):
         result = run["results"]["md5", rank]

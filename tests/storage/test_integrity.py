@@ -1,5 +1,6 @@
 """Integrity checks against the real servers: each store's own checksums (SeaweedFS keeps the
-x-amz-checksum-* an upload sent, botocore sends CRC32 by default; fake-gcs-server keeps a CRC32C
+x-amz-checksum-* an upload sent, botocore sends CRC32 by default, and of a multipart upload the
+CRC32 of its parts' CRC32s; fake-gcs-server keeps a CRC32C
 of every object, through the JSON and the XML API; Azurite keeps the Content-MD5 of a blob put
 whole, hashed in order as the ranges land), a bit flipped in transit by the fault proxy (caught,
 named, no file left by a download), checksum headers dropped on the way (auto streams and says
@@ -50,11 +51,47 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path  # 2 MiB
 
 
+#: S3's least part but the last (SeaweedFS enforces it too)
+PART_BYTES = 5 << 20
+
+
+@pytest.fixture(scope="module")
+def multipart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model of three parts (5, 5 and 1.5 MiB), whose part boundaries fall inside tensors."""
+    path = tmp_path_factory.mktemp("integrity-multipart") / "model.safetensors"
+    generator = torch.Generator().manual_seed(29)
+    save_file({f"t{i}": torch.randn(128, 1408, generator=generator) for i in range(16)}, str(path))
+    return path
+
+
+def _upload_in_parts(client: object, key: str, data: bytes) -> None:
+    """A multipart upload with botocore's CRC32 of each part: S3 keeps the CRC32 of the parts'
+    CRC32s (COMPOSITE, "<base64>-3")."""
+    up = client.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")  # type: ignore[attr-defined]
+    parts = []
+    for number, offset in enumerate(range(0, len(data), PART_BYTES), start=1):
+        sent = client.upload_part(  # type: ignore[attr-defined]
+            Bucket=BUCKET,
+            Key=key,
+            UploadId=up["UploadId"],
+            PartNumber=number,
+            Body=data[offset : offset + PART_BYTES],
+            ChecksumAlgorithm="CRC32",
+        )
+        parts.append(
+            {"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32": sent["ChecksumCRC32"]}
+        )
+    done = client.complete_multipart_upload(  # type: ignore[attr-defined]
+        Bucket=BUCKET, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    assert done["ChecksumCRC32"].endswith("-3"), done
+
+
 def _crc32c_base64(data: bytes) -> str:
     return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
-TARGETS = ["s3-crc32c", "s3-crc32", "s3-sha256", "gcs-json", "gcs-xml", "azure"]
+TARGETS = ["s3-crc32c", "s3-crc32", "s3-sha256", "s3-multipart", "gcs-json", "gcs-xml", "azure"]
 
 
 @pytest.fixture(params=TARGETS)
@@ -74,11 +111,15 @@ def target(request: pytest.FixtureRequest, model: Path) -> Iterator[Target]:
             )
         elif kind == "s3-sha256":  # a digest: hashed in order as the ranges land
             client.put_object(Bucket=BUCKET, Key=key, Body=data, ChecksumAlgorithm="SHA256")
+        elif kind == "s3-multipart":
+            model = request.getfixturevalue("multipart_model")
+            data = model.read_bytes()
+            _upload_in_parts(client, key, data)
         else:  # botocore's default: a CRC32 of every upload
             client.put_object(Bucket=BUCKET, Key=key, Body=data)
         proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
         env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-        algorithm = kind.removeprefix("s3-")
+        algorithm = "crc32" if kind == "s3-multipart" else kind.removeprefix("s3-")
         found = Target(f"s3://{BUCKET}/{key}", model, proxy, algorithm, "RUNAI_STREAMER_S3_")
     elif kind.startswith("gcs"):
         gcs: GcsServer = request.getfixturevalue("gcs")

@@ -255,3 +255,56 @@ def test_a_stream_left_early_stops_hashing_and_waits_for_nothing(
     while any(t.name.startswith("runai-digest") for t in threading.enumerate()):
         assert time.monotonic() < deadline, "a digest thread outlived its stream"
         time.sleep(0.05)
+
+
+def _composite(data: bytes, part: int) -> str:
+    """What S3 keeps of an object uploaded in parts of ``part`` bytes but the last, with a CRC32
+    of each (computed with zlib here): the CRC32 of the parts' big-endian CRC32s, and (what
+    the s3 plugin adds from HEADs of the first and last parts) the part layout."""
+    parts = [data[offset : offset + part] for offset in range(0, len(data), part)]
+    crcs = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+    return f"composite-crc32={zlib.crc32(crcs):08x}-{len(parts)},parts={part}/{len(parts[-1])}"
+
+
+@pytest.mark.parametrize("part", [4096, 10_007, 1 << 20])
+def test_a_multipart_objects_checksum_of_its_parts_checksums_is_checked(
+    testfs_root: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, part: int
+) -> None:
+    """Parts of 4 KiB and of an odd size start inside tensors (and inside the header): each
+    side of a boundary gets its own CRC; 1 MiB is one part, the whole object."""
+    path = testfs_root / "model.safetensors"
+    weights = model(path)
+    data = path.read_bytes()
+    keep(path, _composite(data, part))
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
+    monkeypatch.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", "8192")  # many ranges
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        assert sorted(stream("testfs://model.safetensors")) == sorted(weights)
+    assert "verified crc32 of 1 object(s)" in caplog.text
+
+    flipped = bytearray(data)
+    flipped[len(data) - 100] ^= 1  # the store keeps the checksum of other bytes
+    keep(path, _composite(bytes(flipped), part))
+    with pytest.raises(ChecksumMismatchError) as raised:
+        stream("testfs://model.safetensors")
+    parts = -(-len(data) // part)
+    assert "crc32 mismatch: the store keeps" in str(raised.value)
+    assert f"(the crc32 of the crc32s of its {parts} parts, of {part} bytes" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("layout", "why"),
+    [
+        ("", "whose sizes are not known"),
+        ("parts=4096/5", "whose sizes are not all of one size but the last (the first has 4096"),
+    ],
+)
+def test_a_multipart_checksum_whose_parts_are_not_known_is_not_checked(
+    testfs_root: Path, caplog: pytest.LogCaptureFixture, layout: str, why: str
+) -> None:
+    path = testfs_root / "model.safetensors"
+    weights = model(path)
+    keep(path, ",".join(filter(None, ["composite-crc32=0a0b0c0d-3", layout])))
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        assert sorted(stream("testfs://model.safetensors")) == sorted(weights)
+    assert why in caplog.text

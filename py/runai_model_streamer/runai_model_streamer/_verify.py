@@ -15,9 +15,13 @@ Checkable are the CRCs object stores keep of whole objects: CRC32C (GCS for ever
 the whole object (S3's SHA-1 and SHA-256, Azure's Content-MD5, which Put Blob stores). A digest
 cannot be combined from ranges: an :class:`OrderedDigest` hashes the object in a thread of its own
 that follows the part of it that has landed, in file order, while the engine still computes the
-CRC32C of every range (what a cache entry of the object is checked against later). Not checkable:
-S3's checksums of a multipart upload's parts (composite), whose part sizes the HEAD does not give,
-and a digest in a shared stream, where each rank holds only pieces of the object.
+CRC32C of every range (what a cache entry of the object is checked against later). S3's checksum
+of a multipart upload (composite: the CRC of its parts' CRCs) is checked where the plugin found
+the part layout (the first and last parts' sizes, from HEADs of those parts: parts of one size
+but the last, as the AWS SDKs upload them): a range that spans a part boundary has each side's
+CRC computed from its bytes, so every part's CRC combines from its ranges. Not checkable: a
+composite checksum of parts of other sizes, and a digest in a shared stream, where each rank
+holds only pieces of the object.
 ``RUNAI_STREAMER_VERIFY``: ``auto`` (default) checks what there is, ``require`` refuses to stream an
 object it cannot check, ``off`` checks nothing. Local files keep no checksum and are never checked.
 """
@@ -149,6 +153,9 @@ class ObjectCheck:
     on_damage: Callable[[int, int], None] | None = None
     #: called with :attr:`pieces` once the object is verified (a cache entry keeps their CRCs)
     on_verified: Callable[[list[tuple[int, int, int]]], None] | None = None
+    #: a composite check (S3 multipart): ``expected`` is the CRC of the big-endian CRCs of its
+    #: parts, each of this many bytes but the last; no piece added may span two parts
+    part_size: int = 0
 
     def __post_init__(self) -> None:
         if self.algorithm in DIGESTS and self.digest is None:
@@ -166,13 +173,27 @@ class ObjectCheck:
         return expected is not None and expected != crc
 
     def add(self, offset: int, size: int, crc: int) -> None:
-        """The CRC of bytes [offset, offset + size) of the object."""
+        """The CRC of bytes [offset, offset + size) of the object (within one part: see
+        :meth:`spans_parts`)."""
         if size:
             self._pieces.append((offset, size, crc))
             self._covered += size
 
-    def add_bytes(self, offset: int, data: bytes) -> None:
-        self.add(offset, len(data), checksum(self.kind, data))
+    def spans_parts(self, offset: int, size: int) -> bool:
+        """Whether bytes [offset, offset + size) lie in two parts of a composite check: their
+        CRC is then added by :meth:`add_bytes`, from the bytes, a CRC for each part."""
+        part = self.part_size
+        return bool(part) and size > 0 and offset // part != (offset + size - 1) // part
+
+    def add_bytes(self, offset: int, data: memoryview | bytes) -> None:
+        view = memoryview(data).cast("B")
+        start = 0
+        while start < len(view):
+            end = len(view)
+            if self.part_size:  # up to the end of the part it starts in
+                end = min(end, ((offset + start) // self.part_size + 1) * self.part_size - offset)
+            self.add(offset + start, end - start, checksum(self.kind, view[start:end]))
+            start = end
         self.feed(offset, data)
 
     def feed(self, offset: int, data: memoryview | bytes) -> Future[None] | None:
@@ -221,7 +242,7 @@ class ObjectCheck:
     def verify(self) -> None:
         """Raises ChecksumMismatchError unless the ranges tile the object and their combined
         CRC (or the digest of its bytes) is the one the store keeps."""
-        computed = self.combined_crc()
+        computed = self.combined_crc() if not self.part_size else self._composite_crc()
         if self.digest is not None:
             computed, hashed = self.digest.digest()
             if hashed != self.size:
@@ -233,13 +254,36 @@ class ObjectCheck:
             done = self.on_mismatch() if self.on_mismatch is not None else ""
             raise ChecksumMismatchError(
                 f"{self.path}: {self.algorithm} mismatch: the store keeps "
-                f"{self.expected_hex} for its {self.size} bytes, the bytes read have "
+                f"{self.expected_hex}{self._composite_note} for its {self.size} bytes, the "
+                "bytes read have "
                 f"{computed:0{width}x} (corrupted in storage or in transit); nothing of this "
                 f"object should be used{done}"
             )
         logger.debug("%s: %s %0*x verified", self.path, self.algorithm, width, computed)
         if self.on_verified is not None:
             self.on_verified(self.pieces)
+
+    @property
+    def _composite_note(self) -> str:
+        if not self.part_size:
+            return ""
+        parts = -(-self.size // self.part_size)
+        return (
+            f" (the {self.algorithm} of the {self.algorithm}s of its {parts} parts, of "
+            f"{self.part_size} bytes but the last: a multipart upload)"
+        )
+
+    def _composite_crc(self) -> int:
+        """The CRC of the parts' CRCs (big-endian), S3's checksum of a multipart object."""
+        self.combined_crc()  # raises unless the pieces tile the object
+        part_crcs: list[int] = []
+        for offset, size, crc in sorted(self._pieces):
+            if offset % self.part_size == 0:
+                part_crcs.append(crc)
+            else:
+                part_crcs[-1] = checksum_combine(self.kind, part_crcs[-1], crc, size)
+        width = WIDTHS[self.algorithm] // 2
+        return checksum(self.kind, b"".join(crc.to_bytes(width, "big") for crc in part_crcs))
 
     @property
     def expected_hex(self) -> str:
@@ -250,8 +294,10 @@ class ObjectCheck:
         """(algorithm, hex) that a cache entry of the object, once verified, is checked
         against: the store's CRC, or for a digest the CRC32C of the bytes that matched it
         (checked in the engine as the entry is read, with no hashing pass)."""
-        if self.digest is None:
+        if self.digest is None and not self.part_size:
             return self.algorithm, f"{self.expected:x}"
+        if self.digest is None:  # the whole object's CRC, of the algorithm of its parts'
+            return self.algorithm, f"{self.combined_crc():x}"
         return "crc32c", f"{self.combined_crc():x}"
 
     def close(self) -> None:
@@ -274,15 +320,45 @@ def check_for(path: str, stored: StoredObject, mode: str) -> tuple[ObjectCheck |
         except ValueError:
             return None, f"the store's {algorithm} {value!r} is not a hex number"
         return ObjectCheck(path, algorithm, expected, stored.size), ""
+    composite = _composite_check(path, stored)
+    if composite is not None:
+        return composite, ""
     return None, _why_unchecked(stored.checksums)
+
+
+def _composite_check(path: str, stored: StoredObject) -> ObjectCheck | None:
+    """The check of S3's checksum of a multipart object's parts' checksums
+    (``composite-<algorithm>=<hex>-<parts>``), where the plugin found its parts to be of one
+    size but the last (``parts=<first>/<last>``, which must tile the object)."""
+    first, _, last = stored.checksums.get("parts", "").partition("/")
+    for name, value in stored.checksums.items():
+        algorithm = name.removeprefix("composite-")
+        if algorithm == name or algorithm not in CHECKABLE:
+            continue
+        digits, _, count = value.partition("-")
+        try:
+            expected, parts = int(digits, 16), int(count)
+            first_size, last_size = int(first), int(last)
+        except ValueError:
+            return None
+        tiles = (parts - 1) * first_size + last_size == stored.size
+        if parts >= 1 and 0 < last_size <= first_size and tiles:
+            return ObjectCheck(path, algorithm, expected, stored.size, part_size=first_size)
+    return None
 
 
 def _why_unchecked(checksums: Mapping[str, str]) -> str:
     composite = [name for name in checksums if name.startswith("composite-")]
     if composite:
+        first, _, last = checksums.get("parts", "").partition("/")
+        layout = (
+            f"are not all of one size but the last (the first has {first} bytes, the last {last})"
+            if last
+            else "are not known"
+        )
         return (
             f"the store keeps only {composite[0].removeprefix('composite-')} checksums of its "
-            "parts (a multipart upload), whose sizes are not known"
+            f"parts (a multipart upload), whose sizes {layout}"
         )
     if checksums:
         names = ", ".join(sorted(checksums))
