@@ -270,14 +270,22 @@ def test_the_cli_lists_sizes_and_prunes_the_cache(
     assert entries(cache) == []
 
 
-def test_large_writes_go_around_the_page_cache_and_keep_every_byte(tmp_path: Path) -> None:
-    """Writes of 4 KiB-congruent memory take O_DIRECT for their whole blocks (where the
-    filesystem offers it: this test's directory does) and the page cache for their partial
-    ends; in any order, at any offset, the entry holds exactly the bytes written."""
+@pytest.mark.parametrize("shift", [0, 100])
+def test_large_writes_go_around_the_page_cache_and_keep_every_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shift: int
+) -> None:
+    """Writes take O_DIRECT for their whole blocks (where the filesystem offers it: this
+    test's directory does), from the memory where it is 4 KiB-congruent to the file (shift 0),
+    else through the bounce buffer (here of 1 MiB: several turns), and the page cache for
+    their partial ends; in any order, at any offset, the entry holds exactly the bytes
+    written."""
     import mmap
 
+    from runai_model_streamer import _cache_entry
     from runai_model_streamer._abi import CHECKSUM_CRC32C
     from runai_model_streamer._cache_entry import CacheKey
+
+    monkeypatch.setattr(_cache_entry, "BOUNCE_BYTES", 1 << 20)
 
     size = (3 << 20) + 12345
     memory = mmap.mmap(-1, size + 8192)  # page-aligned, as the stream's buffers are
@@ -289,12 +297,12 @@ def test_large_writes_go_around_the_page_cache_and_keep_every_byte(tmp_path: Pat
     writer = store.writer(key)
     assert writer is not None and writer._direct is not None  # the filesystem takes O_DIRECT
     for start, end in reversed(list(itertools.pairwise(cuts))):
-        piece = memoryview(memory)[start:end]
+        piece = memoryview(memory)[start + shift : end + shift]
         writer.write(start, piece, google_crc32c.value(bytes(piece)), CHECKSUM_CRC32C)
     writer.commit(("crc32c", "0"))
     writer.wait()
     [data] = (tmp_path / "cache").glob("entries/*/*/data")
-    assert data.read_bytes() == bytes(memory[:size])
+    assert data.read_bytes() == bytes(memory[shift : size + shift])
 
 
 @pytest.mark.parametrize(

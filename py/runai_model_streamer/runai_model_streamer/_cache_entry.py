@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import logging
+import mmap
 import os
 import secrets
 import shutil
@@ -30,9 +31,10 @@ DATA = "data"
 META = "meta.json"
 #: (offset, size, CRC) of every piece the entry was written from, little-endian uint64s
 PIECES = "pieces"
-#: O_DIRECT writes: block alignment, and the least worth it
+#: O_DIRECT writes: block alignment, the least worth it, and the bounce buffer's size
 DIRECT_BLOCK = 4096
 DIRECT_MIN_BYTES = 64 << 10
+BOUNCE_BYTES = 8 << 20
 
 
 def digest(text: str) -> str:
@@ -109,6 +111,7 @@ class CacheWriter:
         self._lock_fd: int | None = lock_fd
         self._written = 0
         self._direct = _open_direct(staging / DATA)  # None where O_DIRECT is not offered
+        self._bounce: mmap.mmap | None = None  # for blocks not congruent to the file
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="runai-cache-writer")
         self._closed = False  # commit or abort was asked (no more writes)
         self._pieces: list[tuple[int, int, int]] = []
@@ -202,26 +205,39 @@ class CacheWriter:
             self._recorded.append((offset, size, checksum(kind, piece)))
 
     def _write_at(self, fd: int, offset: int, view: memoryview) -> None:
-        """Writes the whole view at offset: its 4 KiB blocks with O_DIRECT where the memory
-        is congruent to the file (no copy into the page cache, no writeback to do later),
-        the partial blocks at its ends through the page cache."""
+        """Writes the whole view at offset: its 4 KiB blocks with O_DIRECT (no copy into the
+        page cache, no writeback to do later: on the development VM the page cache costs 2.5
+        CPU s/GB, O_DIRECT 0.04), straight from the memory where it is congruent to the file,
+        else copied through an aligned bounce buffer first; the partial blocks at its ends
+        through the page cache."""
         head = -offset % DIRECT_BLOCK
         body = (len(view) - head) // DIRECT_BLOCK * DIRECT_BLOCK
-        if self._direct is not None and body >= DIRECT_MIN_BYTES:
-            address = np.frombuffer(view, dtype=np.uint8).ctypes.data
-            if (address + head) % DIRECT_BLOCK == 0:
-                _pwrite_all(fd, view[:head], offset)
-                try:
-                    _pwrite_all(self._direct, view[head : head + body], offset + head)
-                except OSError as error:
-                    if error.errno != errno.EINVAL:
-                        raise
-                    os.close(self._direct)  # the filesystem refuses it after all
-                    self._direct = None
-                    _pwrite_all(fd, view[head : head + body], offset + head)
-                _pwrite_all(fd, view[head + body :], offset + head + body)
-                return
-        _pwrite_all(fd, view, offset)
+        if self._direct is None or body < DIRECT_MIN_BYTES:
+            _pwrite_all(fd, view, offset)
+            return
+        _pwrite_all(fd, view[:head], offset)
+        blocks = view[head : head + body]
+        try:
+            if (np.frombuffer(view, dtype=np.uint8).ctypes.data + head) % DIRECT_BLOCK == 0:
+                _pwrite_all(self._direct, blocks, offset + head)
+            else:
+                self._write_bounced(blocks, offset + head)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            self._close_direct()  # the filesystem refuses it after all
+            _pwrite_all(fd, blocks, offset + head)
+        _pwrite_all(fd, view[head + body :], offset + head + body)
+
+    def _write_bounced(self, blocks: memoryview, offset: int) -> None:
+        assert self._direct is not None
+        if self._bounce is None:
+            self._bounce = mmap.mmap(-1, BOUNCE_BYTES)  # page-aligned
+        with memoryview(self._bounce) as bounce:
+            for start in range(0, len(blocks), BOUNCE_BYTES):
+                piece = blocks[start : start + BOUNCE_BYTES]
+                bounce[: len(piece)] = piece
+                _pwrite_all(self._direct, bounce[: len(piece)], offset + start)
 
     def _commit(self) -> None:
         if self._fd is None:
@@ -286,6 +302,9 @@ class CacheWriter:
         if self._direct is not None:
             os.close(self._direct)
             self._direct = None
+        if self._bounce is not None:
+            self._bounce.close()
+            self._bounce = None
 
     def _release(self) -> None:
         if self._lock_fd is not None:

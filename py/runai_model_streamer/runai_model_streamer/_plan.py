@@ -2,8 +2,8 @@
 destination buffer and one engine request whose ranges are the window's items
 (:class:`~runai_model_streamer._stream.RangeStream` runs them). Items adjacent in the file get
 adjacent destinations, so the engine can merge their reads; every other item starts at a
-64-byte aligned destination, or, when large, at the position within a 4 KiB block of its file
-offset (for direct I/O into place).
+64-byte aligned destination, or, when large or first in its window, at the position within a
+4 KiB block of its file offset (for direct I/O into place).
 
 A window holds at most :data:`MAX_WINDOW_BYTES` (256 MiB) and, with a memory limit L, at most
 L bytes (one item larger than that gets a window of its own).
@@ -74,17 +74,31 @@ def plan_windows(
                 file_windows[0].empty_items.append(item)
                 continue
             offset = offsets[item]
-            dst = cursor if offset == previous_end else _start_of(offset, size, cursor)
+            if not window.items:
+                dst = _start_of_window(offset, size)
+            else:
+                dst = cursor if offset == previous_end else _start_of(offset, size, cursor)
             if window.items and dst + size > cap:
                 window = WindowPlan(position)
                 file_windows.append(window)
-                dst = _start_of(offset, size, 0)
+                dst = _start_of_window(offset, size)
             window.items.append(item)
             window.dst.append(dst)
             window.nbytes = cursor = dst + size
             previous_end = offset + size
         plans.extend(file_windows)
     return plans
+
+
+def _start_of_window(offset: int, size: int) -> int:
+    """Where the first item of a window starts: at the position within a 4 KiB block of its
+    file offset, whatever its size, when that offset is 8-byte aligned (the run of adjacent
+    items it starts, often the whole window, is then read with O_DIRECT into place, and a
+    cache entry written from it with O_DIRECT; each tensor in it is exactly as aligned as at
+    position 0, for dtypes of up to 8 bytes); else at 0."""
+    if size >= DIRECT_MIN_BYTES or offset % 8 == 0:
+        return offset % DIRECT_ALIGNMENT
+    return 0
 
 
 def _start_of(offset: int, size: int, cursor: int) -> int:
