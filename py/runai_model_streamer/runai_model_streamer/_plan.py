@@ -75,13 +75,13 @@ def plan_windows(
                 continue
             offset = offsets[item]
             if not window.items:
-                dst = _start_of_window(offset, size)
+                dst = _start_of_window(offset, size, cap)
             else:
                 dst = cursor if offset == previous_end else _start_of(offset, size, cursor)
             if window.items and dst + size > cap:
                 window = WindowPlan(position)
                 file_windows.append(window)
-                dst = _start_of_window(offset, size)
+                dst = _start_of_window(offset, size, cap)
             window.items.append(item)
             window.dst.append(dst)
             window.nbytes = cursor = dst + size
@@ -90,13 +90,16 @@ def plan_windows(
     return plans
 
 
-def _start_of_window(offset: int, size: int) -> int:
+def _start_of_window(offset: int, size: int, cap: float) -> int:
     """Where the first item of a window starts: at the position within a 4 KiB block of its
-    file offset, whatever its size, when that offset is 8-byte aligned (the run of adjacent
-    items it starts, often the whole window, is then read with O_DIRECT into place, and a
-    cache entry written from it with O_DIRECT; each tensor in it is exactly as aligned as at
-    position 0, for dtypes of up to 8 bytes); else at 0."""
-    if size >= DIRECT_MIN_BYTES or offset % 8 == 0:
+    file offset, whatever its size, when that offset is 8-byte aligned and the padding keeps
+    it within the window's ``cap`` (the run of adjacent items it starts, often the whole
+    window, is then read with O_DIRECT into place, and a cache entry written from it with
+    O_DIRECT; each tensor in it is exactly as aligned as at position 0, for dtypes of up to 8
+    bytes); else at 0."""
+    if size >= DIRECT_MIN_BYTES:
+        return offset % DIRECT_ALIGNMENT
+    if offset % 8 == 0 and offset % DIRECT_ALIGNMENT + size <= cap:
         return offset % DIRECT_ALIGNMENT
     return 0
 
