@@ -43,6 +43,26 @@ def _case(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "paths": TESTFS, "barrier": True, **extra}
 
 
+def _filled(tmp_path: Path, model_dir: Path, cases: list[str] | None = None) -> dict[str, str]:
+    """The environment of a testfs store that keeps CRC32Cs and a cache, filled by a stream of
+    WORLD ranks (``cases``: the names of the streams run, "fill" by default)."""
+    store = _with_checksums(model_dir, tmp_path / "store")
+    env = {
+        "RUNAI_STREAMER_TESTFS_ROOT": str(store),
+        "RUNAI_STREAMER_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    filled = launch(tmp_path / "fill", WORLD, [_case(c) for c in cases or ["fill"]], env)
+    assert filled["returncodes"] == [0] * WORLD, filled["logs"]
+    return env
+
+
+def _flip(entry: Path, at: int) -> None:
+    """Flips a bit of an entry's data (negative ``at``: from its end)."""
+    data = bytearray((entry / "data").read_bytes())
+    data[at] ^= 0x10
+    (entry / "data").write_bytes(bytes(data))
+
+
 def test_the_ranks_fill_the_cache_with_one_shared_read_and_then_read_it_alone(
     tmp_path: Path, model_dir: Path
 ) -> None:
@@ -133,15 +153,9 @@ def test_a_damaged_entry_is_repaired_from_the_store_and_dropped(
     """A byte of an entry changed on disk: the rank that reads that piece finds it damaged
     (the entry keeps each stripe's CRC), reads it from the store instead, and the load goes
     on; the entry is dropped and the next load writes it again."""
-    store = _with_checksums(model_dir, tmp_path / "store")
+    env = _filled(tmp_path, model_dir)
     cache = tmp_path / "cache"
-    env = {"RUNAI_STREAMER_TESTFS_ROOT": str(store), "RUNAI_STREAMER_CACHE_DIR": str(cache)}
-    filled = launch(tmp_path / "fill", WORLD, [_case("fill")], env)
-    assert filled["returncodes"] == [0] * WORLD, filled["logs"]
-    entry = _entries(cache)[TESTFS[1]]
-    data = bytearray((entry / "data").read_bytes())
-    data[-1000] ^= 0x10  # in the file's last tensors
-    (entry / "data").write_bytes(bytes(data))
+    _flip(_entries(cache)[TESTFS[1]], -1000)  # in the file's last tensors
 
     run = launch(tmp_path / "out", WORLD, [_case("damaged"), _case("again")], env)
     assert run["returncodes"] == [0] * WORLD, run["logs"]
@@ -169,17 +183,11 @@ def test_read_by_a_group_of_another_size_a_damaged_split_piece_raises_and_drops_
     """Two ranks read an entry three wrote: a piece split between the two is not one whose CRC
     the entry keeps, so damage there is caught when the object is verified, before the stream
     ends: every rank raises the same error, naming the entry, which is dropped."""
-    store = _with_checksums(model_dir, tmp_path / "store")
+    env = _filled(tmp_path, model_dir)
     cache = tmp_path / "cache"
-    env = {"RUNAI_STREAMER_TESTFS_ROOT": str(store), "RUNAI_STREAMER_CACHE_DIR": str(cache)}
-    filled = launch(tmp_path / "fill", WORLD, [_case("fill")], env)
-    assert filled["returncodes"] == [0] * WORLD, filled["logs"]
-    entry = _entries(cache)[TESTFS[0]]
     big = header(model_dir / FILES[0])
     begin, end = big["tensors"]["f0.big"]["data_offsets"]
-    data = bytearray((entry / "data").read_bytes())
-    data[big["data_start"] + (begin + end) // 2] ^= 0x01  # mid-tensor: split between ranks
-    (entry / "data").write_bytes(bytes(data))
+    _flip(_entries(cache)[TESTFS[0]], big["data_start"] + (begin + end) // 2)  # split by ranks
 
     run = launch(tmp_path / "out", 2, [_case("split"), _case("again")], env)
     assert run["returncodes"] == [0] * 2, run["logs"]
@@ -201,19 +209,13 @@ def test_a_group_of_another_size_leaves_its_pieces_and_damage_there_is_then_repa
     """Once two ranks have read (and verified) an entry three wrote, it keeps the CRCs of the
     two ranks' pieces too: damage in a piece split between them is then read again from the
     store, and the load goes on."""
-    store = _with_checksums(model_dir, tmp_path / "store")
+    env = _filled(tmp_path, model_dir, ["fill", "learn"])
     cache = tmp_path / "cache"
-    env = {"RUNAI_STREAMER_TESTFS_ROOT": str(store), "RUNAI_STREAMER_CACHE_DIR": str(cache)}
-    filled = launch(tmp_path / "fill", WORLD, [_case("fill"), _case("learn")], env)
-    assert filled["returncodes"] == [0] * WORLD, filled["logs"]
     learned = launch(tmp_path / "learn", 2, [_case("learn")], env)
     assert learned["returncodes"] == [0] * 2, learned["logs"]
-    entry = _entries(cache)[TESTFS[0]]
     big = header(model_dir / FILES[0])
     begin, end = big["tensors"]["f0.big"]["data_offsets"]
-    data = bytearray((entry / "data").read_bytes())
-    data[big["data_start"] + (begin + end) // 2] ^= 0x01
-    (entry / "data").write_bytes(bytes(data))
+    _flip(_entries(cache)[TESTFS[0]], big["data_start"] + (begin + end) // 2)
 
     run = launch(tmp_path / "out", 2, [_case("repaired"), _case("again")], env)
     assert run["returncodes"] == [0] * 2, run["logs"]

@@ -213,21 +213,21 @@ class CacheWriter:
         head = -offset % DIRECT_BLOCK
         body = (len(view) - head) // DIRECT_BLOCK * DIRECT_BLOCK
         if self._direct is None or body < DIRECT_MIN_BYTES:
-            _pwrite_all(fd, view, offset)
+            pwrite_all(fd, view, offset)
             return
-        _pwrite_all(fd, view[:head], offset)
+        pwrite_all(fd, view[:head], offset)
         blocks = view[head : head + body]
         try:
             if (np.frombuffer(view, dtype=np.uint8).ctypes.data + head) % DIRECT_BLOCK == 0:
-                _pwrite_all(self._direct, blocks, offset + head)
+                pwrite_all(self._direct, blocks, offset + head)
             else:
                 self._write_bounced(blocks, offset + head)
         except OSError as error:
             if error.errno != errno.EINVAL:
                 raise
             self._close_direct()  # the filesystem refuses it after all
-            _pwrite_all(fd, blocks, offset + head)
-        _pwrite_all(fd, view[head + body :], offset + head + body)
+            pwrite_all(fd, blocks, offset + head)
+        pwrite_all(fd, view[head + body :], offset + head + body)
 
     def _write_bounced(self, blocks: memoryview, offset: int) -> None:
         assert self._direct is not None
@@ -237,7 +237,7 @@ class CacheWriter:
             for start in range(0, len(blocks), BOUNCE_BYTES):
                 piece = blocks[start : start + BOUNCE_BYTES]
                 bounce[: len(piece)] = piece
-                _pwrite_all(self._direct, bounce[: len(piece)], offset + start)
+                pwrite_all(self._direct, bounce[: len(piece)], offset + start)
 
     def _commit(self) -> None:
         if self._fd is None:
@@ -322,7 +322,8 @@ def _open_direct(path: Path) -> int | None:
         return None
 
 
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+def pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    """Writes all of ``view`` at ``offset`` (pwrite may write less than asked)."""
     while view:
         done = os.pwrite(fd, view, offset)
         view = view[done:]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from runai_model_streamer._backends import register_backends, resolve_uris
 from runai_model_streamer._cache import Cache, CachedObject
-from runai_model_streamer._cache_entry import CacheKey, CacheWriter
+from runai_model_streamer._cache_entry import CacheKey, CacheWriter, pwrite_all
 from runai_model_streamer._native import Engine, checksum, checksum_combine
 from runai_model_streamer._plan import FileRanges
 from runai_model_streamer._safe_paths import open_temporary
@@ -228,7 +228,7 @@ def _copy_entry(hit: CachedObject, handle: int) -> bool:
                 piece = buffer[:count]
                 if kind is not None:
                     crc = checksum_combine(kind, crc, checksum(kind, piece), count)
-                _write_all(handle, piece, copied)  # a full destination raises: not the entry's
+                pwrite_all(handle, piece, copied)  # a full destination raises: not the entry's
                 copied += count
     if not problem and copied != meta.size:
         problem = f"it has {copied} bytes, not {meta.size}"
@@ -245,10 +245,3 @@ def _copy_entry(hit: CachedObject, handle: int) -> bool:
     )
     hit.drop()
     return False
-
-
-def _write_all(handle: int, view: memoryview, offset: int) -> None:
-    while view:
-        written = os.pwrite(handle, view, offset)
-        view = view[written:]
-        offset += written
