@@ -23,6 +23,11 @@ Settings (validated when a stream asks to be distributed; a bad value names the 
     Bytes exchanged per round by the whole group (default 64 MiB; each rank reads
     ``1/ranks`` of it per round).
 
+The cache (``RUNAI_STREAMER_CACHE_DIR``): the ranks read an object from their cache entries only
+when every rank has one (``SafetensorsStreamer`` gathers the keys); a stream whose every object
+is then a local file is shared under ``auto`` on NCCL only (:func:`shares_local_reads`); the
+rank that takes an object's entry writes it from the exchanged rounds (``SharedStream``).
+
 Memory: round buffers are handed out as the tensors themselves (each round's buffer is fresh,
 so what a rank yields is never overwritten, and a rank's own pieces are copied straight into
 its slice of it); beyond the tensors a rank holds its read-ahead (:data:`READ_AHEAD_STRIPES`
