@@ -9,6 +9,7 @@ cache is filled by one read of the store shared by its ranks.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,15 @@ def test_the_ranks_fill_the_cache_with_one_shared_read_and_then_read_it_alone(
         RUNAI_STREAMER_CACHE_OFFLINE="1",
         RUNAI_STREAMER_TESTFS_ROOT=str(nothing),  # the store is gone: only entries serve
     )
+    changed = _with_checksums(model_dir, tmp_path / "changed-store")  # the objects anew
+    for path in changed.iterdir():
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    changed_offline = _env(
+        RUNAI_STREAMER_CACHE_DIR=str(cache),
+        RUNAI_STREAMER_CACHE_OFFLINE="1",
+        RUNAI_STREAMER_TESTFS_ROOT=str(changed),
+    )
+    changed_offline["2"]["RUNAI_STREAMER_CACHE_DIR"] = str(tmp_path / "third-cache")
     cases = [
         _case("fill"),
         _case("hit"),
@@ -84,6 +94,9 @@ def test_the_ranks_fill_the_cache_with_one_shared_read_and_then_read_it_alone(
         _case("offline", env_by_rank=offline),
         _case("alone", env_by_rank=_env(RUNAI_STREAMER_DIST="0")),
         _case("auto", env_by_rank=_env(RUNAI_STREAMER_DIST="auto")),
+        # offline, ranks 0 and 1 take their entries unasked, rank 2 has none and asks the
+        # store, whose objects changed: 0 and 1 must read the store too, and cannot
+        _case("offline-changed", env_by_rank=changed_offline),
     ]
     env = {"RUNAI_STREAMER_TESTFS_ROOT": str(store), "RUNAI_STREAMER_CACHE_DIR": str(cache)}
     run = launch(tmp_path / "out", WORLD, cases, env)
@@ -139,6 +152,13 @@ def test_the_ranks_fill_the_cache_with_one_shared_read_and_then_read_it_alone(
     for rank in ranks:
         check_tensors(results["auto", rank], full, f"auto, rank {rank}", shared=False)
         assert results["auto", rank]["cached"] == len(FILES)
+
+    for rank in (0, 1):
+        result = results["offline-changed", rank]
+        assert result["error"] == "StreamerIOError", result
+        assert "changed in its store since it was cached" in result["message"], result
+    assert results["offline-changed", 2]["error"] == "DistributedStreamError"
+    assert "changed in its store" in results["offline-changed", 2]["message"]
 
     # an entry written by a shared stream serves a rank that streams alone
     for rank in ranks:
