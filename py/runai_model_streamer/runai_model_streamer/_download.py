@@ -131,9 +131,10 @@ def download(
             handles.append(handle)
             temporaries.append(temporary)
         total, done = sum(o.size for o in objects), 0
+        # the keys of the objects the cache may hold: those verified when read
+        keys = [o.key if cache is not None and o.check is not None else None for o in objects]
         fetch = []  # what is read from the stores
-        for index, obj in enumerate(objects):
-            key = _cache_key(cache, obj)
+        for index, (obj, key) in enumerate(zip(objects, keys, strict=True)):
             hit = hits[index] = cache.lookup(key) if cache is not None and key else None
             if hit is not None and _copy_entry(hit, handles[index]):
                 done += obj.size
@@ -141,10 +142,9 @@ def download(
                     progress(done, total)
             else:
                 fetch.append(index)
-        writers = []
-        for index in fetch:
-            key = _cache_key(cache, objects[index])
-            writers.append(cache.writer(key) if cache is not None and key else None)
+        writers = [
+            cache.writer(key) if cache is not None and (key := keys[i]) else None for i in fetch
+        ]
         _stream_into(
             engine,
             refresh,
@@ -165,11 +165,6 @@ def download(
         for temporary in temporaries:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
-
-
-def _cache_key(cache: Cache | None, obj: Download) -> CacheKey | None:
-    """The key of an object the cache may hold: one verified when read."""
-    return obj.key if cache is not None and obj.check is not None else None
 
 
 def _stream_into(

@@ -108,6 +108,11 @@ def _checks(
     return checks
 
 
+def _entries_read(objects: Sequence[RemoteObject | None]) -> list[CachedObject]:
+    """The cache entries a stream reads (held until it ends)."""
+    return [o.cached for o in objects if o is not None and o.cached is not None]
+
+
 def _writer(
     cache: Cache | None, obj: RemoteObject | None, check: ObjectCheck | None, shared: bool
 ) -> CacheWriter | None:
@@ -300,7 +305,7 @@ class SafetensorsStreamer:
                 headers, objects = read_headers(
                     engine_paths, reader.engine, report.mode, cache, offline
                 )
-            self._cached = [o.cached for o in objects if o is not None and o.cached is not None]
+            self._cached = _entries_read(objects)
         if share is not None:
             agreed = self._hits_on_every_rank(share, objects)
             if all(agreed) and not shares_local_reads(share):  # the same verdict on every rank
@@ -313,7 +318,7 @@ class SafetensorsStreamer:
                     else obj
                     for path, obj, hit in zip(engine_paths, objects, agreed, strict=True)
                 ]
-                self._cached = [o.cached for o in objects if o is not None and o.cached]
+                self._cached = _entries_read(objects)
             selected = _select(headers, names, engine_paths)
             checks = _checks(objects, headers, selected, report, share is not None)
             report.enforce()
