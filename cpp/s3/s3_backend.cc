@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/http/object_client.h"
 #include "common/listing.h"
@@ -111,9 +113,12 @@ class S3Store : public ObjectStore {
 
  private:
   Status Parse(const std::string& uri, bool need_key, ObjectName* name) const;
-  // HEAD of part `part` of a multipart object: its size, when it is of the version HEADed.
-  bool PartSize(const std::string& uri, const ObjectName& name, uint64_t part,
-                const std::string& etag, uint64_t* size);
+  // The sizes of the `parts` parts of a multipart object of `size` bytes, in order, as runs
+  // "<size>*<count>/..." (GetObjectAttributes, a page of 1,000 parts a request); "" where the
+  // store does not say them (no such request, no permission for it), where what it says does
+  // not add up to the object, or where the object is no longer the one HEADed.
+  std::string PartLayout(const std::string& uri, const ObjectName& name, const HttpResponse& head,
+                         uint64_t parts, uint64_t size);
   // The URL, the Host header and the (decoded) path that is signed, of a bucket and key.
   void Address(const ObjectName& name, const HeaderList& query, std::string* url, std::string* host,
                std::string* path) const;
@@ -218,37 +223,63 @@ Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
       &info->size, &head);
   if (!status.ok()) return status;
   const uint64_t parts = ReadObjectHeaders(head.object_headers, info);
-  // A checksum of the parts' checksums can be checked where the part layout is known: the sizes
-  // of the first and the last part (the AWS SDKs upload parts of one size but the last) as
-  // "parts=<first>/<last>"; the stream checks that such parts tile the object.
-  std::string etag;
-  for (const auto& [header, value] : head.object_headers) {
-    if (header == "etag") etag = value;
-  }
-  uint64_t first = 0, last = 0;
-  if (parts > 0 && PartSize(uri, name, 1, etag, &first) &&
-      (parts == 1 || PartSize(uri, name, parts, etag, &last))) {
-    if (parts == 1) last = first;
-    ObjectInfo::Add(&info->checksums, "parts", std::to_string(first) + "/" + std::to_string(last));
+  // A checksum of the parts' checksums can be checked where the sizes of the parts are known:
+  // the stream then computes each part's CRC from the ranges as they land.
+  if (parts > 0) {
+    const std::string layout = PartLayout(uri, name, head, parts, info->size);
+    if (!layout.empty()) ObjectInfo::Add(&info->checksums, "parts", layout);
   }
   return Status::Ok();
 }
 
-bool S3Store::PartSize(const std::string& uri, const ObjectName& name, uint64_t part,
-                       const std::string& etag, uint64_t* size) {
-  HttpResponse head;
-  const HeaderList query{{"partNumber", std::to_string(part)}};
-  const Status status = client_.HeadObject(
-      uri, "range",
-      [&](const std::string& method, HeaderList extra, HttpResponse* response) {
-        return Send(uri, method, method, name, query, extra, response);
-      },
-      size, &head);
-  if (!status.ok()) return false;  // a store without part HEADs: the checksum goes unchecked
+std::string S3Store::PartLayout(const std::string& uri, const ObjectName& name,
+                                const HttpResponse& head, uint64_t parts, uint64_t size) {
+  constexpr uint64_t kPageParts = 1000;  // S3's most parts in one answer
+  constexpr int64_t kMaxPartBytes = int64_t{5} << 30;
+  std::string etag, version_id;
   for (const auto& [header, value] : head.object_headers) {
-    if (header == "etag" && value != etag) return false;  // changed between the HEADs
+    if (header == "etag") etag = common::Unquoted(value);
+    if (header == "x-amz-version-id") version_id = value;
   }
-  return true;
+  HeaderList query{{"attributes", ""}};
+  if (!version_id.empty()) query.emplace_back("versionId", version_id);
+  std::vector<uint64_t> sizes;
+  uint64_t total = 0;
+  while (sizes.size() < parts) {
+    HeaderList extra{{"x-amz-object-attributes", "ETag,ObjectParts"},
+                     {"x-amz-max-parts", std::to_string(kPageParts)}};
+    if (!sizes.empty())
+      extra.emplace_back("x-amz-part-number-marker", std::to_string(sizes.size()));
+    HttpResponse response;
+    if (!Send(uri, "GetObjectAttributes", "GET", name, query, extra, &response).ok()) return "";
+    const std::string& body = response.body;
+    const std::string answered_etag = common::Unquoted(XmlText(body, "ETag"));
+    if (!answered_etag.empty() && answered_etag != etag) return "";  // changed since the HEAD
+    if (XmlText(body, "PartsCount") != std::to_string(parts)) return "";
+    const size_t before = sizes.size();
+    for (const std::string_view part : common::XmlElements(body, "Part")) {
+      int64_t number = 0, bytes = 0;
+      std::string why;
+      if (!common::ParseInt64InRange(XmlText(part, "PartNumber"), 1, 10000, &number, &why) ||
+          !common::ParseInt64InRange(XmlText(part, "Size"), 1, kMaxPartBytes, &bytes, &why) ||
+          static_cast<uint64_t>(number) != sizes.size() + 1 || sizes.size() == parts) {
+        return "";  // out of order, out of range, or more parts than the checksum names
+      }
+      sizes.push_back(static_cast<uint64_t>(bytes));
+      total += static_cast<uint64_t>(bytes);
+    }
+    if (sizes.size() == before) return "";  // a page without parts would never end
+  }
+  if (total != size) return "";
+  std::string layout;  // runs of equal sizes: the SDKs upload parts of one size but the last
+  for (size_t i = 0; i < sizes.size();) {
+    size_t run = i;
+    while (run < sizes.size() && sizes[run] == sizes[i]) ++run;
+    if (!layout.empty()) layout += '/';
+    layout += std::to_string(sizes[i]) + "*" + std::to_string(run - i);
+    i = run;
+  }
+  return layout;
 }
 
 Status S3Store::Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,

@@ -142,7 +142,9 @@ typedef struct runai_object_info {
   char version[RUNAI_OBJECT_INFO_TEXT_SIZE];
   /* Checksums the service keeps of the whole object, comma-separated "name=value" with values
    * in lowercase hex: crc32c, crc32, crc64nvme (checkable by combining range checksums), md5,
-   * and "composite-<crc>=<base64>-<parts>" for S3 multipart checksums of parts; "" when none. */
+   * and "composite-<crc>=<hex>-<parts>" for S3 multipart checksums of parts, with the sizes of
+   * the parts where the store told them, "parts=<size>*<count>/..." (runs, in order); "" when
+   * none. */
   char checksums[RUNAI_OBJECT_INFO_TEXT_SIZE];
 } runai_object_info_t;
 

@@ -242,7 +242,8 @@ def _with_checksums(
         if algorithm == "composite-crc32":  # S3's of parts of 100,000 bytes but the last
             parts = [bytes(data[o : o + 100_000]) for o in range(0, len(data), 100_000)]
             crcs = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
-            value = f"{zlib.crc32(crcs):08x}-{len(parts)},parts=100000/{len(parts[-1])}"
+            layout = f"100000*{len(parts) - 1}/{len(parts[-1])}*1"
+            value = f"{zlib.crc32(crcs):08x}-{len(parts)},parts={layout}"
         elif algorithm == "crc32c":
             value = f"{google_crc32c.value(bytes(data)):08x}"
         else:

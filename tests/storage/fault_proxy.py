@@ -6,7 +6,8 @@ that a client that retries correctly completes and one that trusts a bad respons
 caught: connection resets mid-body, 503 SlowDown bursts, stalls past the low-speed limit, a
 body cut short under a correct Content-Length, a wrong Content-Range, one bit flipped in a
 body under correct headers, and a dead server; and it can drop the checksum headers of every
-response. It also takes requests as a forward proxy does (an absolute URL in the request line).
+response, or rewrite the bodies of the responses to requests whose target holds a marker.
+It also takes requests as a forward proxy does (an absolute URL in the request line).
 Every loop is bounded in time; the proxy binds 127.0.0.1 only.
 """
 
@@ -18,6 +19,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SLOW_DOWN = (
@@ -96,6 +98,9 @@ class FaultProxy:
     drop_checksums: bool = False
     #: the method of every request, "GET range" for a ranged GET (what a body read is)
     requests: list[str] = field(default_factory=list)
+    #: (marker, rewrite): the body of each response to a request whose target (path and query)
+    #: holds the marker is replaced by rewrite(body) (a hostile store's answer)
+    rewrite_body: tuple[bytes, Callable[[bytes], bytes]] | None = None
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -195,6 +200,11 @@ class FaultProxy:
                 response_head, response_body = _read_response(upstream, from_upstream, method)
                 if self.drop_checksums:
                     response_head, response_body = _without_checksums(response_head, response_body)
+                target = head.split(b" ", 2)[1]
+                if self.rewrite_body is not None and self.rewrite_body[0] in target:
+                    response_head, response_body = _with_body(
+                        response_head, self.rewrite_body[1](response_body)
+                    )
                 if fault == "flip_bit":
                     flipped = bytearray(response_body)
                     flipped[len(flipped) // 2] ^= 0x10
@@ -261,14 +271,15 @@ def _without_checksums(head: bytes, body: bytes) -> tuple[bytes, bytes]:
         if isinstance(document, dict):
             for name in CHECKSUM_FIELDS:
                 document.pop(name, None)
-            body = json.dumps(document).encode()
-            lines = [
-                f"Content-Length: {len(body)}".encode()
-                if line.lower().startswith(b"content-length:")
-                else line
-                for line in lines
-            ]
+            return _with_body(b"\r\n".join(lines), json.dumps(document).encode())
     return b"\r\n".join(lines), body
+
+
+def _with_body(head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """The response with another body, sent with a Content-Length."""
+    framing = (b"content-length:", b"transfer-encoding:")
+    lines = [line for line in head.split(b"\r\n") if line and not line.lower().startswith(framing)]
+    return b"\r\n".join([*lines, f"Content-Length: {len(body)}".encode(), b"", b""]), body
 
 
 def _with_host(head: bytes, host: str) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,13 +52,16 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path  # 2 MiB
 
 
-#: S3's least part but the last (SeaweedFS enforces it too)
-PART_BYTES = 5 << 20
+#: the parts of the multipart upload but the last: of two sizes (S3's least part but the last
+#: is 5 MiB, and SeaweedFS enforces it too), so that the first and the last part alone do not
+#: tell where the second ends
+PART_SIZES = (5 << 20, 6 << 20)
 
 
 @pytest.fixture(scope="module")
 def multipart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model of three parts (5, 5 and 1.5 MiB), whose part boundaries fall inside tensors."""
+    """A model of 11 MiB and a header, uploaded in three parts (5 MiB, 6 MiB and the rest),
+    whose part boundaries fall inside tensors."""
     path = tmp_path_factory.mktemp("integrity-multipart") / "model.safetensors"
     generator = torch.Generator().manual_seed(29)
     save_file({f"t{i}": torch.randn(128, 1408, generator=generator) for i in range(16)}, str(path))
@@ -69,13 +73,16 @@ def _upload_in_parts(client: object, key: str, data: bytes) -> None:
     CRC32s (COMPOSITE, "<base64>-3")."""
     up = client.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")  # type: ignore[attr-defined]
     parts = []
-    for number, offset in enumerate(range(0, len(data), PART_BYTES), start=1):
+    starts = [0, PART_SIZES[0], sum(PART_SIZES)]
+    for number, (start, end) in enumerate(
+        zip(starts, [*starts[1:], len(data)], strict=True), start=1
+    ):
         sent = client.upload_part(  # type: ignore[attr-defined]
             Bucket=BUCKET,
             Key=key,
             UploadId=up["UploadId"],
             PartNumber=number,
-            Body=data[offset : offset + PART_BYTES],
+            Body=data[start:end],
             ChecksumAlgorithm="CRC32",
         )
         parts.append(
@@ -231,3 +238,88 @@ def test_a_verified_object_is_cached_and_read_back_without_a_body_from_the_store
     target.proxy.kill()  # the store is gone: offline, the cache alone serves the object
     monkeypatch.setenv("RUNAI_STREAMER_CACHE_OFFLINE", "1")
     _assert_model(stream_tensors(target.uri), target.model)
+
+
+def _swap_part_sizes(body: bytes) -> bytes:
+    first, second = (f"<Size>{size}</Size>".encode() for size in PART_SIZES)
+    return body.replace(first, b"<Size>x</Size>").replace(second, first).replace(b"<Size>x", second)
+
+
+def _without_last_part(body: bytes) -> bytes:
+    """A page that always says there is more, and never gets to the end."""
+    start = body.rfind(b"<Part>")
+    return body if start < 0 else body[:start] + body[body.index(b"</Part>", start) + 7 :]
+
+
+# What a hostile or broken store may answer to GetObjectAttributes (the part layout)
+HOSTILE_LAYOUTS = {
+    "short": lambda body: body.replace(f"<Size>{PART_SIZES[1]}<".encode(), b"<Size>1<"),
+    "huge": lambda body: body.replace(
+        f"<Size>{PART_SIZES[1]}<".encode(), b"<Size>99999999999999999999999<"
+    ),
+    "disordered": lambda body: body.replace(b"<PartNumber>2<", b"<PartNumber>3<"),
+    "endless": lambda body: _without_last_part(body).replace(
+        b"<IsTruncated>false<", b"<IsTruncated>true<"
+    ),
+    "changed": lambda body: (
+        re.sub(rb"<ETag>[^<]*</ETag>", b"<ETag>another</ETag>", body)
+        if b"<ETag>" in body
+        else body.replace(b"<ObjectParts>", b"<ETag>another</ETag><ObjectParts>")
+    ),
+    "no parts": lambda body: re.sub(rb"<Part>.*</Part>", b"", body, flags=re.S),
+    "not xml": lambda body: b"\x00\xff garbage",
+}
+
+
+@pytest.mark.parametrize("answer", sorted(HOSTILE_LAYOUTS))
+def test_a_part_layout_that_does_not_hold_leaves_a_multipart_checksum_unchecked(
+    weed: S3Server,
+    s3_env: pytest.MonkeyPatch,
+    multipart_model: Path,
+    caplog: pytest.LogCaptureFixture,
+    answer: str,
+) -> None:
+    """The sizes of a multipart object's parts come from the store: an answer that does not
+    add up to the object, names parts out of order, pages on without end, belongs to another
+    version of the object or is not XML at all leaves the checksum unchecked (auto streams
+    and says why, require refuses); it never hangs the stream or fails a good object."""
+    client = weed.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET)
+    _upload_in_parts(client, "hostile/model.safetensors", multipart_model.read_bytes())
+    proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+    proxy.rewrite_body = (b"attributes", HOSTILE_LAYOUTS[answer])
+    s3_env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    s3_env.setenv("RUNAI_STREAMER_S3_RETRY_BASE_MS", "10")
+    uri = f"s3://{BUCKET}/hostile/model.safetensors"
+    try:
+        with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+            _assert_model(stream_tensors(uri), multipart_model)
+        assert "(a multipart upload), whose sizes are not known" in caplog.text
+        s3_env.setenv("RUNAI_STREAMER_VERIFY", "require")
+        with pytest.raises(ChecksumUnavailableError, match="whose sizes are not known"):
+            stream_tensors(uri)
+    finally:
+        proxy.close()
+
+
+def test_a_part_layout_that_adds_up_but_is_not_the_objects_fails_the_stream(
+    weed: S3Server, s3_env: pytest.MonkeyPatch, multipart_model: Path
+) -> None:
+    """Sizes that add up to the object but put a part boundary elsewhere make the checksum of
+    other parts: the stream raises, naming the object, and hands out nothing of it as good."""
+    client = weed.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET)
+    _upload_in_parts(client, "swapped/model.safetensors", multipart_model.read_bytes())
+    proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+    proxy.rewrite_body = (b"attributes", _swap_part_sizes)
+    s3_env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    uri = f"s3://{BUCKET}/swapped/model.safetensors"
+    try:
+        with pytest.raises(ChecksumMismatchError) as raised:
+            stream_tensors(uri)
+        assert f"{uri}: crc32 mismatch" in str(raised.value)
+        assert "of its 3 parts: a multipart upload" in str(raised.value)
+    finally:
+        proxy.close()

@@ -257,25 +257,56 @@ def test_a_stream_left_early_stops_hashing_and_waits_for_nothing(
         time.sleep(0.05)
 
 
-def _composite(data: bytes, part: int) -> str:
-    """What S3 keeps of an object uploaded in parts of ``part`` bytes but the last, with a CRC32
-    of each (computed with zlib here): the CRC32 of the parts' big-endian CRC32s, and (what
-    the s3 plugin adds from HEADs of the first and last parts) the part layout."""
-    parts = [data[offset : offset + part] for offset in range(0, len(data), part)]
-    crcs = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
-    return f"composite-crc32={zlib.crc32(crcs):08x}-{len(parts)},parts={part}/{len(parts[-1])}"
+def _composite(data: bytes, sizes: list[int]) -> str:
+    """What S3 keeps of an object uploaded in parts of these sizes (the last takes the rest),
+    with a CRC32 of each (computed with zlib here): the CRC32 of the parts' big-endian CRC32s,
+    and (what the s3 plugin adds from GetObjectAttributes) the sizes of the parts, in runs."""
+    sizes = [*sizes, len(data) - sum(sizes)]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    crcs = b"".join(
+        zlib.crc32(data[start : start + size]).to_bytes(4, "big")
+        for start, size in zip(starts, sizes, strict=True)
+    )
+    runs: list[list[int]] = []
+    for size in sizes:
+        if runs and runs[-1][0] == size:
+            runs[-1][1] += 1
+        else:
+            runs.append([size, 1])
+    layout = "/".join(f"{size}*{count}" for size, count in runs)
+    return f"composite-crc32={zlib.crc32(crcs):08x}-{len(sizes)},parts={layout}"
 
 
-@pytest.mark.parametrize("part", [4096, 10_007, 1 << 20])
+def _parts_of(part: int, size: int) -> list[int]:
+    """Parts of ``part`` bytes but the last, as the AWS SDKs upload them."""
+    return [part] * ((size - 1) // part)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        pytest.param(lambda size: _parts_of(4096, size), id="4KiB"),
+        pytest.param(lambda size: _parts_of(10_007, size), id="odd"),
+        pytest.param(lambda size: [], id="one"),
+        # parts of several sizes: a first and a last part alone do not tell where the others
+        # start (the sizes of these add up as if they were all of the first's size)
+        pytest.param(lambda size: [5_000, 2_500, 7_500], id="uneven"),
+    ],
+)
 def test_a_multipart_objects_checksum_of_its_parts_checksums_is_checked(
-    testfs_root: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, part: int
+    testfs_root: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    parts: Callable[[int], list[int]],
 ) -> None:
     """Parts of 4 KiB and of an odd size start inside tensors (and inside the header): each
-    side of a boundary gets its own CRC; 1 MiB is one part, the whole object."""
+    side of a boundary gets its own CRC."""
     path = testfs_root / "model.safetensors"
     weights = model(path)
     data = path.read_bytes()
-    keep(path, _composite(data, part))
+    sizes = parts(len(data))
+    assert sum(sizes) < len(data)
+    keep(path, _composite(data, sizes))
     monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
     monkeypatch.setenv("RUNAI_STREAMER_CHUNK_BYTESIZE", "8192")  # many ranges
     with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
@@ -284,19 +315,20 @@ def test_a_multipart_objects_checksum_of_its_parts_checksums_is_checked(
 
     flipped = bytearray(data)
     flipped[len(data) - 100] ^= 1  # the store keeps the checksum of other bytes
-    keep(path, _composite(bytes(flipped), part))
+    keep(path, _composite(bytes(flipped), sizes))
     with pytest.raises(ChecksumMismatchError) as raised:
         stream("testfs://model.safetensors")
-    parts = -(-len(data) // part)
     assert "crc32 mismatch: the store keeps" in str(raised.value)
-    assert f"(the crc32 of the crc32s of its {parts} parts, of {part} bytes" in str(raised.value)
+    assert f"(the crc32 of the crc32s of its {len(sizes) + 1} parts" in str(raised.value)
 
 
 @pytest.mark.parametrize(
     ("layout", "why"),
     [
         ("", "whose sizes are not known"),
-        ("parts=4096/5", "whose sizes are not all of one size but the last (the first has 4096"),
+        ("parts=4096*2", "whose sizes (4096*2) do not add up to its bytes and parts"),
+        ("parts=4096*3/0*1", "whose sizes (4096*3/0*1) do not add up to its bytes and parts"),
+        ("parts=4096x3", "whose sizes (4096x3) do not add up to its bytes and parts"),
     ],
 )
 def test_a_multipart_checksum_whose_parts_are_not_known_is_not_checked(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -154,8 +155,8 @@ class ObjectCheck:
     #: called with :attr:`pieces` once the object is verified (a cache entry keeps their CRCs)
     on_verified: Callable[[list[tuple[int, int, int]]], None] | None = None
     #: a composite check (S3 multipart): ``expected`` is the CRC of the big-endian CRCs of its
-    #: parts, each of this many bytes but the last; no piece added may span two parts
-    part_size: int = 0
+    #: parts, which start at these offsets (the first at 0); no piece added may span two parts
+    part_starts: Sequence[int] = ()
 
     def __post_init__(self) -> None:
         if self.algorithm in DIGESTS and self.digest is None:
@@ -182,16 +183,20 @@ class ObjectCheck:
     def spans_parts(self, offset: int, size: int) -> bool:
         """Whether bytes [offset, offset + size) lie in two parts of a composite check: their
         CRC is then added by :meth:`add_bytes`, from the bytes, a CRC for each part."""
-        part = self.part_size
-        return bool(part) and size > 0 and offset // part != (offset + size - 1) // part
+        return bool(self.part_starts) and size > 0 and self._part_end(offset) < offset + size
+
+    def _part_end(self, offset: int) -> int:
+        """Where the part that byte ``offset`` lies in ends."""
+        following = bisect_right(self.part_starts, offset)
+        return self.part_starts[following] if following < len(self.part_starts) else self.size
 
     def add_bytes(self, offset: int, data: memoryview | bytes) -> None:
         view = memoryview(data).cast("B")
         start = 0
         while start < len(view):
             end = len(view)
-            if self.part_size:  # up to the end of the part it starts in
-                end = min(end, ((offset + start) // self.part_size + 1) * self.part_size - offset)
+            if self.part_starts:  # up to the end of the part it starts in
+                end = min(end, self._part_end(offset + start) - offset)
             self.add(offset + start, end - start, checksum(self.kind, view[start:end]))
             start = end
         self.feed(offset, data)
@@ -242,7 +247,7 @@ class ObjectCheck:
     def verify(self) -> None:
         """Raises ChecksumMismatchError unless the ranges tile the object and their combined
         CRC (or the digest of its bytes) is the one the store keeps."""
-        computed = self.combined_crc() if not self.part_size else self._composite_crc()
+        computed = self._composite_crc() if self.part_starts else self.combined_crc()
         if self.digest is not None:
             computed, hashed = self.digest.digest()
             if hashed != self.size:
@@ -265,20 +270,20 @@ class ObjectCheck:
 
     @property
     def _composite_note(self) -> str:
-        if not self.part_size:
+        if not self.part_starts:
             return ""
-        parts = -(-self.size // self.part_size)
         return (
-            f" (the {self.algorithm} of the {self.algorithm}s of its {parts} parts, of "
-            f"{self.part_size} bytes but the last: a multipart upload)"
+            f" (the {self.algorithm} of the {self.algorithm}s of its {len(self.part_starts)} "
+            "parts: a multipart upload)"
         )
 
     def _composite_crc(self) -> int:
         """The CRC of the parts' CRCs (big-endian), S3's checksum of a multipart object."""
         self.combined_crc()  # raises unless the pieces tile the object
+        starts = set(self.part_starts)
         part_crcs: list[int] = []
         for offset, size, crc in sorted(self._pieces):
-            if offset % self.part_size == 0:
+            if offset in starts:
                 part_crcs.append(crc)
             else:
                 part_crcs[-1] = checksum_combine(self.kind, part_crcs[-1], crc, size)
@@ -294,7 +299,7 @@ class ObjectCheck:
         """(algorithm, hex) that a cache entry of the object, once verified, is checked
         against: the store's CRC, or for a digest the CRC32C of the bytes that matched it
         (checked in the engine as the entry is read, with no hashing pass)."""
-        if self.digest is None and not self.part_size:
+        if self.digest is None and not self.part_starts:
             return self.algorithm, f"{self.expected:x}"
         if self.digest is None:  # the whole object's CRC, of the algorithm of its parts'
             return self.algorithm, f"{self.combined_crc():x}"
@@ -328,9 +333,9 @@ def check_for(path: str, stored: StoredObject, mode: str) -> tuple[ObjectCheck |
 
 def _composite_check(path: str, stored: StoredObject) -> ObjectCheck | None:
     """The check of S3's checksum of a multipart object's parts' checksums
-    (``composite-<algorithm>=<hex>-<parts>``), where the plugin found its parts to be of one
-    size but the last (``parts=<first>/<last>``, which must tile the object)."""
-    first, _, last = stored.checksums.get("parts", "").partition("/")
+    (``composite-<algorithm>=<hex>-<parts>``), where the plugin learnt the sizes of its parts
+    (``parts=<size>*<count>/...``, runs in order, which must tile the object)."""
+    starts = _part_starts(stored.checksums.get("parts", ""), stored.size)
     for name, value in stored.checksums.items():
         algorithm = name.removeprefix("composite-")
         if algorithm == name or algorithm not in CHECKABLE:
@@ -338,27 +343,39 @@ def _composite_check(path: str, stored: StoredObject) -> ObjectCheck | None:
         digits, _, count = value.partition("-")
         try:
             expected, parts = int(digits, 16), int(count)
-            first_size, last_size = int(first), int(last)
         except ValueError:
             return None
-        tiles = (parts - 1) * first_size + last_size == stored.size
-        if parts >= 1 and 0 < last_size <= first_size and tiles:
-            return ObjectCheck(path, algorithm, expected, stored.size, part_size=first_size)
+        if starts and len(starts) == parts:
+            return ObjectCheck(path, algorithm, expected, stored.size, part_starts=starts)
     return None
+
+
+def _part_starts(layout: str, size: int) -> tuple[int, ...]:
+    """The offsets where the parts of ``layout`` (``<size>*<count>/...``) start; () unless
+    they are parts of at least one byte that add up to ``size``."""
+    starts: list[int] = []
+    offset = 0
+    for run in filter(None, layout.split("/")):
+        part, _, count = run.partition("*")
+        try:
+            part_size, part_count = int(part), int(count)
+        except ValueError:
+            return ()
+        if part_size < 1 or not 1 <= part_count <= 10_000 - len(starts):  # S3's most parts
+            return ()
+        starts.extend(range(offset, offset + part_size * part_count, part_size))
+        offset += part_size * part_count
+    return tuple(starts) if offset == size else ()
 
 
 def _why_unchecked(checksums: Mapping[str, str]) -> str:
     composite = [name for name in checksums if name.startswith("composite-")]
     if composite:
-        first, _, last = checksums.get("parts", "").partition("/")
-        layout = (
-            f"are not all of one size but the last (the first has {first} bytes, the last {last})"
-            if last
-            else "are not known"
-        )
+        layout = checksums.get("parts")
+        sizes = f"({layout}) do not add up to its bytes and parts" if layout else "are not known"
         return (
             f"the store keeps only {composite[0].removeprefix('composite-')} checksums of its "
-            f"parts (a multipart upload), whose sizes {layout}"
+            f"parts (a multipart upload), whose sizes {sizes}"
         )
     if checksums:
         names = ", ".join(sorted(checksums))
