@@ -5,6 +5,8 @@
 //   region              signing region (default us-east-1)
 //   access_key_id, secret_access_key, session_token   credentials (empty key: unsigned)
 //   virtual_addressing  "1": https://bucket.host/key; "0": https://host/bucket/key
+//   object_parts        "1" (default): Stat asks for the part sizes of a multipart object whose
+//                       checksum is of its parts' (one more request); "0": not (nothing checks it)
 //   and the shared HTTP options (ObjectClient::SetHttpOption)
 // Credentials never appear in messages.
 #include <cstdint>
@@ -132,6 +134,7 @@ class S3Store : public ObjectStore {
   Endpoint endpoint_;
   std::string region_ = "us-east-1";
   bool virtual_addressing_ = true;
+  bool object_parts_ = true;
   AwsCredentials credentials_;
 };
 
@@ -144,6 +147,7 @@ Status S3Store::Configure(const PluginOptions& options) {
           return client_.ParseEndpoint(key, value, false, &endpoint_);
         }
         if (key == "virtual_addressing") return client_.ParseFlag(key, value, &virtual_addressing_);
+        if (key == "object_parts") return client_.ParseFlag(key, value, &object_parts_);
         if (key == "region") {
           if (!value.empty()) region_ = value;
         } else if (key == "access_key_id") {
@@ -225,7 +229,7 @@ Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
   const uint64_t parts = ReadObjectHeaders(head.object_headers, info);
   // A checksum of the parts' checksums can be checked where the sizes of the parts are known:
   // the stream then computes each part's CRC from the ranges as they land.
-  if (parts > 0) {
+  if (parts > 0 && object_parts_) {
     const std::string layout = PartLayout(uri, name, head, parts, info->size);
     if (!layout.empty()) ObjectInfo::Add(&info->checksums, "parts", layout);
   }

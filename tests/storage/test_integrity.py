@@ -271,11 +271,27 @@ HOSTILE_LAYOUTS = {
 }
 
 
+@pytest.fixture
+def multipart(
+    weed: S3Server, s3_env: pytest.MonkeyPatch, multipart_model: Path
+) -> Iterator[tuple[str, FaultProxy]]:
+    """The multipart model in SeaweedFS, behind a fault proxy: its URI and the proxy."""
+    client = weed.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=BUCKET)
+    _upload_in_parts(client, "parts/model.safetensors", multipart_model.read_bytes())
+    proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+    s3_env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    s3_env.setenv("RUNAI_STREAMER_S3_RETRY_BASE_MS", "10")
+    yield f"s3://{BUCKET}/parts/model.safetensors", proxy
+    proxy.close()
+
+
 @pytest.mark.parametrize("answer", sorted(HOSTILE_LAYOUTS))
 def test_a_part_layout_that_does_not_hold_leaves_a_multipart_checksum_unchecked(
-    weed: S3Server,
-    s3_env: pytest.MonkeyPatch,
+    multipart: tuple[str, FaultProxy],
     multipart_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     answer: str,
 ) -> None:
@@ -283,43 +299,38 @@ def test_a_part_layout_that_does_not_hold_leaves_a_multipart_checksum_unchecked(
     add up to the object, names parts out of order, pages on without end, belongs to another
     version of the object or is not XML at all leaves the checksum unchecked (auto streams
     and says why, require refuses); it never hangs the stream or fails a good object."""
-    client = weed.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=BUCKET)
-    _upload_in_parts(client, "hostile/model.safetensors", multipart_model.read_bytes())
-    proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+    uri, proxy = multipart
     proxy.rewrite_body = (b"attributes", HOSTILE_LAYOUTS[answer])
-    s3_env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-    s3_env.setenv("RUNAI_STREAMER_S3_RETRY_BASE_MS", "10")
-    uri = f"s3://{BUCKET}/hostile/model.safetensors"
-    try:
-        with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
-            _assert_model(stream_tensors(uri), multipart_model)
-        assert "(a multipart upload), whose sizes are not known" in caplog.text
-        s3_env.setenv("RUNAI_STREAMER_VERIFY", "require")
-        with pytest.raises(ChecksumUnavailableError, match="whose sizes are not known"):
-            stream_tensors(uri)
-    finally:
-        proxy.close()
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        _assert_model(stream_tensors(uri), multipart_model)
+    assert "(a multipart upload), whose sizes are not known" in caplog.text
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "require")
+    with pytest.raises(ChecksumUnavailableError, match="whose sizes are not known"):
+        stream_tensors(uri)
 
 
 def test_a_part_layout_that_adds_up_but_is_not_the_objects_fails_the_stream(
-    weed: S3Server, s3_env: pytest.MonkeyPatch, multipart_model: Path
+    multipart: tuple[str, FaultProxy],
 ) -> None:
     """Sizes that add up to the object but put a part boundary elsewhere make the checksum of
     other parts: the stream raises, naming the object, and hands out nothing of it as good."""
-    client = weed.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=BUCKET)
-    _upload_in_parts(client, "swapped/model.safetensors", multipart_model.read_bytes())
-    proxy = FaultProxy(int(weed.endpoint.rsplit(":", 1)[1]))
+    uri, proxy = multipart
     proxy.rewrite_body = (b"attributes", _swap_part_sizes)
-    s3_env.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-    uri = f"s3://{BUCKET}/swapped/model.safetensors"
-    try:
-        with pytest.raises(ChecksumMismatchError) as raised:
-            stream_tensors(uri)
-        assert f"{uri}: crc32 mismatch" in str(raised.value)
-        assert "of its 3 parts: a multipart upload" in str(raised.value)
-    finally:
-        proxy.close()
+    with pytest.raises(ChecksumMismatchError) as raised:
+        stream_tensors(uri)
+    assert f"{uri}: crc32 mismatch" in str(raised.value)
+    assert "of its 3 parts: a multipart upload" in str(raised.value)
+
+
+def test_the_part_sizes_are_asked_for_only_where_they_are_checked(
+    multipart: tuple[str, FaultProxy], multipart_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GetObjectAttributes (a GET that is not ranged) with each HEAD; none with
+    RUNAI_STREAMER_VERIFY=off."""
+    uri, proxy = multipart
+    _assert_model(stream_tensors(uri), multipart_model)
+    assert proxy.requests.count("GET") == proxy.requests.count("HEAD") > 0
+    proxy.requests.clear()
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "off")
+    _assert_model(stream_tensors(uri), multipart_model)
+    assert "HEAD" in proxy.requests and "GET" not in proxy.requests

@@ -148,6 +148,8 @@ def backend_options(credentials: Any = None) -> dict[str, str]:
     if endpoint.startswith("https://") or endpoint == "":
         options["ca_file"] = ca_bundle()
     options.update(backend_support.http_options(settings.S3_HTTP, S3ConfigError))
+    # the part sizes of multipart objects serve only the check of their checksums
+    options["object_parts"] = "0" if settings.VERIFY.read() == "off" else "1"
     retries = settings.S3_MAX_RETRIES.read(error=S3ConfigError)
     if retries and "max_attempts" not in options:  # upstream: 0 keeps the default
         options["max_attempts"] = str(retries + 1)
