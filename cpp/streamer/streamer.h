@@ -35,8 +35,9 @@ extern "C" {
 
 /* Bumped on any incompatible change of this header. Python checks it.
  * 3: checksums of ranges (runai_file_request_t.checksum, runai_completion_t.checksum),
- *    runai_streamer_checksum(_combine) and runai_streamer_object_info. */
-#define RUNAI_STREAMER_API_VERSION 3
+ *    runai_streamer_checksum(_combine) and runai_streamer_object_info.
+ * 4: runai_file_request_t.size. */
+#define RUNAI_STREAMER_API_VERSION 4
 
 typedef enum runai_status {
   RUNAI_OK = 0,
@@ -186,6 +187,11 @@ typedef struct runai_file_request {
   size_t num_ranges;
   /* A runai_checksum_t: the checksum each completed range of this file carries. */
   int32_t checksum;
+  /* The size of the object at a URI when the caller knows it (runai_streamer_object_info):
+   * then nothing but its ranges is asked of the storage; 0: the engine asks first (a HEAD).
+   * Local files are measured regardless. A range past the object's real end fails as the
+   * storage answers it. */
+  uint64_t size;
 } runai_file_request_t;
 
 /* Submits a request; the arrays are copied, the destinations must stay valid

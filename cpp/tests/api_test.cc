@@ -25,7 +25,7 @@ using ::testing::HasSubstr;
 Result ReadOne(runai_streamer_t* streamer, const std::string& path, uint64_t offset, uint64_t size,
                void* dst) {
   runai_range_t range{offset, size, dst};
-  runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   EXPECT_EQ(runai_streamer_submit(streamer, &file, 1, &id), RUNAI_OK)
       << runai_streamer_last_error();
@@ -147,7 +147,7 @@ TEST(Read, RangePastEndOfFileIsAnErrorNotZeros) {
   std::vector<uint8_t> buffer(120, 0xEE);
   runai_range_t ranges[] = {
       {0, 90, buffer.data()}, {90, 20, buffer.data() + 90}, {100, 1, buffer.data() + 110}};
-  runai_file_request_t file{path.c_str(), ranges, 3, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{path.c_str(), ranges, 3, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 3);
@@ -168,7 +168,7 @@ TEST(Read, RangePastEndOfFileIsAnErrorNotZeros) {
 TEST(Read, EmptyRangesCompleteAtOnceEvenForMissingFiles) {
   Streamer streamer;
   runai_range_t range{0, 0, nullptr};
-  runai_file_request_t file{"/nonexistent/file", &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"/nonexistent/file", &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   runai_completion_t completion;
@@ -191,13 +191,13 @@ TEST(Submit, RejectsBadArgumentsAndReadsNothing) {
   const runai_range_t* bad_ranges[] = {&null_dst, &overflow};
   for (const runai_range_t* bad : bad_ranges) {
     runai_range_t ranges[] = {good, *bad};
-    runai_file_request_t file{path.c_str(), ranges, 2, RUNAI_CHECKSUM_NONE};
+    runai_file_request_t file{path.c_str(), ranges, 2, RUNAI_CHECKSUM_NONE, 0};
     EXPECT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_E_INVALID_ARGUMENT);
     EXPECT_THAT(runai_streamer_last_error(), HasSubstr(path));
   }
-  runai_file_request_t null_path{nullptr, &good, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t null_path{nullptr, &good, 1, RUNAI_CHECKSUM_NONE, 0};
   EXPECT_EQ(runai_streamer_submit(streamer.get(), &null_path, 1, &id), RUNAI_E_INVALID_ARGUMENT);
-  runai_file_request_t null_ranges{path.c_str(), nullptr, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t null_ranges{path.c_str(), nullptr, 1, RUNAI_CHECKSUM_NONE, 0};
   EXPECT_EQ(runai_streamer_submit(streamer.get(), &null_ranges, 1, &id), RUNAI_E_INVALID_ARGUMENT);
   EXPECT_EQ(runai_streamer_submit(streamer.get(), nullptr, 1, &id), RUNAI_E_INVALID_ARGUMENT);
   EXPECT_EQ(runai_streamer_submit(nullptr, &null_path, 1, &id), RUNAI_E_INVALID_ARGUMENT);
@@ -211,7 +211,7 @@ TEST(Submit, UnsupportedSchemeFailsAtSubmit) {
   Streamer streamer;
   char byte;
   runai_range_t range{0, 1, &byte};
-  runai_file_request_t file{"s3://bucket/model.safetensors", &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"s3://bucket/model.safetensors", &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   EXPECT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_E_UNSUPPORTED_SCHEME);
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("s3://bucket/model.safetensors"));
@@ -227,12 +227,12 @@ TEST(Submit, OnlyRealSchemesAreUris) {
   uint64_t id = 0;
   // Upper case schemes are schemes too.
   runai_range_t range{0, 1, &byte};
-  runai_file_request_t upper{"S3://bucket/key", &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t upper{"S3://bucket/key", &range, 1, RUNAI_CHECKSUM_NONE, 0};
   EXPECT_EQ(runai_streamer_submit(streamer.get(), &upper, 1, &id), RUNAI_E_UNSUPPORTED_SCHEME);
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("'s3'"));
   // Paths that merely contain "://" are local files.
   for (const char* path : {"/nonexistent/odd://name", "./s3://bucket", "1s3://bucket", "://x"}) {
-    runai_file_request_t file{path, &range, 1, RUNAI_CHECKSUM_NONE};
+    runai_file_request_t file{path, &range, 1, RUNAI_CHECKSUM_NONE, 0};
     ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK) << path;
     auto results = WaitAll(streamer.get(), id, 1);
     const Result& result = results[{0, 0}];
@@ -267,8 +267,8 @@ TEST(Wait, ReleasedRequestIsUnknownAndAnyRequestFilterWorks) {
   std::vector<uint8_t> a(content.size()), b(content.size());
   runai_range_t range_a{0, content.size(), a.data()};
   runai_range_t range_b{0, content.size(), b.data()};
-  runai_file_request_t file_a{path.c_str(), &range_a, 1, RUNAI_CHECKSUM_NONE};
-  runai_file_request_t file_b{path.c_str(), &range_b, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file_a{path.c_str(), &range_a, 1, RUNAI_CHECKSUM_NONE, 0};
+  runai_file_request_t file_b{path.c_str(), &range_b, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id_a = 0, id_b = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file_a, 1, &id_a), RUNAI_OK);
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file_b, 1, &id_b), RUNAI_OK);
@@ -328,7 +328,7 @@ TEST(Read, EachFileIsClosedOnceItsRangesAreReported) {
                       {10000, contents[i].size() - 10000, buffers[i].data() + 10000}});
   }
   for (size_t i = 0; i < paths.size(); ++i) {
-    files.push_back({paths[i].c_str(), ranges[i].data(), ranges[i].size(), RUNAI_CHECKSUM_NONE});
+    files.push_back({paths[i].c_str(), ranges[i].data(), ranges[i].size(), RUNAI_CHECKSUM_NONE, 0});
   }
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), files.data(), files.size(), &id), RUNAI_OK);
@@ -352,7 +352,7 @@ TEST(Streamer, DestroyWithLocalReadsInFlight) {
     for (int i = 0; i < 4; ++i) {
       ranges.push_back({0, content.size(), buffer.data() + i * content.size()});
     }
-    runai_file_request_t file{path.c_str(), ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
+    runai_file_request_t file{path.c_str(), ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE, 0};
     uint64_t id = 0;
     ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
     streamer.Destroy();

@@ -58,7 +58,7 @@ TEST(Checksum, EveryRangeCarriesTheCrcOfItsBytesAndTheyCombineIntoTheFile) {
       ranges.push_back({bounds[r], bounds[r + 1] - bounds[r], out.data() + bounds[r]});
     }
     ranges.push_back({5, 0, nullptr});  // an empty range's checksum is that of no bytes: 0
-    runai_file_request_t file{path.c_str(), ranges.data(), ranges.size(), kind};
+    runai_file_request_t file{path.c_str(), ranges.data(), ranges.size(), kind, 0};
     uint64_t id = 0;
     ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
     std::vector<uint64_t> crcs(ranges.size(), 1);
@@ -89,14 +89,14 @@ TEST(Checksum, NoneAskedIsZeroAndAnUnknownKindIsRefused) {
   Streamer streamer(2, 4096);
   std::vector<uint8_t> out(content.size());
   runai_range_t range{0, content.size(), out.data()};
-  runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto done = WaitFor(streamer.get(), id, 1);
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0].status, RUNAI_OK);
   EXPECT_EQ(done[0].checksum, 0u);
-  runai_file_request_t bad{path.c_str(), &range, 1, 4};
+  runai_file_request_t bad{path.c_str(), &range, 1, 4, 0};
   EXPECT_EQ(runai_streamer_submit(streamer.get(), &bad, 1, &id), RUNAI_E_INVALID_ARGUMENT);
   EXPECT_THAT(runai_streamer_last_error(), HasSubstr("unknown checksum 4"));
 }
@@ -135,7 +135,7 @@ TEST(Checksum, APluginsRangesCarryTheirCrcsToo) {
   std::vector<runai_range_t> ranges = {
       {0, 100, out.data()}, {100, 99900, out.data() + 100}, {100000, 100000, out.data() + 100000}};
   runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(),
-                            RUNAI_CHECKSUM_CRC64NVME};
+                            RUNAI_CHECKSUM_CRC64NVME, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   for (const runai_completion_t& done : WaitFor(streamer.get(), id, ranges.size())) {

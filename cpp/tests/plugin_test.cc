@@ -143,13 +143,34 @@ TEST_F(TestfsTest, ServesDataSizeAndListThroughTheEngine) {
   std::vector<uint8_t> buffer(content_.size());
   runai_range_t ranges[] = {{0, 30000, buffer.data()},
                             {30000, content_.size() - 30000, buffer.data() + 30000}};
-  runai_file_request_t file{"tfs://model.bin", ranges, 2, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://model.bin", ranges, 2, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2);
   for (const auto& entry : results)
     EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
   EXPECT_EQ(buffer, content_);
+}
+
+TEST_F(TestfsTest, AnObjectsSizeGivenWithTheRequestIsTakenWithoutAskingTheBackend) {
+  Streamer streamer(4, 4096);
+  ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options()), RUNAI_OK);
+  std::vector<uint8_t> buffer(content_.size());
+  runai_range_t whole{0, content_.size(), buffer.data()};
+  runai_file_request_t known{"tfs://model.bin", &whole, 1, RUNAI_CHECKSUM_NONE, content_.size()};
+  uint64_t id = 0;
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), &known, 1, &id), RUNAI_OK);
+  for (const auto& entry : WaitAll(streamer.get(), id, 1)) {
+    EXPECT_EQ(entry.second.status, RUNAI_OK) << entry.second.message;
+  }
+  EXPECT_EQ(buffer, content_);
+  // A smaller size given is believed (the backend would have said the whole size): the range
+  // runs past it.
+  runai_file_request_t smaller{"tfs://model.bin", &whole, 1, RUNAI_CHECKSUM_NONE, 1000};
+  ASSERT_EQ(runai_streamer_submit(streamer.get(), &smaller, 1, &id), RUNAI_OK);
+  for (const auto& entry : WaitAll(streamer.get(), id, 1)) {
+    EXPECT_EQ(entry.second.status, RUNAI_E_EOF) << entry.second.message;
+  }
 }
 
 TEST_F(TestfsTest, EveryReadLiesInOneChunkAlignedSlotOfTheFile) {
@@ -161,7 +182,7 @@ TEST_F(TestfsTest, EveryReadLiesInOneChunkAlignedSlotOfTheFile) {
   runai_range_t ranges[] = {{100, 20000, buffer.data() + 100},
                             {20100, 300, buffer.data() + 20100},
                             {30000, 5000, buffer.data() + 30000}};
-  runai_file_request_t file{"tfs://model.bin", ranges, 3, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://model.bin", ranges, 3, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   for (const auto& entry : WaitAll(streamer.get(), id, 3)) {
@@ -195,7 +216,7 @@ TEST_F(TestfsTest, TheFirstReadOfARequestEndsAtItsFirstMebibyte) {
   ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"read_log", log}})), RUNAI_OK);
   std::vector<uint8_t> buffer((3 << 20) + 100);
   runai_range_t range{100, buffer.size(), buffer.data()};
-  runai_file_request_t file{"tfs://big.bin", &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://big.bin", &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   for (const auto& entry : WaitAll(streamer.get(), id, 1)) {
@@ -223,8 +244,8 @@ TEST_F(TestfsTest, TwoSchemesServedAtOnce) {
   std::vector<uint8_t> a(5000), b(5000);
   runai_range_t range_a{0, 5000, a.data()};
   runai_range_t range_b{0, 5000, b.data()};
-  runai_file_request_t files[] = {{"tfa://model.bin", &range_a, 1, RUNAI_CHECKSUM_NONE},
-                                  {"tfb://model.bin", &range_b, 1, RUNAI_CHECKSUM_NONE}};
+  runai_file_request_t files[] = {{"tfa://model.bin", &range_a, 1, RUNAI_CHECKSUM_NONE, 0},
+                                  {"tfb://model.bin", &range_b, 1, RUNAI_CHECKSUM_NONE, 0}};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), files, 2, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 2);
@@ -250,7 +271,7 @@ TEST_F(TestfsTest, PathEscapeIsRejected) {
   ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options()), RUNAI_OK);
   char byte;
   runai_range_t range{0, 1, &byte};
-  runai_file_request_t file{"tfs://sub/../../etc/passwd", &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://sub/../../etc/passwd", &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, 1);
@@ -272,7 +293,8 @@ TEST_F(TestfsTest, ServerFailureSurfacesAsFailedRanges) {
   // Keep the ranges apart in memory so each is its own read.
   std::vector<std::vector<uint8_t>> destinations(ranges.size(), std::vector<uint8_t>(8192));
   for (size_t i = 0; i < ranges.size(); ++i) ranges[i].dst = destinations[i].data();
-  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE,
+                            0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   auto results = WaitAll(streamer.get(), id, ranges.size());
@@ -301,7 +323,7 @@ TEST_F(TestfsTest, WaitTimesOut) {
             RUNAI_OK);
   char byte;
   runai_range_t range{0, 1, &byte};
-  runai_file_request_t file{"tfs://model.bin", &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://model.bin", &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   runai_completion_t completion;
@@ -325,7 +347,8 @@ TEST_F(TestfsTest, CancelMidRequestReportsEveryRangeOnceAndStopsWriting) {
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));
   std::vector<runai_range_t> ranges;
   for (size_t i = 0; i < kRanges; ++i) ranges.push_back({i * 4096, 4096, destinations[i].data()});
-  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE,
+                            0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   runai_completion_t first;
@@ -367,7 +390,7 @@ TEST_F(TestfsTest, PiecesReadAreReportedBeforeALongReadOfTheSameTask) {
             RUNAI_OK);
   std::vector<uint8_t> small(100), large(2 << 20);
   runai_range_t ranges[2] = {{0, small.size(), small.data()}, {4096, large.size(), large.data()}};
-  runai_file_request_t file{"tfs://large.bin", ranges, 2, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://large.bin", ranges, 2, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
   runai_completion_t completions[2];
@@ -388,7 +411,8 @@ TEST_F(TestfsTest, ReleaseAndDestroyWhileReading) {
   std::vector<std::vector<uint8_t>> destinations(kRanges, std::vector<uint8_t>(4096, 0xCC));
   std::vector<runai_range_t> ranges;
   for (size_t i = 0; i < kRanges; ++i) ranges.push_back({i * 4096, 4096, destinations[i].data()});
-  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{"tfs://model.bin", ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE,
+                            0};
   {
     Streamer streamer(4, 4096);
     ASSERT_EQ(Register(streamer.get(), "tfs", TESTFS_PLUGIN, Options({{"delay_ms", "20"}})),

@@ -90,7 +90,7 @@ class RandomRequest {
     for (auto& file_ranges : ranges_) std::shuffle(file_ranges.begin(), file_ranges.end(), rng);
     for (size_t f = 0; f < ranges_.size(); ++f) {
       files_.push_back(runai_file_request_t{corpus.paths[f].c_str(), ranges_[f].data(),
-                                            ranges_[f].size(), RUNAI_CHECKSUM_NONE});
+                                            ranges_[f].size(), RUNAI_CHECKSUM_NONE, 0});
     }
     num_ranges_ = num_ranges;
   }

@@ -109,7 +109,7 @@ TEST_P(ReadStrategies, AlignedDestinationsAreExact) {
     ranges.push_back(runai_range_t{at, length, buffer.get() + at});
     at += length;
   }
-  runai_file_request_t file{path.c_str(), ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{path.c_str(), ranges.data(), ranges.size(), RUNAI_CHECKSUM_NONE, 0};
   Streamer streamer(4, 1 << 20);
   uint64_t id = 0;
   ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK)
@@ -157,7 +157,7 @@ TEST_P(ReadStrategies, RewrittenFileIsNeverStale) {
     }
     std::vector<uint8_t> got(size + 1, kUntouched);
     runai_range_t range{5, size - 5, got.data() + 1};
-    runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE};
+    runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE, 0};
     uint64_t id = 0;
     ASSERT_EQ(runai_streamer_submit(streamer.get(), &file, 1, &id), RUNAI_OK);
     for (const auto& [key, result] : WaitAll(streamer.get(), id, 1)) {

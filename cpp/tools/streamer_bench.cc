@@ -106,7 +106,7 @@ double StreamInto(runai_streamer_t* streamer, const std::string& path, uint64_t 
   EvictIfCold(path);
   auto start = std::chrono::steady_clock::now();
   runai_range_t range{0, size, dst};
-  runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t file{path.c_str(), &range, 1, RUNAI_CHECKSUM_NONE, 0};
   uint64_t id = 0;
   Check(runai_streamer_submit(streamer, &file, 1, &id), "submit");
   runai_completion_t completion;

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     ranges[i].size = k == N - 1 ? (uint64_t)size - k * quarter : quarter;
     ranges[i].dst = got + k * quarter;
   }
-  runai_file_request_t request = {source, ranges, N, RUNAI_CHECKSUM_NONE};
+  runai_file_request_t request = {source, ranges, N, RUNAI_CHECKSUM_NONE, 0};
   runai_streamer_t* streamer = NULL;
   uint64_t id = 0;
   if (runai_streamer_create(NULL, &streamer) != RUNAI_OK) {

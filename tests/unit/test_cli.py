@@ -93,7 +93,7 @@ def test_verify_detects_a_difference(tmp_path: Path) -> None:
 def test_info_reports_library_and_backends() -> None:
     done = run("info")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "libstreamer" in done.stdout and "API 3" in done.stdout
+    assert "libstreamer" in done.stdout and "API 4" in done.stdout
     assert "platform" in done.stdout and "status ok" in done.stdout
 
 

@@ -96,9 +96,9 @@ def test_a_library_without_the_api_is_rejected_with_the_missing_symbols() -> Non
     assert f"{other}: not libstreamer: missing symbols runai_streamer_version" in str(raised.value)
 
 
-def test_the_real_library_loads_with_api_version_3() -> None:
+def test_the_real_library_loads_with_api_version_4() -> None:
     lib = _library.library()
-    assert lib.api_version == _library.API_VERSION == 3
+    assert lib.api_version == _library.API_VERSION == 4
     assert lib.version.count(".") == 2
     assert lib.path.is_file()
 

@@ -202,7 +202,7 @@ common::Status Engine::Submit(const runai_file_request_t* files, size_t num_file
     sources.push_back(std::make_unique<FileSource>(
         path, std::move(backend),
         std::vector<runai_range_t>(file.ranges, file.ranges + file.num_ranges), local_reads_,
-        checksum));
+        checksum, file.size));
   }
 
   uint64_t id;

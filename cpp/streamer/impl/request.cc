@@ -8,19 +8,23 @@ namespace runai::streamer {
 
 FileSource::FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
                        std::vector<runai_range_t> ranges, LocalReads local_reads,
-                       std::optional<common::CrcKind> checksum)
+                       std::optional<common::CrcKind> checksum, uint64_t known_size)
     : path_(std::move(path)),
       backend_(std::move(backend)),
       ranges_(std::move(ranges)),
       local_reads_(local_reads),
-      checksum_(checksum) {}
+      checksum_(checksum),
+      known_size_(known_size) {}
 
 common::Status FileSource::Open(uint64_t* size) {
   std::lock_guard<std::mutex> lock(open_mutex_);
   if (!opened_) {
     opened_ = true;
     if (backend_ != nullptr) {
-      open_status_ = backend_->Size(path_, &size_);
+      // A HEAD before the first read costs a round trip; the caller that stat'ed the object
+      // already knows what it would say.
+      size_ = known_size_;
+      if (size_ == 0) open_status_ = backend_->Size(path_, &size_);
       if (open_status_.ok()) reader_ = MakePluginReader(backend_, path_);
     } else {
       int fd = -1;

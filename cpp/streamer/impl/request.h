@@ -21,12 +21,13 @@
 namespace runai::streamer {
 
 // One file of a request. Its reader (local file or backend) is opened lazily by
-// the first task that needs it and closed by the last task that finishes.
+// the first task that needs it and closed by the last task that finishes. An object's size
+// comes from the request when the caller knew it, else from its backend.
 class FileSource {
  public:
   FileSource(std::string path, std::shared_ptr<BackendPlugin> backend,
              std::vector<runai_range_t> ranges, LocalReads local_reads,
-             std::optional<common::CrcKind> checksum);
+             std::optional<common::CrcKind> checksum, uint64_t known_size = 0);
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
 
@@ -54,6 +55,7 @@ class FileSource {
   const std::vector<runai_range_t> ranges_;
   const LocalReads local_reads_;
   const std::optional<common::CrcKind> checksum_;
+  const uint64_t known_size_;  // of an object, from the request (0: not known)
 
   std::mutex open_mutex_;
   bool opened_ = false;

@@ -39,6 +39,7 @@ class FileRequest(ctypes.Structure):
         ("ranges", ctypes.POINTER(Range)),
         ("num_ranges", ctypes.c_size_t),
         ("checksum", ctypes.c_int32),
+        ("size", ctypes.c_uint64),
     ]
 
 

@@ -181,7 +181,7 @@ def _stream_into(
     for obj, _, _ in objects:
         offsets = list(range(0, obj.size, DOWNLOAD_CHUNK))
         sizes = [min(DOWNLOAD_CHUNK, obj.size - o) for o in offsets]
-        files.append(FileRanges(obj.uri, offsets, sizes))
+        files.append(FileRanges(obj.uri, offsets, sizes, obj.size))
     stream = RangeStream(
         engine,
         files,

@@ -323,16 +323,18 @@ def _read_remote_heads(
     """Each object's size, header length and header bytes: one read of its start, and one more
     for the rare large header."""
     prefix_sizes = [min(size, REMOTE_PREFIX_READ_SIZE) for size in sizes]
-    prefixes = _read_ranges(engine, [(p, 0, n) for p, n in zip(paths, prefix_sizes, strict=True)])
+    prefixes = _read_ranges(
+        engine, [(p, 0, n, size) for p, n, size in zip(paths, prefix_sizes, sizes, strict=True)]
+    )
     header_sizes = [int.from_bytes(prefix[:8], "little") for prefix in prefixes]
-    rest: list[tuple[str, int, int]] = []
+    rest: list[tuple[str, int, int, int]] = []
     rest_index: list[int] = []
     for index, (path, size, header_size, prefix) in enumerate(
         zip(paths, sizes, header_sizes, prefixes, strict=True)
     ):
         check_header_length(path, size, header_size)
         if 8 + header_size > len(prefix):
-            rest.append((path, len(prefix), 8 + header_size - len(prefix)))
+            rest.append((path, len(prefix), 8 + header_size - len(prefix), size))
             rest_index.append(index)
     extra = _read_ranges(engine, rest) if rest else []
     raws = [prefix[8 : 8 + n] for prefix, n in zip(prefixes, header_sizes, strict=True)]
@@ -341,10 +343,10 @@ def _read_remote_heads(
     return list(zip(sizes, header_sizes, raws, strict=True))
 
 
-def _read_ranges(engine: Engine, reads: Sequence[tuple[str, int, int]]) -> list[bytes]:
-    """The bytes of ``(path, offset, size)`` ranges, read concurrently; raises the first error
-    (naming the path and the header)."""
-    files = [FileRanges(path, [offset], [size]) for path, offset, size in reads]
+def _read_ranges(engine: Engine, reads: Sequence[tuple[str, int, int, int]]) -> list[bytes]:
+    """The bytes of ``(path, offset, size, object size)`` ranges, read concurrently; raises
+    the first error (naming the path and the header)."""
+    files = [FileRanges(path, [offset], [size], whole) for path, offset, size, whole in reads]
     found: list[bytes] = [b""] * len(reads)
     stream = RangeStream(engine, files, UNLIMITED, describe=lambda _file, _item: "its header")
     for position, _item, u8 in stream:

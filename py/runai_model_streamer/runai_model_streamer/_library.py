@@ -30,7 +30,7 @@ from runai_model_streamer._errors import RunaiStreamerError, StreamerLibraryErro
 from runai_model_streamer._status import OK, error_class
 
 LIBRARY_ENV_VAR = "STREAMER_LIBRARY"
-API_VERSION = 3
+API_VERSION = 4
 _PACKAGE = "runai_model_streamer"
 
 

@@ -216,12 +216,20 @@ class Engine:
         self._lib.check(status, path)
         return entries
 
-    def submit(self, files: Sequence[tuple[str, np.ndarray]], checksum: int = 0) -> int:
+    def submit(
+        self,
+        files: Sequence[tuple[str, np.ndarray]],
+        checksum: int = 0,
+        sizes: Sequence[int] | None = None,
+    ) -> int:
         """Submits ranges (``RANGE_DTYPE`` arrays, kept alive by the caller until complete);
-        ``checksum``: the ``CHECKSUM_*`` every completion carries of its range's bytes."""
+        ``checksum``: the ``CHECKSUM_*`` every completion carries of its range's bytes;
+        ``sizes``: each object's size where the caller knows it from its store (0: the engine
+        HEADs it before its first read)."""
         requests = (FileRequest * len(files))()
         encoded = []
         for index, (path, ranges) in enumerate(files):
+            requests[index].size = sizes[index] if sizes is not None else 0
             raw = encode_path(path)
             encoded.append(raw)
             requests[index].path = raw

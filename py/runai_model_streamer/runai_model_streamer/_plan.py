@@ -32,6 +32,8 @@ class FileRanges:
     path: str
     offsets: Sequence[int]
     sizes: Sequence[int]
+    #: the object's size where its store told it (0: the engine asks it before the first read)
+    size: int = 0
 
 
 @dataclass

@@ -361,6 +361,7 @@ class SafetensorsStreamer:
             checks=checks,
             writers=writers,
             stores=stores,
+            object_sizes=[header.file_size for header in headers],
         )
         if confirmation is not None:
             why = confirmation.refutes(engine_paths, objects)

@@ -73,7 +73,7 @@ class SharedStream:
                 self._pieces[piece.chunk.position].append((round_index, piece))
         self._remaining = [sum(p.size for p in round_pieces) for round_pieces in pieces]
         own = [
-            FileRanges(f.path, [p.file_offset for _, p in ps], [p.size for _, p in ps])
+            FileRanges(f.path, [p.file_offset for _, p in ps], [p.size for _, p in ps], f.size)
             for f, ps in zip(self._files, self._pieces, strict=True)
         ]
         stripe = max((r.stripe(share.size) for r in self._rounds), default=1)

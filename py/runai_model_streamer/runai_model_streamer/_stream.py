@@ -274,12 +274,10 @@ class RangeStream:
         ranges["offset"] = self._offsets[plan.file_position][items]
         ranges["size"] = self._size_arrays[plan.file_position][items]
         ranges["dst"] = np.asarray(plan.dst, dtype=np.uint64) + np.uint64(buffer.address)
-        path = self._files[plan.file_position].path
+        file, check = self._files[plan.file_position], self._checks[plan.file_position]
         window = _ActiveWindow(plan, buffer, base, ranges, None)
-        check = self._checks[plan.file_position]
-        window.request_id = self._engine.submit(
-            [(path, ranges)], check.kind if check is not None else 0
-        )
+        kind = check.kind if check is not None else 0
+        window.request_id = self._engine.submit([(file.path, ranges)], kind, [file.size])
         self._active.append(window)
         self._in_flight += window.held
         kept = 0 if self._pool is None else self._pool.free_bytes
@@ -357,7 +355,9 @@ class RangeStream:
             raise RunaiStreamerError(f"{what}: internal error: no store to read them from")
         if check.on_damage is not None:
             check.on_damage(offset, size)
-        request_id = self._engine.submit([(uri, window.ranges[index : index + 1])], check.kind)
+        request_id = self._engine.submit(
+            [(uri, window.ranges[index : index + 1])], check.kind, [check.size]
+        )
         completion = np.zeros(1, dtype=COMPLETION_DTYPE)
         done = False
         try:
