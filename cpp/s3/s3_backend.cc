@@ -239,6 +239,7 @@ Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
 std::string S3Store::PartLayout(const std::string& uri, const ObjectName& name,
                                 const HttpResponse& head, uint64_t parts, uint64_t size) {
   constexpr uint64_t kPageParts = 1000;  // S3's most parts in one answer
+  constexpr int kMaxPages = 100;         // 100 parts a page at least, for S3's 10,000 parts
   constexpr int64_t kMaxPartBytes = int64_t{5} << 30;
   std::string etag, version_id;
   for (const auto& [header, value] : head.object_headers) {
@@ -249,11 +250,13 @@ std::string S3Store::PartLayout(const std::string& uri, const ObjectName& name,
   if (!version_id.empty()) query.emplace_back("versionId", version_id);
   std::vector<uint64_t> sizes;
   uint64_t total = 0;
-  while (sizes.size() < parts) {
+  for (int page = 0; sizes.size() < parts; ++page) {
+    if (page == kMaxPages) return "";  // a store that pages slowly: no endless requests
     HeaderList extra{{"x-amz-object-attributes", "ETag,ObjectParts"},
                      {"x-amz-max-parts", std::to_string(kPageParts)}};
-    if (!sizes.empty())
+    if (!sizes.empty()) {  // the last part number seen
       extra.emplace_back("x-amz-part-number-marker", std::to_string(sizes.size()));
+    }
     HttpResponse response;
     if (!Send(uri, "GetObjectAttributes", "GET", name, query, extra, &response).ok()) return "";
     const std::string& body = response.body;
