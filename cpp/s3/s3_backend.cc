@@ -109,12 +109,15 @@ class S3Store : public ObjectStore {
 
   Status Configure(const PluginOptions& options);
   Status Stat(const std::string& uri, ObjectInfo* info) override;
+  Status Size(const std::string& uri, uint64_t* size) override;
   Status Read(const std::string& uri, uint64_t offset, uint64_t size, char* dst,
               common::SegmentCrcs* crcs) override;
   Status List(const std::string& prefix, const ListEntry& entry) override;
 
  private:
   Status Parse(const std::string& uri, bool need_key, ObjectName* name) const;
+  // The HEAD of an object, with its checksums: its size in info->size.
+  Status Head(const std::string& uri, const ObjectName& name, ObjectInfo* info, HttpResponse* head);
   // The sizes of the `parts` parts of a multipart object of `size` bytes, in order, as runs
   // "<size>*<count>/..." (GetObjectAttributes, a page of 1,000 parts a request); "" where the
   // store does not say them (no such request, no permission for it), where what it says does
@@ -213,18 +216,34 @@ Status S3Store::Send(const std::string& uri, const std::string& action, const st
       uri, action, method, url, [&] { return Signed(method, host, path, query, extra); }, response);
 }
 
-Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
-  ObjectName name;
-  Status status = Parse(uri, true, &name);
-  if (!status.ok()) return status;
-  HttpResponse head;
-  status = client_.HeadObject(
+Status S3Store::Head(const std::string& uri, const ObjectName& name, ObjectInfo* info,
+                     HttpResponse* head) {
+  return client_.HeadObject(
       uri, "range",
       [&](const std::string& method, HeaderList extra, HttpResponse* response) {
         extra.emplace_back("x-amz-checksum-mode", "ENABLED");  // the x-amz-checksum-* headers
         return Send(uri, method, method, name, {}, extra, response);
       },
-      &info->size, &head);
+      &info->size, head);
+}
+
+Status S3Store::Size(const std::string& uri, uint64_t* size) {
+  ObjectName name;
+  Status status = Parse(uri, true, &name);
+  if (!status.ok()) return status;
+  ObjectInfo info;
+  HttpResponse head;
+  status = Head(uri, name, &info, &head);
+  if (status.ok()) *size = info.size;
+  return status;
+}
+
+Status S3Store::Stat(const std::string& uri, ObjectInfo* info) {
+  ObjectName name;
+  Status status = Parse(uri, true, &name);
+  if (!status.ok()) return status;
+  HttpResponse head;
+  status = Head(uri, name, info, &head);
   if (!status.ok()) return status;
   const uint64_t parts = ReadObjectHeaders(head.object_headers, info);
   // A checksum of the parts' checksums can be checked where the sizes of the parts are known:

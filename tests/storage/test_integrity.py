@@ -22,6 +22,8 @@ import torch
 from runai_model_streamer import (
     ChecksumMismatchError,
     ChecksumUnavailableError,
+    FileChunks,
+    FileStreamer,
     pull_files,
 )
 from runai_model_streamer._cache_entry import wait_for_writers
@@ -335,4 +337,13 @@ def test_the_part_sizes_are_asked_for_only_where_they_are_checked(
     proxy.requests.clear()
     monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "off")
     _assert_model(stream_tensors(uri), multipart_model)
+    assert proxy.requests[0] == "HEAD" and set(proxy.requests[1:]) == {"GET range"}
+    # byte ranges (no checksum to check): the engine's HEAD asks nothing more
+    proxy.requests.clear()
+    monkeypatch.setenv("RUNAI_STREAMER_VERIFY", "auto")
+    data = multipart_model.read_bytes()
+    with FileStreamer() as streamer:
+        streamer.stream_files([FileChunks(0, uri, [100, 6 << 20], [1000, 5000])])
+        chunks = {index: bytes(t.numpy()) for _, index, t in streamer.get_chunks()}
+    assert chunks == {0: data[100:1100], 1: data[6 << 20 : (6 << 20) + 5000]}
     assert proxy.requests[0] == "HEAD" and set(proxy.requests[1:]) == {"GET range"}

@@ -24,7 +24,8 @@ class ObjectStore {
 
   // Size, version and whole-object checksums (one HEAD).
   virtual Status Stat(const std::string& uri, ObjectInfo* info) = 0;
-  Status Size(const std::string& uri, uint64_t* size) {
+  // The size alone (a store whose Stat asks more than one HEAD asks less here).
+  virtual Status Size(const std::string& uri, uint64_t* size) {
     ObjectInfo info;
     Status status = Stat(uri, &info);
     if (status.ok()) *size = info.size;
