@@ -31,6 +31,10 @@ Loaders (those not installed are listed as skipped):
   each run) and the cached file streamed as a local file, cold (the hit's ceiling). Needs root
   (drop_caches).
 
+With ``--latency-ms N`` every client reaches SeaweedFS through a proxy that holds each answer
+N ms (tests/storage/fault_proxy.py): a store that far away, where round trips, not the two
+cores, make the time to the first tensor.
+
 Objects are uploaded with the checksum ``--checksum`` names: ``crc32`` (botocore's default for
 every upload), ``crc32c`` (computed here with google-crc32c), ``sha256`` (computed by botocore)
 or ``none``; this package verifies the first three as it streams (a SHA-256 hashed in order).
@@ -43,6 +47,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -50,7 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness import (
@@ -67,7 +72,8 @@ from harness import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.storage.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
+from tests.storage.fault_proxy import FaultProxy
+from tests.storage.servers import ACCESS_KEY, SECRET_KEY, S3Server, seaweedfs
 
 DEFAULT_UPSTREAM = "/tmp/upstream-s3/bin/python"
 BUCKET = "bench"
@@ -155,6 +161,20 @@ def _cache_loaders(
 ONE_GET = "one 8 MiB GET"
 
 
+@contextlib.contextmanager
+def _far(server: S3Server, args: argparse.Namespace) -> Iterator[str]:
+    """The endpoint the clients use: the server's, or with --latency-ms a proxy's that holds
+    each answer that long."""
+    if not args.latency_ms:
+        yield server.endpoint
+        return
+    proxy = FaultProxy(int(server.endpoint.rsplit(":", 1)[1]), latency=args.latency_ms / 1000)
+    try:
+        yield proxy.endpoint
+    finally:
+        proxy.close()
+
+
 def _first_tensor(results: list[Result]) -> str:
     """The time from stream_files to the first tensor of each loader that records it, against
     one chunk-sized GET on a new connection (median over the rounds)."""
@@ -205,6 +225,13 @@ def main() -> int:
         "AWS_CA_BUNDLE); the ceiling's GETs go over TLS too",
     )
     parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="put a proxy between every client and SeaweedFS that holds each answer this long "
+        "(a store that far away: what the time to the first tensor is made of there)",
+    )
+    parser.add_argument(
         "--compare-library",
         metavar="PATH",
         help="also run this package with another build of libstreamer (STREAMER_LIBRARY=PATH): "
@@ -223,6 +250,8 @@ def main() -> int:
         help="comma-separated loader label prefixes to run (e.g. runai,upstream,obstore,S3)",
     )
     args = parser.parse_args()
+    if args.latency_ms and args.tls:
+        parser.error("--latency-ms relays plain HTTP only: not with --tls")
     size = parse_size(args.size)
     sections: list[str] = []
     skipped: list[str] = []
@@ -232,12 +261,12 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="runai-bench-s3-") as tmp:
         directory = Path(tmp)
-        with seaweedfs(directory / "seaweedfs", tls=args.tls) as server:
+        with seaweedfs(directory / "seaweedfs", tls=args.tls) as server, _far(server, args) as at:
             trust = {}
             if server.certificate is not None:  # its own CA: trusted by every client
                 trust = {"SSL_CERT_FILE": str(server.certificate)}
                 trust["AWS_CA_BUNDLE"] = trust["SSL_CERT_FILE"]
-            env = _env(server.endpoint, **trust)
+            env = _env(at, **trust)
             loaders = [Loader("runai-model-streamer", "runai", env=env)]
             for variant in args.variant:
                 settings = dict(item.split("=", 1) for item in variant.split(","))
@@ -255,9 +284,7 @@ def main() -> int:
             if why:
                 skipped.append(f"upstream 0.17: {why}")
             else:
-                path_style = _env(
-                    server.endpoint, RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING="0", **trust
-                )
+                path_style = _env(at, RUNAI_STREAMER_S3_USE_VIRTUAL_ADDRESSING="0", **trust)
                 upstream = Loader("upstream 0.17", "runai", args.upstream_python, env=path_style)
                 loaders.append(upstream)
             for label, kind, module in [

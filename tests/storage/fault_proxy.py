@@ -101,6 +101,11 @@ class FaultProxy:
     #: (marker, rewrite): the body of each response to a request whose target (path and query)
     #: holds the marker is replaced by rewrite(body) (a hostile store's answer)
     rewrite_body: tuple[bytes, Callable[[bytes], bytes]] | None = None
+    #: seconds each answer is held back (a store that far away)
+    latency: float = 0.0
+    #: "<method> asked" when a request arrives, "<method> answered" when its answer is sent, in
+    #: the order they happened (what overlapped what)
+    events: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -184,8 +189,10 @@ class FaultProxy:
                         self.bearer_tokens.append(authorization[len("Bearer ") :])
                 headers = _headers(head)
                 ranged = method == "GET" and ("range" in headers or "x-ms-range" in headers)
+                kind = "GET range" if ranged else method
                 with self._lock:
-                    self.requests.append("GET range" if ranged else method)
+                    self.requests.append(kind)
+                    self.events.append(f"{kind} asked")
                 fault = self._next_fault() if ranged else None
                 if fault == "slowdown":
                     client.sendall(
@@ -211,7 +218,10 @@ class FaultProxy:
                     response_body = bytes(flipped)
                     fault = None
                 if fault is None or fault == "pass":
+                    time.sleep(self.latency)
                     client.sendall(response_head + response_body)
+                    with self._lock:
+                        self.events.append(f"{kind} answered")
                     continue
                 half = len(response_body) // 2
                 if fault == "wrong_range":

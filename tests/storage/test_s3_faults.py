@@ -103,3 +103,32 @@ def test_upstream_override_endpoint_url_0_ignores_the_endpoint_variables(
     s3_env.setenv("RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL", "no")
     with pytest.raises(ValueError, match="RUNAI_STREAMER_OVERRIDE_ENDPOINT_URL='no'"):
         backend_options()
+
+
+def test_an_objects_start_is_read_while_it_is_headed(
+    proxy: FaultProxy, model: Path, weed: S3Server, tmp_path: Path
+) -> None:
+    """Without a cache, the GET of an object's start (its header) does not wait for the HEAD:
+    one round trip to the store before the first tensor is spared. An object smaller than that
+    first read is read again once its HEAD has said its size."""
+    proxy.latency = 0.3
+    _assert_streams(URI, model)
+    header_read = proxy.events.index("GET range asked")
+    assert header_read < proxy.events.index("HEAD answered"), proxy.events
+    assert proxy.requests.count("HEAD") == 1
+
+    small = tmp_path / "small.safetensors"
+    save_file({"a": torch.arange(10.0), "b": torch.ones(3, 4)}, str(small))  # a few hundred bytes
+    weed.client().put_object(Bucket="faults", Key="small.safetensors", Body=small.read_bytes())
+    proxy.latency = 0.0
+    _assert_streams("s3://faults/small.safetensors", small)
+
+
+def _assert_streams(uri: str, model: Path) -> None:
+    expected = load_file(str(model))
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file(uri)
+        got = dict(streamer.get_tensors())
+    assert sorted(got) == sorted(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(got[name], tensor), name

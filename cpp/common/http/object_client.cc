@@ -139,6 +139,14 @@ Status ObjectClient::Send(const std::string& uri, const std::string& action,
   }
 }
 
+// A range that runs past the end of an object of `size` bytes (the answer holds only its
+// first bytes): RUNAI_E_EOF, as a 416 for a range that starts past it.
+Status ObjectClient::PastTheEnd(const std::string& uri, const std::string& bytes,
+                                uint64_t size) const {
+  return Error(RUNAI_E_EOF, uri + ": bytes " + bytes + " run past the end of the object (" +
+                                std::to_string(size) + " bytes)");
+}
+
 Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
                                const std::string& range_header,
                                const std::function<HeaderList(const HeaderList& range)>& headers,
@@ -169,6 +177,13 @@ Status ObjectClient::ReadRange(const std::string& uri, const std::string& url,
           problem = "asked for bytes " + bytes + " but the response's Content-Range is '" +
                     response.content_range + "'";
         }
+        if (got_first == first && got_last < last && total >= 0 &&
+            got_last + 1 == static_cast<uint64_t>(total)) {  // the object ends inside the range
+          return PastTheEnd(uri, bytes, static_cast<uint64_t>(total));
+        }
+      } else if (first == 0 && response.content_length >= 0 &&
+                 static_cast<uint64_t>(response.content_length) < size - done) {
+        return PastTheEnd(uri, bytes, static_cast<uint64_t>(response.content_length));
       } else if (first != 0 || response.content_length != static_cast<int64_t>(size - done)) {
         problem = "the server ignored the Range header (HTTP 200 for bytes " + bytes + ")";
       }

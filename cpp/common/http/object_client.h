@@ -118,6 +118,7 @@ class ObjectClient {
 
  private:
   std::function<std::string()> ServiceCode(const HttpResponse& response) const;
+  Status PastTheEnd(const std::string& uri, const std::string& bytes, uint64_t size) const;
 
   ServiceTraits traits_;
   RetryPolicy retry_;  // shared by every request of this client (all workers)

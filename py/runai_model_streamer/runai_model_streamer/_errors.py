@@ -41,6 +41,10 @@ class StreamerIOError(RunaiStreamerError, OSError):
     """Reading a file or object failed (I/O error, short file, object-storage error)."""
 
 
+class StreamerEOFError(StreamerIOError):
+    """A read ran past the end of a file or object: it is shorter than the read asked for."""
+
+
 class BackendNotInstalledError(RunaiStreamerError, ImportError):
     """No installed plugin serves the URI scheme; the message says what to install."""
 

@@ -10,7 +10,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +19,8 @@ from runai_model_streamer._backends import register_backends, uri_scheme
 from runai_model_streamer._cache import Cache, CachedObject
 from runai_model_streamer._cache_entry import CacheKey
 from runai_model_streamer._errors import (
+    RunaiStreamerError,
+    StreamerEOFError,
     StreamerFileNotFoundError,
     StreamerIOError,
     StreamerIsADirectoryError,
@@ -156,12 +158,16 @@ def read_engine_headers(
         hits = [cache.lookup_offline(path) for path in paths]
     asked = [i for i, hit in enumerate(hits) if hit is None]
     stored: list[StoredObject | None] = [None] * len(paths)
+    starts: list[bytes | None] = [None] * len(paths)
     if asked:
         opened = engine()
         with ThreadPoolExecutor(max_workers=min(16, len(asked))) as pool:
-            infos = list(pool.map(opened.object_info, [paths[i] for i in asked]))
-        for index, info in zip(asked, infos, strict=True):
+            heads = pool.map(opened.object_info, [paths[i] for i in asked])
+            # no cache, whose hits a HEAD decides: the starts are read as the objects are HEADed
+            infos, early = _read_starts(opened, [paths[i] for i in asked], heads, cache is None)
+        for position, (index, info) in enumerate(zip(asked, infos, strict=True)):
             stored[index] = info
+            starts[index] = early[position] if early is not None else None
     keys: list[CacheKey | None] = [None] * len(paths)
     try:
         for index in asked:
@@ -172,7 +178,7 @@ def read_engine_headers(
             key = keys[index] = CacheKey.of(paths[index], asked_info.version, asked_info.size)
             if cache is not None and key is not None:
                 hits[index] = cache.lookup(key)
-        return _remote_objects(engine, paths, verify, stored, keys, hits)
+        return _remote_objects(engine, paths, verify, stored, keys, hits, starts)
     except BaseException:
         for hit in hits:
             if hit is not None:
@@ -187,9 +193,11 @@ def _remote_objects(
     stored: Sequence[StoredObject | None],
     keys: Sequence[CacheKey | None],
     hits: Sequence[CachedObject | None],
+    starts: Sequence[bytes | None],
 ) -> list[tuple[SafetensorsHeader, RemoteObject]]:
     """The headers (read from the store for a miss, from the entry for a hit) and what is
-    known of each object. An entry whose header is damaged is dropped: its object is a miss."""
+    known of each object. An entry whose header is damaged is dropped: its object is a miss.
+    ``starts``: each object's first bytes where they were read before its HEAD answered."""
     hits, stored, keys = list(hits), list(stored), list(keys)
     heads: list[tuple[int, int, bytes]] = [(0, 0, b"")] * len(paths)
     for index, hit in enumerate(hits):
@@ -209,7 +217,9 @@ def _remote_objects(
     misses = [i for i, hit in enumerate(hits) if hit is None]
     if misses:
         sizes = [info.size for i in misses if (info := stored[i]) is not None]
-        found = _read_remote_heads(engine(), [paths[i] for i in misses], sizes)
+        found = _read_remote_heads(
+            engine(), [paths[i] for i in misses], sizes, [starts[i] for i in misses]
+        )
         for index, found_head in zip(misses, found, strict=True):
             heads[index] = found_head
     results = []
@@ -317,15 +327,39 @@ def _dropper(hit: CachedObject) -> Callable[[], str]:
     return drop
 
 
+def _read_starts(
+    engine: Engine, paths: Sequence[str], heads: Iterator[StoredObject], early: bool
+) -> tuple[list[StoredObject], list[bytes] | None]:
+    """What the HEADs of ``paths`` say, and with ``early`` the first REMOTE_PREFIX_READ_SIZE
+    bytes of each object, read before its size is known (None where one is smaller: they are
+    read again once the HEADs have said the sizes). The HEADs' errors come first: they name
+    what is wrong."""
+    size = REMOTE_PREFIX_READ_SIZE
+    if not early:
+        return list(heads), None
+    try:
+        starts: list[bytes] | None = _read_ranges(engine, [(p, 0, size, size) for p in paths])
+    except RunaiStreamerError as error:
+        stored = list(heads)
+        if not isinstance(error, StreamerEOFError):
+            raise
+        logger.debug("the objects' starts are read again after their HEADs: %s", error)
+        return stored, None
+    return list(heads), starts
+
+
 def _read_remote_heads(
-    engine: Engine, paths: Sequence[str], sizes: Sequence[int]
+    engine: Engine, paths: Sequence[str], sizes: Sequence[int], starts: Sequence[bytes | None]
 ) -> list[tuple[int, int, bytes]]:
-    """Each object's size, header length and header bytes: one read of its start, and one more
-    for the rare large header."""
+    """Each object's size, header length and header bytes: one read of its start (unless it
+    was read already, ``starts``), and one more for the rare large header."""
     prefix_sizes = [min(size, REMOTE_PREFIX_READ_SIZE) for size in sizes]
-    prefixes = _read_ranges(
-        engine, [(p, 0, n, size) for p, n, size in zip(paths, prefix_sizes, sizes, strict=True)]
-    )
+    prefixes = [b"" if start is None else start for start in starts]
+    unread = [i for i, n in enumerate(prefix_sizes) if len(prefixes[i]) != n]
+    if unread:
+        again = _read_ranges(engine, [(paths[i], 0, prefix_sizes[i], sizes[i]) for i in unread])
+        for index, data in zip(unread, again, strict=True):
+            prefixes[index] = data
     header_sizes = [int.from_bytes(prefix[:8], "little") for prefix in prefixes]
     rest: list[tuple[str, int, int, int]] = []
     rest_index: list[int] = []

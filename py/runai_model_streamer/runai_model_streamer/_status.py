@@ -8,6 +8,7 @@ from runai_model_streamer._errors import (
     BackendNotInstalledError,
     StreamCancelledError,
     StreamerConfigError,
+    StreamerEOFError,
     StreamerFileNotFoundError,
     StreamerIOError,
     StreamerPermissionError,
@@ -41,7 +42,7 @@ _ERRORS: dict[int, type[Exception]] = {
     E_CANCELLED: StreamCancelledError,
     E_NO_MEMORY: MemoryError,
     E_NOT_A_FILE: StreamerIOError,
-    E_EOF: StreamerIOError,
+    E_EOF: StreamerEOFError,
     E_IO: StreamerIOError,
     E_BACKEND: StreamerIOError,
 }
