@@ -102,6 +102,34 @@ def test_missing_plugin_names_the_distribution_to_install(tmp_path: Path) -> Non
         list_safetensors("nosuchscheme://bucket/")
 
 
+def test_the_installed_plugins_are_scanned_once_and_again_for_a_scheme_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runai_model_streamer import _backends
+
+    monkeypatch.setattr(_backends, "_installed", None)
+    scans: list[object] = []
+    scan = importlib.metadata.entry_points
+
+    def counted(**selection: str) -> object:
+        scans.append(selection)
+        return scan(**selection)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    assert find_backends() == find_backends()
+    assert len(scans) == 1  # a stream looks its plugins up several times: scanned once
+    # a plugin installed since is found: a scheme not found scans again
+    info = tmp_path / "late_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[runai_model_streamer.backends]\nlatefs = late_plugin\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _backends.find_backend("latefs", "latefs://b/k").module_name == "late_plugin"
+    assert len(scans) == 2
+
+
 def test_the_install_hint_never_replaces_a_core_that_came_from_elsewhere(tmp_path: Path) -> None:
     version = importlib.metadata.version("runai-model-streamer")
     from_index = install_hint("s3", None)
