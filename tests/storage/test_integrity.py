@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -188,6 +189,25 @@ def test_a_bit_flipped_in_transit_is_caught_and_named(target: Target, tmp_path: 
     with pytest.raises(ChecksumMismatchError):
         pull_files(prefix, tmp_path / "dst")
     assert list((tmp_path / "dst").iterdir()) == []
+
+
+def test_a_bit_flipped_in_an_objects_first_read_is_caught(target: Target) -> None:
+    """The first ranged GET reads the object's first 256 KiB: its header, and the tensors
+    within them, which are not read again. The flip (at 128 KiB) lands in the first tensor:
+    caught where that tensor lies within the read, read again (and right) where it does not."""
+    target.proxy.add("flip_bit")
+    raw = target.model.read_bytes()
+    header_end = 8 + int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:header_end])
+    first_end = header_end + min(v["data_offsets"][1] for k, v in header.items() if k[0] != "_")
+    if first_end > 256 << 10:  # the multipart model's tensors are 704 KiB
+        _assert_model(stream_tensors(target.uri), target.model)
+        assert target.proxy.applied == ["flip_bit"]
+        return
+    with pytest.raises(ChecksumMismatchError) as raised:
+        stream_tensors(target.uri)
+    assert target.proxy.applied == ["flip_bit"]
+    assert target.uri in str(raised.value) and f"{target.algorithm} mismatch" in str(raised.value)
 
 
 def test_checksum_headers_dropped_on_the_way(

@@ -110,7 +110,8 @@ def test_an_objects_start_is_read_while_it_is_headed(
 ) -> None:
     """Without a cache, the GET of an object's start (its header) does not wait for the HEAD:
     one round trip to the store before the first tensor is spared. An object smaller than that
-    first read is read again once its HEAD has said its size."""
+    first read is read again once its HEAD has said its size, and its tensors are not read
+    again after that: they lie within its start."""
     proxy.latency = 0.3
     _assert_streams(URI, model)
     header_read = proxy.events.index("GET range asked")
@@ -121,7 +122,9 @@ def test_an_objects_start_is_read_while_it_is_headed(
     save_file({"a": torch.arange(10.0), "b": torch.ones(3, 4)}, str(small))  # a few hundred bytes
     weed.client().put_object(Bucket="faults", Key="small.safetensors", Body=small.read_bytes())
     proxy.latency = 0.0
+    proxy.requests.clear()
     _assert_streams("s3://faults/small.safetensors", small)
+    assert sorted(proxy.requests) == ["GET range", "GET range", "HEAD"], proxy.requests
 
 
 def _assert_streams(uri: str, model: Path) -> None:

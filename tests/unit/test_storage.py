@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import textwrap
 import urllib.parse
 from pathlib import Path
 
+import google_crc32c
 import pytest
 import torch
 from runai_model_streamer import (
@@ -194,6 +196,34 @@ def test_large_header_needs_a_second_read(testfs_root: Path) -> None:
         streamer.stream_file("testfs://wide.safetensors")
         got = dict(streamer.get_tensors())
     assert len(got) == 5000 and int(got["tensor.with.a.rather.long.name.004321"]) == 4321
+
+
+def test_tensors_within_an_objects_first_read_are_not_read_again(
+    testfs_root: Path, reads: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An object's first read (256 KiB, for its header) holds its first tensors: they are
+    copied from it and yielded first, verified with the rest; the store serves the others."""
+    tensors = {f"t{i}": torch.full((16, 1024), float(i)) for i in range(8)}  # 64 KiB each
+    path = testfs_root / "model.safetensors"
+    save_file(tensors, str(path))
+    raw = path.read_bytes()
+    path.with_name(path.name + ".checksums").write_text(f"crc32c={google_crc32c.value(raw):08x}")
+    data_start = 8 + int.from_bytes(raw[:8], "little")
+    within = (256 << 10) - data_start  # t0..t2 lie within the first read, t3 does not
+    assert 3 * (64 << 10) <= within < 4 * (64 << 10)
+    logs = caplog.at_level(logging.INFO, logger="runai_model_streamer")
+    with logs, SafetensorsStreamer() as streamer:
+        streamer.stream_file("testfs://model.safetensors")
+        got = list(streamer.get_tensors())
+    assert [name for name, _ in got[:3]] == ["t0", "t1", "t2"]
+    assert sorted(name for name, _ in got) == sorted(tensors)
+    for name, tensor in got:
+        assert_same(tensor, tensors[name], name)
+    assert "verified crc32c of 1 object" in caplog.text
+    served = [tuple(int(n) for n in line.split()[:2]) for line in reads.read_text().splitlines()]
+    assert served[0] == (0, 256 << 10), served  # the header's read
+    assert all(offset >= data_start + 3 * (64 << 10) for offset, _ in served[1:]), served
+    assert sum(size for _, size in served[1:]) == len(raw) - data_start - 3 * (64 << 10)
 
 
 def test_pull_files_from_a_uri(testfs_root: Path, tmp_path: Path) -> None:

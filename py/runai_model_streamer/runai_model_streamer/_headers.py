@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runai_model_streamer._backends import register_backends, uri_scheme
+from runai_model_streamer._backends import uri_scheme
 from runai_model_streamer._cache import Cache, CachedObject
 from runai_model_streamer._cache_entry import CacheKey
 from runai_model_streamer._errors import (
@@ -39,7 +38,7 @@ from runai_model_streamer._stream import RangeStream
 from runai_model_streamer._verify import CHECKABLE, ObjectCheck, check_for
 
 if TYPE_CHECKING:
-    from runai_model_streamer._credentials import S3Credentials
+    pass
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -48,19 +47,24 @@ logger = logging.getLogger("runai_model_streamer")
 class RemoteObject:
     """What a stream knows of one object before reading its tensors: how it is checked when
     read whole (``check``; None: not, and ``why``), its cache key (None: it cannot be cached),
-    its first bytes (the length and the header), and its cache entry when it is cached."""
+    its first bytes (the length and the header), and its cache entry when it is cached.
+    ``start``: the object's first bytes as read from its store with the header (up to
+    REMOTE_PREFIX_READ_SIZE; empty for a hit): the tensors within them are not read again."""
 
     check: ObjectCheck | None
     why: str
     key: CacheKey | None
     head: bytes
     cached: CachedObject | None = None
+    start: bytes = b""
 
 
 #: bytes read at once from the start of a file, so most headers take a single read
 PREFIX_READ_SIZE = 1024 * 1024
 #: same for object storage (one ranged GET per file for common headers)
 REMOTE_PREFIX_READ_SIZE = 256 * 1024
+#: the objects' starts kept for their tensors, at most (beyond: read again with the rest)
+KEPT_STARTS_BYTES = 64 << 20
 
 
 def read_headers(
@@ -199,13 +203,13 @@ def _remote_objects(
     known of each object. An entry whose header is damaged is dropped: its object is a miss.
     ``starts``: each object's first bytes where they were read before its HEAD answered."""
     hits, stored, keys = list(hits), list(stored), list(keys)
-    heads: list[tuple[int, int, bytes]] = [(0, 0, b"")] * len(paths)
+    heads: list[tuple[int, int, bytes, bytes]] = [(0, 0, b"", b"")] * len(paths)
     for index, hit in enumerate(hits):
         if hit is None:
             continue
         entry_head = _entry_head(paths[index], hit)
         if entry_head is not None:
-            heads[index] = entry_head
+            heads[index] = (*entry_head, b"")
             continue
         hits[index] = None
         hit.damaged = True
@@ -223,9 +227,12 @@ def _remote_objects(
         for index, found_head in zip(misses, found, strict=True):
             heads[index] = found_head
     results = []
+    kept = 0
     for index, path in enumerate(paths):
         hit = hits[index]
-        size, header_size, raw = heads[index]
+        size, header_size, raw, start = heads[index]
+        kept += len(start)
+        start = start if kept <= KEPT_STARTS_BYTES else b""
         header = parse_header(path, size, header_size, raw)
         head = header_size.to_bytes(8, "little") + raw
         # a hit is checked against the checksum its entry keeps (the store's CRC, or the
@@ -240,7 +247,7 @@ def _remote_objects(
                 check.known = hit.pieces()
                 check.on_damage = _damage_marker(path, hit)
                 check.on_verified = hit.learn
-        results.append((header, RemoteObject(check, why, keys[index], head, hit)))
+        results.append((header, RemoteObject(check, why, keys[index], head, hit, start)))
     return results
 
 
@@ -350,9 +357,9 @@ def _read_starts(
 
 def _read_remote_heads(
     engine: Engine, paths: Sequence[str], sizes: Sequence[int], starts: Sequence[bytes | None]
-) -> list[tuple[int, int, bytes]]:
-    """Each object's size, header length and header bytes: one read of its start (unless it
-    was read already, ``starts``), and one more for the rare large header."""
+) -> list[tuple[int, int, bytes, bytes]]:
+    """Each object's size, header length, header bytes and first bytes: one read of its start
+    (unless it was read already, ``starts``), and one more for the rare large header."""
     prefix_sizes = [min(size, REMOTE_PREFIX_READ_SIZE) for size in sizes]
     prefixes = [b"" if start is None else start for start in starts]
     unread = [i for i, n in enumerate(prefix_sizes) if len(prefixes[i]) != n]
@@ -374,7 +381,7 @@ def _read_remote_heads(
     raws = [prefix[8 : 8 + n] for prefix, n in zip(prefixes, header_sizes, strict=True)]
     for index, data in zip(rest_index, extra, strict=True):
         raws[index] += data
-    return list(zip(sizes, header_sizes, raws, strict=True))
+    return list(zip(sizes, header_sizes, raws, prefixes, strict=True))
 
 
 def _read_ranges(engine: Engine, reads: Sequence[tuple[str, int, int, int]]) -> list[bytes]:
@@ -386,65 +393,3 @@ def _read_ranges(engine: Engine, reads: Sequence[tuple[str, int, int, int]]) -> 
     for position, _item, u8 in stream:
         found[position] = u8.numpy().tobytes()
     return found
-
-
-# ---- cache hits confirmed while they are read ------------------------------------------------
-
-
-def all_cached(cache: Cache, paths: Sequence[str]) -> bool:
-    """Whether every object among ``paths`` (there is one at least) has an entry in ``cache``,
-    whatever its version: then a stream reads the entries at once, while
-    :class:`HitConfirmation` asks the store whether they are still its objects."""
-    remote = [path for path in paths if uri_scheme(path) is not None]
-    return bool(remote) and all(cache.has_entry(path) for path in remote)
-
-
-class HitConfirmation:
-    """Asks the store, in a thread of its own, what the objects among ``paths`` are now: it
-    registers their backends with ``engine`` (credential discovery, loading the plugins) and
-    makes each object's HEAD, the work a hit otherwise waits for before its first read."""
-
-    def __init__(
-        self, engine: Engine, paths: Sequence[str], credentials: S3Credentials | None
-    ) -> None:
-        self._engine = engine
-        self._registered = threading.Event()
-        self._infos: Mapping[str, StoredObject] | None = None
-        self._error: Exception | None = None
-        remote = [path for path in paths if uri_scheme(path) is not None]
-        self._thread = threading.Thread(
-            target=self._run, args=(remote, credentials), name="runai-hit-confirmation"
-        )
-        self._thread.start()
-
-    def _run(self, remote: list[str], credentials: S3Credentials | None) -> None:
-        try:
-            try:
-                register_backends(self._engine, remote, credentials)
-            finally:
-                self._registered.set()
-            with ThreadPoolExecutor(max_workers=min(16, len(remote))) as pool:
-                infos = list(pool.map(self._engine.object_info, remote))
-            self._infos = dict(zip(remote, infos, strict=True))
-        except Exception as error:  # said by refutes(); the store's path raises it again
-            self._error = error
-
-    def engine(self) -> Engine:
-        """The engine, once its backends are registered (for an object that needs the store
-        after all: its entry went away meanwhile)."""
-        self._registered.wait()
-        return self._engine
-
-    def refutes(self, paths: Sequence[str], objects: Sequence[RemoteObject | None]) -> str:
-        """Waits for the answers; why the entries read cannot serve the stream ("" when each
-        is the store's current object)."""
-        self._thread.join()
-        if self._error is not None or self._infos is None:
-            return f"the store did not confirm them ({self._error})"
-        for path, obj in zip(paths, objects, strict=True):
-            if obj is None or obj.cached is None:
-                continue
-            info = self._infos[path]
-            if CacheKey.of(path, info.version, info.size) != obj.cached.meta.key:
-                return f"{path} changed in its store since it was cached"
-        return ""

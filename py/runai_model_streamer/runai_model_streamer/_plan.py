@@ -34,6 +34,9 @@ class FileRanges:
     sizes: Sequence[int]
     #: the object's size where its store told it (0: the engine asks it before the first read)
     size: int = 0
+    #: the file's first bytes, read already with its header: items wholly within them are
+    #: copied from here, not read again (a round trip less before a small first tensor)
+    start: bytes = b""
 
 
 @dataclass

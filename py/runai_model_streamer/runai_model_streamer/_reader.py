@@ -173,16 +173,20 @@ class ChunkReader:
         writers: Sequence[CacheWriter | None] | None = None,
         stores: Sequence[str | None] | None = None,
         object_sizes: Sequence[int] | None = None,
+        starts: Sequence[bytes] | None = None,
     ) -> None:
         """Starts the stream of ``requests`` (after :meth:`prepare`); the ranks of ``share``
         first agree on what they stream. ``checks``: per request, the check of its object when
         it is read whole; ``writers``: the cache entry it is written to; ``stores``: for a
         request that reads a cache entry, its object's URI in the store; ``object_sizes``: the
-        size of each request's object as its store told it (no HEAD before the first read)."""
+        size of each request's object as its store told it (no HEAD before the first read);
+        ``starts``: each file's first bytes, read already (its chunks within them are copied
+        from there; a shared stream reads them again)."""
         sizes = object_sizes if object_sizes is not None else [0] * len(requests)
+        firsts = starts if starts is not None else [b""] * len(requests)
         files = [
-            FileRanges(r.path, r.offsets, r.sizes, size)
-            for r, size in zip(requests, sizes, strict=True)
+            FileRanges(r.path, r.offsets, r.sizes, size, first)
+            for r, size, first in zip(requests, sizes, firsts, strict=True)
         ]
         if share is not None:
             agree(share, Request.of(files, [r.id for r in requests], checks, stores))

@@ -25,13 +25,8 @@ from runai_model_streamer._common import (
 )
 from runai_model_streamer._distributed import shares_local_reads
 from runai_model_streamer._file_chunks import FileChunks
-from runai_model_streamer._headers import (
-    HitConfirmation,
-    RemoteObject,
-    all_cached,
-    read_from_store,
-    read_headers,
-)
+from runai_model_streamer._headers import RemoteObject, read_from_store, read_headers
+from runai_model_streamer._hit_confirmation import HitConfirmation, all_cached
 from runai_model_streamer._reader import DistributedStreamer
 from runai_model_streamer._safetensors import (
     SafetensorsHeader,
@@ -362,6 +357,7 @@ class SafetensorsStreamer:
             writers=writers,
             stores=stores,
             object_sizes=[header.file_size for header in headers],
+            starts=[b"" if obj is None else obj.start for obj in objects],
         )
         if confirmation is not None:
             why = confirmation.refutes(engine_paths, objects)

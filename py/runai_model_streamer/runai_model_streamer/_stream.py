@@ -7,6 +7,8 @@ fully handed out stay within the memory limit L (without a limit: within
 :data:`PREFETCH_BYTES`), so reading runs ahead of the consumer, across files.
 
 Items are yielded file by file in the given order, and within a window in completion order.
+Items wholly within a file's ``start`` (its first bytes, read already with its header) are
+copied from there and yielded first, without a read.
 
 Checks: a file given an :class:`~runai_model_streamer._verify.ObjectCheck` has the CRC of each
 of its items computed by the engine (and, for a digest such as MD5, each item's bytes fed to the
@@ -15,29 +17,22 @@ it, and a mismatch raises before that batch's items are yielded. A file read fro
 has each item checked against the CRC it was written with as it completes; a damaged item is
 read again from the object's store (``stores``) into the same place, before it is yielded.
 
-Buffers: anonymous mappings of plain pages (``RUNAI_STREAMER_HUGE_PAGES=1``: huge pages
-advised), faulted in by the engine's reader threads, each read's pages just before it (one
-``madvise(MADV_POPULATE_WRITE)`` where Linux has it) (``RUNAI_STREAMER_PREFAULT=1``:
-``runai_streamer_alloc`` instead, huge pages faulted in by helper threads before reading).
-Plain pages are the default because a host that takes back free 2 MiB blocks (virtio-balloon
-free page reporting, as the development VM's does) makes the first touch of a huge page slow;
-on hosts that do not, huge pages may be faster (benchmarks/RESULTS.md, "Measurements behind
-defaults"). With
-``owned=True`` every window gets a fresh buffer, released when the last tensor viewing it is
-garbage-collected. With ``owned=False`` buffers return to a pool once the consumer has moved
-past their window, and are overwritten by later windows; the pool keeps a free buffer only
-while it and the windows in flight fit in L (or PREFETCH_BYTES), so that everything the stream
-holds does.
+Buffers (:mod:`runai_model_streamer._buffers`): anonymous mappings of plain pages, faulted in
+by the engine's reader threads. With ``owned=True`` every window gets a fresh buffer, released
+when the last tensor viewing it is garbage-collected. With ``owned=False`` buffers return to a
+pool once the consumer has moved past their window, and are overwritten by later windows; the
+pool keeps a free buffer only while it and the windows in flight fit in L (or PREFETCH_BYTES),
+so that everything the stream holds does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 
 import numpy as np
 import torch
@@ -47,10 +42,11 @@ from runai_model_streamer._buffers import Buffer, BufferPool, allocate
 from runai_model_streamer._cache_entry import CacheWriter
 from runai_model_streamer._errors import ChecksumMismatchError, RunaiStreamerError
 from runai_model_streamer._library import error_for_status
-from runai_model_streamer._native import Engine, checksum_combine, completion_message
+from runai_model_streamer._native import Engine, completion_message
 from runai_model_streamer._plan import FileRanges, WindowPlan, effective_limit, plan_windows
 from runai_model_streamer._settings import HUGE_PAGES, PREFAULT
 from runai_model_streamer._verify import ObjectCheck
+from runai_model_streamer._window import ActiveWindow
 
 logger = logging.getLogger("runai_model_streamer")
 
@@ -62,31 +58,6 @@ REFRESH_SECONDS = 60.0
 MAX_REQUESTS_IN_FLIGHT = 64
 MAX_COMPLETIONS_PER_WAIT = 4096
 WAIT_TIMEOUT_MS = 200
-
-
-class _ActiveWindow:
-    __slots__ = ("base", "buffer", "busy", "held", "landed", "plan", "ranges", "request_id")
-
-    def __init__(
-        self,
-        plan: WindowPlan,
-        buffer: Buffer | None,
-        base: torch.Tensor | None,
-        ranges: np.ndarray | None,
-        request_id: int | None,
-    ) -> None:
-        self.plan = plan
-        self.buffer = buffer
-        self.base = base
-        self.ranges = ranges
-        self.request_id = request_id
-        #: destination bytes this window holds (a reused buffer may be larger than the plan)
-        self.held = 0 if buffer is None else buffer.size
-        #: background work still reading this window's buffer (a cache writer's writes, a
-        #: check's hashing): a reused buffer is not handed out again before it is done
-        self.busy: list[Future[None]] = []
-        #: (index in plan.items, CRC) of the items completed, for a cache writer
-        self.landed: list[tuple[int, int]] = []
 
 
 Describe = Callable[[int, int], str]
@@ -136,7 +107,7 @@ class RangeStream:
         self._pending: deque[WindowPlan] = deque(plans)
         budget = effective_limit(memory_limit, self._files)
         self._budget = PREFETCH_BYTES if budget == float("inf") else budget
-        self._active: deque[_ActiveWindow] = deque()
+        self._active: deque[ActiveWindow] = deque()
         self._in_flight = 0
         self._prefault = PREFAULT.read()
         self._huge_pages = HUGE_PAGES.read()
@@ -175,7 +146,7 @@ class RangeStream:
                 position = window.plan.file_position
                 for item in window.plan.empty_items:
                     yield position, item, EMPTY_CHUNK, 0, 0
-                if window.request_id is not None:
+                if window.buffer is not None:
                     yield from self._drain(window)
                 if not self._active or self._active[0] is not window:
                     return  # closed while the consumer was away
@@ -205,7 +176,7 @@ class RangeStream:
                 writer.abort()
                 self._writers[position] = None
 
-    def _finish(self, window: _ActiveWindow, cancel: bool = False) -> None:
+    def _finish(self, window: ActiveWindow, cancel: bool = False) -> None:
         if window.request_id is not None:
             if cancel:
                 self._engine.cancel(window.request_id)
@@ -235,11 +206,16 @@ class RangeStream:
             self._pending.popleft()
             batch.append((plan, self._take_buffer(plan, self._budget - in_flight)))
             in_flight += cost
-        # Every buffer of the batch is mapped before the batch's first read starts: mmap()
-        # waits for the address-space lock, which the engine's workers hold (shared) while they
-        # fault destination pages in, and they wait behind it in turn (2 GB warm: 20-90 ms).
-        for plan, buffer in batch:
-            self._submit(plan, buffer)
+        # Every window of the batch is made ready (its buffer mapped, its ranges built, the
+        # items read already copied in) before the batch's first read starts: mmap() waits for
+        # the address-space lock, which the engine's workers hold (shared) while they fault
+        # destination pages in (2 GB warm: 20-90 ms), and on few cores this thread waits for
+        # the CPU once they run (a first submit followed by a second: 20-90 ms on 2 cores).
+        if batch:
+            self._refresh_backends()
+        windows = [self._prepare(plan, buffer) for plan, buffer in batch]
+        for window in windows:
+            self._send(window)
 
     def _refresh_backends(self) -> None:
         if self._refresh is None or time.monotonic() - self._refreshed_at < REFRESH_SECONDS:
@@ -263,34 +239,48 @@ class RangeStream:
             return self._pool.take(plan.nbytes, room)
         return allocate(plan.nbytes, self._prefault, self._huge_pages)
 
-    def _submit(self, plan: WindowPlan, buffer: Buffer | None) -> None:
-        self._refresh_backends()
+    def _prepare(self, plan: WindowPlan, buffer: Buffer | None) -> ActiveWindow:
+        """The window of ``plan`` in ``buffer``, its items within the file's start copied."""
         if buffer is None:
-            self._active.append(_ActiveWindow(plan, None, None, None, None))
-            return
+            return ActiveWindow(plan)
         base = torch.from_numpy(np.asarray(buffer))
         items = np.asarray(plan.items, dtype=np.intp)
         ranges = np.empty(len(items), dtype=RANGE_DTYPE)
         ranges["offset"] = self._offsets[plan.file_position][items]
         ranges["size"] = self._size_arrays[plan.file_position][items]
         ranges["dst"] = np.asarray(plan.dst, dtype=np.uint64) + np.uint64(buffer.address)
+        window = ActiveWindow(plan, buffer, base, ranges)
         file, check = self._files[plan.file_position], self._checks[plan.file_position]
-        window = _ActiveWindow(plan, buffer, base, ranges, None)
-        kind = check.kind if check is not None else 0
-        window.request_id = self._engine.submit([(file.path, ranges)], kind, [file.size])
+        if file.start:
+            window.land_from_start(file.start, check.kind if check is not None else 0)
+            if window.skipped < len(ranges):  # no later window has an item within it
+                self._files[plan.file_position] = dataclasses.replace(file, start=b"")
+        return window
+
+    def _send(self, window: ActiveWindow) -> None:
+        """Submits the window's items the engine reads; it is in flight from now on."""
+        ranges = window.ranges
+        if ranges is not None and window.skipped < len(ranges):
+            file, check = (
+                self._files[window.plan.file_position],
+                self._checks[window.plan.file_position],
+            )
+            window.request_id = self._engine.submit(
+                [(file.path, ranges[window.skipped :])],
+                check.kind if check is not None else 0,
+                [file.size],
+            )
         self._active.append(window)
         self._in_flight += window.held
         kept = 0 if self._pool is None else self._pool.free_bytes
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight + kept)
 
-    def _drain(self, window: _ActiveWindow) -> Iterator[Piece]:
-        plan = window.plan
-        position = plan.file_position
-        sizes = self._sizes[position]
-        base = window.base
-        assert base is not None and window.request_id is not None
+    def _drain(self, window: ActiveWindow) -> Iterator[Piece]:
+        early, window.early = window.early, None
+        if early is not None:
+            yield from self._landed(window, early)
         completions = self._completions
-        remaining = len(plan.items)
+        remaining = len(window.plan.items) - window.skipped
         while remaining:
             request_id = window.request_id
             if request_id is None:  # the stream was closed (or replaced) meanwhile
@@ -300,23 +290,33 @@ class RangeStream:
             if count == 0:
                 continue
             done = batch[:count]
-            statuses = done["status"]
-            if statuses.any():
-                self._raise_failure(window, done)
-            check = self._checks[position]
-            if check is not None:
-                self._check(check, window, done)
-            writer = self._writers[position]
-            if writer is not None:
-                self._write_through(writer, window, done, check)
+            if window.skipped:  # the engine numbers the items it was given from 0
+                done["range_index"] += window.skipped
             remaining -= count
-            for index in done["range_index"].tolist():
-                if window.request_id is None:  # closed while the consumer was away
-                    return
-                item = plan.items[index]
-                yield position, item, base, plan.dst[index], sizes[item]
+            yield from self._landed(window, done)
 
-    def _check(self, check: ObjectCheck, window: _ActiveWindow, done: np.ndarray) -> None:
+    def _landed(self, window: ActiveWindow, done: np.ndarray) -> Iterator[Piece]:
+        """Checks and writes through the items ``done`` says landed, then yields them."""
+        plan = window.plan
+        position = plan.file_position
+        base = window.base
+        assert base is not None
+        if done["status"].any():
+            self._raise_failure(window, done)
+        check = self._checks[position]
+        if check is not None:
+            self._check(check, window, done)
+        writer = self._writers[position]
+        if writer is not None:
+            self._write_through(writer, window, done, check)
+        sizes = self._sizes[position]
+        for index in done["range_index"].tolist():
+            if window.base is None:  # closed while the consumer was away
+                return
+            item = plan.items[index]
+            yield position, item, base, plan.dst[index], sizes[item]
+
+    def _check(self, check: ObjectCheck, window: ActiveWindow, done: np.ndarray) -> None:
         """Adds the completed items' CRCs (and their bytes, for a digest); verifies once the
         object is whole (raises)."""
         plan = window.plan
@@ -342,7 +342,7 @@ class RangeStream:
         if check.complete:
             check.verify()
 
-    def _read_again(self, window: _ActiveWindow, index: int, check: ObjectCheck) -> int:
+    def _read_again(self, window: ActiveWindow, index: int, check: ObjectCheck) -> int:
         """Reads item ``index`` of a window, whose bytes from a cache entry are damaged, again
         from the object's store into the same place; its CRC, which must be the one the entry
         was written with."""
@@ -383,58 +383,24 @@ class RangeStream:
     def _write_through(
         self,
         writer: CacheWriter,
-        window: _ActiveWindow,
+        window: ActiveWindow,
         done: np.ndarray,
         check: ObjectCheck | None,
     ) -> None:
         """Collects the window's completed items (checked: a mismatch raised before); once all
-        have landed, writes them to the object's cache entry (:meth:`_write_window`); commits
-        the entry once the object is whole and verified."""
+        have landed, writes them to the object's cache entry (:meth:`ActiveWindow.write_to`);
+        commits the entry once the object is whole and verified."""
         assert check is not None  # an object is cached only when it is verified
         window.landed.extend(
             zip(done["range_index"].tolist(), done["checksum"].tolist(), strict=True)
         )
         if len(window.landed) == len(window.plan.items):
-            self._write_window(writer, window, check.kind)
+            window.write_to(writer, check.kind, reused=self._pool is not None)
         if check.complete:
             writer.commit(check.entry_checksum(), check.pieces)
             self._writers[window.plan.file_position] = None
 
-    def _write_window(self, writer: CacheWriter, window: _ActiveWindow, kind: int) -> None:
-        """Writes a window's bytes from its buffer, one write per run of items adjacent both in
-        the file and in the buffer (a whole object's window is one run: large writes, 4 KiB
-        congruent for O_DIRECT), each with the CRC of its bytes (combined from its items')."""
-        plan = window.plan
-        offsets = self._offsets[plan.file_position]
-        sizes = self._sizes[plan.file_position]
-        base = window.base
-        assert base is not None
-        crcs = dict(window.landed)
-        runs: list[list[int]] = []  # indices into plan.items, in file order
-        for index, item in enumerate(plan.items):
-            if runs:
-                last = runs[-1][-1]
-                end = int(offsets[plan.items[last]]) + sizes[plan.items[last]]
-                if (
-                    int(offsets[item]) == end
-                    and plan.dst[index] == plan.dst[last] + sizes[plan.items[last]]
-                ):
-                    runs[-1].append(index)
-                    continue
-            runs.append([index])
-        for run in runs:
-            crc, span = crcs[run[0]], sizes[plan.items[run[0]]]
-            for index in run[1:]:
-                size = sizes[plan.items[index]]
-                crc = checksum_combine(kind, crc, crcs[index], size)
-                span += size
-            start = plan.dst[run[0]]
-            data = base[start : start + span].numpy().data
-            written = writer.write(int(offsets[plan.items[run[0]]]), data, crc, kind)
-            if written is not None and self._pool is not None:
-                window.busy.append(written)  # the buffer is reused: not before this is done
-
-    def _raise_failure(self, window: _ActiveWindow, done: np.ndarray) -> None:
+    def _raise_failure(self, window: ActiveWindow, done: np.ndarray) -> None:
         failed = done[done["status"] != 0][0]
         status = int(failed["status"])
         index = int(failed["range_index"])
