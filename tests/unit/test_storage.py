@@ -226,6 +226,29 @@ def test_tensors_within_an_objects_first_read_are_not_read_again(
     assert sum(size for _, size in served[1:]) == len(raw) - data_start - 3 * (64 << 10)
 
 
+def test_tensors_within_an_objects_first_read_span_windows_and_reused_buffers(
+    testfs_root: Path, reads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a memory limit smaller than the first read, its tensors fill several windows (each
+    copied from it, in buffers reused with owned=False), and the store serves the rest only."""
+    tensors = {f"t{i}": torch.full((4, 1024), float(i)) for i in range(8)}  # 16 KiB each
+    tensors["z"] = torch.arange(128 * 1024, dtype=torch.float32)  # 512 KiB, past the first read
+    path = testfs_root / "model.safetensors"
+    save_file(tensors, str(path))
+    raw = path.read_bytes()
+    data_start = 8 + int.from_bytes(raw[:8], "little")
+    monkeypatch.setenv("RUNAI_STREAMER_MEMORY_LIMIT", str(40 << 10))  # two small tensors a window
+    with SafetensorsStreamer() as streamer:
+        streamer.stream_file("testfs://model.safetensors", owned=False)
+        got = {name: tensor.clone() for name, tensor in streamer.get_tensors()}
+    assert sorted(got) == sorted(tensors)
+    for name, tensor in tensors.items():
+        assert_same(got[name], tensor, name)
+    served = [tuple(int(n) for n in line.split()[:2]) for line in reads.read_text().splitlines()]
+    assert served[0] == (0, 256 << 10), served
+    assert sum(size for _, size in served[1:]) == len(raw) - data_start - 8 * (16 << 10), served
+
+
 def test_pull_files_from_a_uri(testfs_root: Path, tmp_path: Path) -> None:
     model = _model_dir(testfs_root / "m2")
     dst = tmp_path / "pulled"
