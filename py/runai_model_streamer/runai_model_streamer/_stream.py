@@ -207,10 +207,10 @@ class RangeStream:
             batch.append((plan, self._take_buffer(plan, self._budget - in_flight)))
             in_flight += cost
         # Every window of the batch is made ready (its buffer mapped, its ranges built, the
-        # items read already copied in) before the batch's first read starts: mmap() waits for
-        # the address-space lock, which the engine's workers hold (shared) while they fault
-        # destination pages in (2 GB warm: 20-90 ms), and on few cores this thread waits for
-        # the CPU once they run (a first submit followed by a second: 20-90 ms on 2 cores).
+        # items read already copied in) before the batch's first read starts: once reads run,
+        # the engine's workers hold the address-space lock (shared) while they fault
+        # destination pages in, and this thread's mmap() waits behind them (2 GB warm: 20-90
+        # ms), as do its allocations that grow the heap.
         if batch:
             self._refresh_backends()
         windows = [self._prepare(plan, buffer) for plan, buffer in batch]
