@@ -12,7 +12,6 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from runai_model_streamer._backends import uri_scheme
 from runai_model_streamer._cache import Cache, CachedObject
@@ -36,9 +35,6 @@ from runai_model_streamer._safetensors import (
 from runai_model_streamer._settings import UNLIMITED
 from runai_model_streamer._stream import RangeStream
 from runai_model_streamer._verify import CHECKABLE, ObjectCheck, check_for
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger("runai_model_streamer")
 

@@ -250,30 +250,30 @@ class RangeStream:
         ranges["size"] = self._size_arrays[plan.file_position][items]
         ranges["dst"] = np.asarray(plan.dst, dtype=np.uint64) + np.uint64(buffer.address)
         window = ActiveWindow(plan, buffer, base, ranges)
-        file, check = self._files[plan.file_position], self._checks[plan.file_position]
+        file = self._files[plan.file_position]
         if file.start:
-            window.land_from_start(file.start, check.kind if check is not None else 0)
+            window.land_from_start(file.start, self._checksum_kind(plan.file_position))
             if window.skipped < len(ranges):  # no later window has an item within it
                 self._files[plan.file_position] = dataclasses.replace(file, start=b"")
         return window
 
     def _send(self, window: ActiveWindow) -> None:
         """Submits the window's items the engine reads; it is in flight from now on."""
-        ranges = window.ranges
+        ranges, position = window.ranges, window.plan.file_position
         if ranges is not None and window.skipped < len(ranges):
-            file, check = (
-                self._files[window.plan.file_position],
-                self._checks[window.plan.file_position],
-            )
+            file = self._files[position]
             window.request_id = self._engine.submit(
-                [(file.path, ranges[window.skipped :])],
-                check.kind if check is not None else 0,
-                [file.size],
+                [(file.path, ranges[window.skipped :])], self._checksum_kind(position), [file.size]
             )
         self._active.append(window)
         self._in_flight += window.held
         kept = 0 if self._pool is None else self._pool.free_bytes
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight + kept)
+
+    def _checksum_kind(self, position: int) -> int:
+        """The CRC each completion of file ``position`` carries (0: none, it is not checked)."""
+        check = self._checks[position]
+        return check.kind if check is not None else 0
 
     def _drain(self, window: ActiveWindow) -> Iterator[Piece]:
         early, window.early = window.early, None
