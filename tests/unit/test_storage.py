@@ -132,6 +132,40 @@ def test_the_installed_plugins_are_scanned_once_and_again_for_a_scheme_not_found
     assert len(scans) == 2
 
 
+def test_a_scheme_of_its_own_distribution_is_found_without_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runai_model_streamer import _backends
+
+    # another distribution, earlier on sys.path, that also declares s3
+    info = tmp_path / "impostor-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: impostor\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[runai_model_streamer.backends]\ns3 = impostor\nimpfs = impostor\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(_backends, "_installed", None)
+    scans: list[object] = []
+    scan = importlib.metadata.entry_points
+
+    def counted(**selection: str) -> object:
+        scans.append(selection)
+        return scan(**selection)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    plugin = _backends.find_backend("s3", "s3://b/k")
+    assert not scans  # one distribution looked up by name, not every one's entry points
+    assert plugin.module_name == "runai_model_streamer_s3"
+    assert plugin.distribution is not None
+    assert plugin.distribution.startswith("runai-model-streamer-s3 ")
+    # the scan agrees, and still finds what only the other distribution declares
+    installed = find_backends()
+    assert installed["s3"].module_name == "runai_model_streamer_s3"
+    assert installed["impfs"].module_name == "impostor"
+    assert len(scans) == 1
+
+
 def test_the_install_hint_never_replaces_a_core_that_came_from_elsewhere(tmp_path: Path) -> None:
     version = importlib.metadata.version("runai-model-streamer")
     from_index = install_hint("s3", None)

@@ -107,7 +107,9 @@ def test_object_storage_helpers_without_their_plugin_say_what_to_install(
     from runai_model_streamer import _backends
     from runai_model_streamer.s3_utils import s3_utils
 
-    monkeypatch.setattr(_backends, "find_backends", dict)  # as if no plugin were installed
+    # as if no plugin were installed
+    monkeypatch.setattr(_backends, "find_backends", lambda rescan=False: {})
+    monkeypatch.setattr(_backends, "_plugin_of_distribution", lambda scheme: None)
     arguments = tuple(str(tmp_path / "dst") if a == "DST" else a for a in arguments)
     with pytest.raises(ImportError, match=f"install {distribution}") as raised:
         getattr(s3_utils, function)(*arguments)
