@@ -74,7 +74,15 @@ void PopulateForWrite(char* dst, uint64_t size) {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(dst) + page - 1) & ~(page - 1);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(dst) + size) & ~(page - 1);
   if (end <= begin || !KernelPopulates()) return;
-  (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+  // The advice holds the address-space lock (shared) while it faults pages in. One call for
+  // a whole chunk holds it for milliseconds, and longer when the thread is preempted meanwhile.
+  // Every brk, mmap and mprotect of the process waits for it, and so does any thread that
+  // wants the malloc arena they hold (the Python thread, inside submit: stalls of 20 ms).
+  // Slices let those in between.
+  constexpr uintptr_t kSlice = uintptr_t{1} << 20;
+  for (uintptr_t at = begin; at < end; at += kSlice) {
+    (void)::madvise(reinterpret_cast<void*>(at), std::min(kSlice, end - at), MADV_POPULATE_WRITE);
+  }
 #else
   (void)dst;
   (void)size;
