@@ -2,15 +2,11 @@
 // the allocator (configuration: config_test.cc).
 #include <dirent.h>
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -44,40 +40,6 @@ TEST(Api, VersionAndNames) {
   EXPECT_STREQ(runai_streamer_status_name(RUNAI_E_CANCELLED), "RUNAI_E_CANCELLED");
   EXPECT_STREQ(runai_streamer_status_name(999), "RUNAI_E_UNKNOWN_STATUS");
 }
-
-#if defined(__linux__)
-// The threads of this process whose niceness is ``niceness``.
-int ThreadsOfNiceness(int niceness) {
-  int count = 0;
-  DIR* tasks = ::opendir("/proc/self/task");
-  if (tasks == nullptr) return -1;
-  while (const dirent* entry = ::readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    errno = 0;
-    const int value = ::getpriority(PRIO_PROCESS, static_cast<id_t>(std::atoi(entry->d_name)));
-    if (errno == 0 && value == niceness) ++count;
-  }
-  ::closedir(tasks);
-  return count;
-}
-
-TEST(Api, WorkersRunNicerThanTheCaller) {
-  // They must not take the CPU from the thread that takes the tensors (a busy machine).
-  errno = 0;
-  const int caller = ::getpriority(PRIO_PROCESS, 0);
-  ASSERT_EQ(errno, 0);
-  const int expected = std::min(caller + 5, 19);
-  const int before = ThreadsOfNiceness(expected);
-  Streamer streamer(6);
-  int nicer = 0;
-  for (int i = 0; i < 500 && nicer < before + 6; ++i) {  // the workers renice as they start
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    nicer = ThreadsOfNiceness(expected);
-  }
-  EXPECT_EQ(nicer, before + 6);
-  EXPECT_EQ(::getpriority(PRIO_PROCESS, 0), caller);  // the caller's own is left alone
-}
-#endif
 
 TEST(Read, WholeFileAndRanges) {
   TempDir dir;

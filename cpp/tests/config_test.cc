@@ -1,6 +1,14 @@
-// The C API's configuration: defaults, the environment variables config_default reads, and
-// the checks of create.
+// The C API's configuration: defaults, the environment variables config_default reads, the
+// checks of create, and the worker threads it starts.
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 
 #include <gmock/gmock.h>
 
@@ -154,6 +162,40 @@ TEST(Config, ReadsTheLocalReadSettings) {
   runai_streamer_destroy(streamer);
   EXPECT_EQ(runai_streamer_config_default(&config), RUNAI_E_CONFIG);
 }
+
+#if defined(__linux__)
+// The threads of this process whose niceness is ``niceness``.
+int ThreadsOfNiceness(int niceness) {
+  int count = 0;
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) return -1;
+  while (const dirent* entry = ::readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    errno = 0;
+    const int value = ::getpriority(PRIO_PROCESS, static_cast<id_t>(std::atoi(entry->d_name)));
+    if (errno == 0 && value == niceness) ++count;
+  }
+  ::closedir(tasks);
+  return count;
+}
+
+TEST(Create, WorkersRunNicerThanTheCaller) {
+  // They must not take the CPU from the thread that takes the tensors (a busy machine).
+  errno = 0;
+  const int caller = ::getpriority(PRIO_PROCESS, 0);
+  ASSERT_EQ(errno, 0);
+  const int expected = std::min(caller + 5, 19);
+  const int before = ThreadsOfNiceness(expected);
+  Streamer streamer(6);
+  int nicer = 0;
+  for (int i = 0; i < 500 && nicer < before + 6; ++i) {  // the workers renice as they start
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    nicer = ThreadsOfNiceness(expected);
+  }
+  EXPECT_EQ(nicer, before + 6);
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, 0), caller);  // the caller's own is left alone
+}
+#endif
 
 }  // namespace
 }  // namespace runai::testing
