@@ -104,9 +104,9 @@ def test_missing_plugin_names_the_distribution_to_install(tmp_path: Path) -> Non
         list_safetensors("nosuchscheme://bucket/")
 
 
-def test_the_installed_plugins_are_scanned_once_and_again_for_a_scheme_not_found(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def entry_point_scans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each scan of the installed entry points from now on, none made yet by the process."""
     from runai_model_streamer import _backends
 
     monkeypatch.setattr(_backends, "_installed", None)
@@ -118,42 +118,40 @@ def test_the_installed_plugins_are_scanned_once_and_again_for_a_scheme_not_found
         return scan(**selection)
 
     monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    return scans
+
+
+def _dist_info(where: Path, name: str, entry_points: str) -> None:
+    info = where / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[runai_model_streamer.backends]\n{entry_points}")
+
+
+def test_the_installed_plugins_are_scanned_once_and_again_for_a_scheme_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry_point_scans: list[object]
+) -> None:
+    from runai_model_streamer import _backends
+
+    scans = entry_point_scans
     assert find_backends() == find_backends()
     assert len(scans) == 1  # a stream looks its plugins up several times: scanned once
     # a plugin installed since is found: a scheme not found scans again
-    info = tmp_path / "late_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[runai_model_streamer.backends]\nlatefs = late_plugin\n"
-    )
+    _dist_info(tmp_path, "late_plugin", "latefs = late_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert _backends.find_backend("latefs", "latefs://b/k").module_name == "late_plugin"
     assert len(scans) == 2
 
 
 def test_a_scheme_of_its_own_distribution_is_found_without_the_scan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry_point_scans: list[object]
 ) -> None:
     from runai_model_streamer import _backends
 
     # another distribution, earlier on sys.path, that also declares s3
-    info = tmp_path / "impostor-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: impostor\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[runai_model_streamer.backends]\ns3 = impostor\nimpfs = impostor\n"
-    )
+    _dist_info(tmp_path, "impostor", "s3 = impostor\nimpfs = impostor\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(_backends, "_installed", None)
-    scans: list[object] = []
-    scan = importlib.metadata.entry_points
-
-    def counted(**selection: str) -> object:
-        scans.append(selection)
-        return scan(**selection)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
+    scans = entry_point_scans
     plugin = _backends.find_backend("s3", "s3://b/k")
     assert not scans  # one distribution looked up by name, not every one's entry points
     assert plugin.module_name == "runai_model_streamer_s3"
