@@ -110,6 +110,7 @@ def entry_point_scans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     from runai_model_streamer import _backends
 
     monkeypatch.setattr(_backends, "_installed", None)
+    monkeypatch.setattr(_backends, "_own", {})
     scans: list[object] = []
     scan = importlib.metadata.entry_points
 

@@ -193,19 +193,25 @@ def find_backends(rescan: bool = False) -> dict[str, BackendPlugin]:
     return dict(_installed)
 
 
+#: the project's own plugins found so far, by scheme: a stream looks its plugins up several
+#: times (and once per object it caches), each lookup a directory listing and a file read
+_own: dict[str, BackendPlugin] = {}
+
+
 def _plugin_of_distribution(scheme: str) -> BackendPlugin | None:
     """The plugin for ``scheme`` of its own distribution (:data:`PLUGIN_DISTRIBUTIONS`), if
     that is installed and declares it."""
     known = PLUGIN_DISTRIBUTIONS.get(scheme)
-    if known is None:
-        return None
+    if known is None or scheme in _own:
+        return _own.get(scheme)
     try:
         distribution = importlib.metadata.distribution(known[0])
     except importlib.metadata.PackageNotFoundError:
         return None
     for entry_point in distribution.entry_points.select(group=ENTRY_POINT_GROUP):
         if entry_point.name.lower() == scheme:
-            return BackendPlugin(scheme, entry_point)
+            plugin = _own[scheme] = BackendPlugin(scheme, entry_point)
+            return plugin
     return None
 
 
