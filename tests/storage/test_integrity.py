@@ -309,6 +309,17 @@ def multipart(
     proxy.close()
 
 
+def _one_part_a_page(body: bytes) -> bytes:
+    """A store that pages GetObjectAttributes one part at a time: each page keeps its first
+    part and says more follow, unless that part is the last."""
+    parts = re.findall(rb"<Part>.*?</Part>", body, flags=re.S)
+    if len(parts) < 2:
+        return body
+    cut = body.index(parts[1])
+    body = body[:cut] + body[body.rindex(b"</Part>") + len(b"</Part>") :]
+    return body.replace(b"<IsTruncated>false<", b"<IsTruncated>true<")
+
+
 @pytest.mark.parametrize("answer", sorted(HOSTILE_LAYOUTS))
 def test_a_part_layout_that_does_not_hold_leaves_a_multipart_checksum_unchecked(
     multipart: tuple[str, FaultProxy],
@@ -342,6 +353,24 @@ def test_a_part_layout_that_adds_up_but_is_not_the_objects_fails_the_stream(
         stream_tensors(uri)
     assert f"{uri}: crc32 mismatch" in str(raised.value)
     assert "of its 3 parts: a multipart upload" in str(raised.value)
+
+
+def test_a_part_layout_given_a_page_at_a_time_is_asked_for_to_its_end(
+    multipart: tuple[str, FaultProxy],
+    multipart_model: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S3 gives a multipart object's part sizes 1,000 to a page (a 10 GB model uploaded in the
+    AWS CLI's 8 MiB parts has 1,280): the plugin asks page after page, each from the last part
+    it has, until it has them all, and then checks the composite checksum. The proxy keeps one
+    part of each page; SeaweedFS answers each next page from the marker the plugin sends."""
+    uri, proxy = multipart
+    proxy.rewrite_body = (b"attributes", _one_part_a_page)
+    with caplog.at_level(logging.INFO, logger="runai_model_streamer"):
+        _assert_model(stream_tensors(uri), multipart_model)
+    assert proxy.requests.count("GET") == 3  # one GetObjectAttributes a part
+    assert "whose sizes are not known" not in caplog.text
+    assert "verified crc32 of 1 object(s)" in caplog.text
 
 
 def test_the_part_sizes_are_asked_for_only_where_they_are_checked(
