@@ -15,6 +15,7 @@ import google_crc32c
 import pytest
 import torch
 from runai_model_streamer import (
+    BackendError,
     BackendNotInstalledError,
     FileChunks,
     FileStreamer,
@@ -163,6 +164,36 @@ def test_a_scheme_of_its_own_distribution_is_found_without_the_scan(
     assert installed["s3"].module_name == "runai_model_streamer_s3"
     assert installed["impfs"].module_name == "impostor"
     assert len(scans) == 1
+
+
+BROKEN_PLUGINS = {
+    "fails to import": ("raise RuntimeError('no such driver')", "failed to import: RuntimeError"),
+    "lacks a function": ("def library_path():\n    return '/x.so'\n", "has no backend_options()"),
+    "names a relative library": (
+        "def library_path():\n    return 'libbroken.so'\n"
+        "def backend_options(credentials=None):\n    return {}\n",
+        "relative library path 'libbroken.so'; it must be absolute",
+    ),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_PLUGINS))
+def test_a_broken_plugin_is_named_with_what_is_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry_point_scans: list[object], broken: str
+) -> None:
+    """A plugin that fails to import, lacks one of its two functions or names its library by a
+    relative path (which the loader would look for wherever the process happens to be): the
+    stream raises BackendError naming the scheme, the plugin's module and the fault."""
+    source, fault = BROKEN_PLUGINS[broken]
+    (tmp_path / "broken_plugin.py").write_text(source)
+    _dist_info(tmp_path, "broken_plugin", "brokenfs = broken_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken_plugin", raising=False)
+    with SafetensorsStreamer() as streamer, pytest.raises(BackendError) as raised:
+        streamer.stream_file("brokenfs://bucket/model.safetensors")
+    message = str(raised.value)
+    assert "the backend plugin for brokenfs:// (broken_plugin)" in message
+    assert fault in message
 
 
 def test_the_install_hint_never_replaces_a_core_that_came_from_elsewhere(tmp_path: Path) -> None:

@@ -250,14 +250,9 @@ def register_backends(
             first_uri.setdefault(scheme, path)
     for scheme, uri in first_uri.items():
         plugin = find_backend(scheme, uri)
-        module = plugin.load()
-        library_path = str(module.library_path())
-        if not os.path.isabs(library_path):
-            raise BackendError(
-                f"the backend plugin for {scheme}:// ({plugin.module_name}) returned a relative "
-                f"library path {library_path!r}; it must be absolute"
-            )
-        engine.register_backend(scheme, library_path, _options(module, credentials, scheme))
+        engine.register_backend(
+            scheme, plugin.library_path(), _options(plugin.load(), credentials, scheme)
+        )
 
 
 def resolve_uris(engine: Engine, paths: Sequence[str]) -> list[str]:
