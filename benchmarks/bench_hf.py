@@ -66,6 +66,13 @@ def main() -> int:
     parser.add_argument(
         "--verify-off", action="store_true", help="also run this package without the check"
     )
+    parser.add_argument(
+        "--link-rate",
+        metavar="RATE",
+        help="shape the loopback device to this rate for the run (tc's units, e.g. 4gbit; "
+        "needs tc and root): a store behind a link of that speed, where the client has a "
+        "core to spare",
+    )
     args = parser.parse_args()
     size = harness.parse_size(args.size)
     sections: list[str] = []
@@ -105,14 +112,17 @@ def main() -> int:
                     hub.blobs.clear()  # SeaweedFS serves the bytes
                     uris = [f"hf://{REPO}/{name}" for name in sorted(tree)]
                     print(f"== {set_label}: {len(loaders)} loaders", file=sys.stderr, flush=True)
-                    results = harness.run_benchmark(
-                        loaders,
-                        uris,
-                        rounds=args.rounds,
-                        progress=lambda s: print(s, file=sys.stderr, flush=True),
-                    )
+                    with harness.link_rate(args.link_rate):
+                        results = harness.run_benchmark(
+                            loaders,
+                            uris,
+                            rounds=args.rounds,
+                            progress=lambda s: print(s, file=sys.stderr, flush=True),
+                        )
                     model_bytes = sum(os.path.getsize(p) for p in files)
                     title = "hf:// from the test Hub on 127.0.0.1 (bytes from SeaweedFS), "
+                    if args.link_rate:
+                        title += f"behind a {args.link_rate} loopback, "
                     title += f"{set_label}, {args.rounds} rounds (median)"
                     sections.append(
                         harness.format_table(results, title=title, model_bytes=model_bytes)

@@ -65,6 +65,7 @@ from harness import (
     format_round_ratios,
     format_table,
     installed,
+    link_rate,
     parse_size,
     run_benchmark,
     run_once,
@@ -232,6 +233,13 @@ def main() -> int:
         "(a store that far away: what the time to the first tensor is made of there)",
     )
     parser.add_argument(
+        "--link-rate",
+        metavar="RATE",
+        help="shape the loopback device to this rate for the run (tc's units, e.g. 4gbit; "
+        "needs tc and root): a store behind a link of that speed, where the client has a "
+        "core to spare",
+    )
+    parser.add_argument(
         "--compare-library",
         metavar="PATH",
         help="also run this package with another build of libstreamer (STREAMER_LIBRARY=PATH): "
@@ -333,10 +341,13 @@ def main() -> int:
                     cache_loaders, before = _cache_loaders(env, directory / label, uris)
                     runs = [loaders[0], *cache_loaders, *loaders[1:]]
                 report(f"== {label}: {len(runs)} loaders")
-                results = run_benchmark(
-                    runs, uris, rounds=args.rounds, progress=report, before=before
-                )
+                with link_rate(args.link_rate):
+                    results = run_benchmark(
+                        runs, uris, rounds=args.rounds, progress=report, before=before
+                    )
                 over = " over HTTPS" if args.tls else ""
+                if args.link_rate:
+                    over += f" behind a {args.link_rate} loopback"
                 title = f"s3:// from SeaweedFS{over} on 127.0.0.1, {label}, {args.rounds} rounds"
                 first = _first_tensor(results)
                 results = [r for r in results if r.label != ONE_GET]  # not a load

@@ -5,6 +5,10 @@ package's private modules."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +43,7 @@ __all__ = [
     "format_round_ratios",
     "format_table",
     "installed",
+    "link_rate",
     "loader_env",
     "parse_size",
     "run_benchmark",
@@ -52,3 +57,27 @@ class Loader(_bench.Loader):
     """A loader of the benchmarks: run by the comparison worker."""
 
     worker: str = COMPARISON_WORKER
+
+
+@contextlib.contextmanager
+def link_rate(rate: str | None) -> Iterator[None]:
+    """With a rate (tc's units: "4gbit"), the loopback device sends no faster than that while
+    the block runs: a store on 127.0.0.1 behind a link of that speed, so that what a loader
+    costs in CPU shows where the machine has a core to spare (every byte a store on this
+    machine serves may cross lo more than once: SeaweedFS's volume server hands it to its S3
+    gateway). Needs tc (Debian: iproute2) and root; the limit is removed on the way out."""
+    if not rate:
+        yield
+        return
+    tc = shutil.which("tc")
+    if tc is None:
+        raise SystemExit("--link-rate needs tc: apt-get install iproute2")
+    shape = [tc, "qdisc", "replace", "dev", "lo", "root", "tbf", "rate", rate]
+    shape += ["burst", "4mb", "latency", "50ms"]
+    done = subprocess.run(shape, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"--link-rate: {' '.join(shape)} failed: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run([tc, "qdisc", "del", "dev", "lo", "root"], check=False)
