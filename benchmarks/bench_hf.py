@@ -9,7 +9,9 @@ serves the bytes. A generated model (--size, ~300 tensors of mixed dtypes) is co
 file and as a 4-shard set, then loaded by every loader, each run in its own process,
 alternating loaders round by round after one untimed warm-up run; the table gives median GB/s,
 client CPU seconds per GB, peak RSS and the ratios between loaders. The servers and the client
-share this machine's cores.
+share this machine's cores; ``--link-rate RATE`` (as in bench_s3.py) shapes the loopback device
+to that rate while the loaders run, so that the client has a core to spare (what hashing
+costs a stream when the network, not the CPU, is its limit).
 
 Loaders:
 
@@ -25,6 +27,7 @@ Loaders:
 Usage::
 
     python benchmarks/bench_hf.py --size 1GiB --rounds 5 --verify-off --output hf.md
+    python benchmarks/bench_hf.py --size 1GiB --rounds 5 --verify-off --link-rate 8gbit
 """
 
 from __future__ import annotations

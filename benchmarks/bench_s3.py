@@ -33,7 +33,10 @@ Loaders (those not installed are listed as skipped):
 
 With ``--latency-ms N`` every client reaches SeaweedFS through a proxy that holds each answer
 N ms (tests/storage/fault_proxy.py): a store that far away, where round trips, not the two
-cores, make the time to the first tensor.
+cores, make the time to the first tensor. With ``--link-rate RATE`` (tc's units, e.g. 8gbit;
+needs tc and root) the loopback device is shaped to that rate while the loaders run: a store
+behind a link slower than this machine's two cores, where the client has CPU to spare, as it
+has beside a real store (what writing a cache or hashing then costs).
 
 Objects are uploaded with the checksum ``--checksum`` names: ``crc32`` (botocore's default for
 every upload), ``crc32c`` (computed here with google-crc32c), ``sha256`` (computed by botocore)
@@ -42,6 +45,8 @@ or ``none``; this package verifies the first three as it streams (a SHA-256 hash
 Usage::
 
     python benchmarks/bench_s3.py --size 1GiB --rounds 5 --output s3-results.md
+    python benchmarks/bench_s3.py --rounds 5 --only runai,S3 --cache --verify-off \
+        --checksum crc32c --link-rate 8gbit
 """
 
 from __future__ import annotations
