@@ -6,6 +6,7 @@ before every run."""
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -90,3 +91,25 @@ def test_the_wheel_carries_only_the_cli_loaders_and_the_benchmarks_all(tmp_path:
     for kind in ("dd", "pread"):
         result = harness.run_once(harness.Loader(kind, kind), [str(path)])
         assert result["bytes"] == 100_000, kind
+
+
+def _loopback_qdisc() -> str:
+    shown = subprocess.run(
+        ["tc", "qdisc", "show", "dev", "lo"], capture_output=True, text=True, check=True
+    )
+    return shown.stdout
+
+
+def test_a_link_rate_shapes_the_loopback_only_while_the_block_runs() -> None:
+    """--link-rate of bench_s3.py and bench_hf.py: inside the block the loopback device sends
+    at that rate (tc's token bucket), after it as before; a rate tc refuses stops the
+    benchmark, naming the command (needs tc and root, as the benchmarks do)."""
+    harness = _harness()
+    before = _loopback_qdisc()
+    with harness.link_rate("1gbit"):
+        shaped = _loopback_qdisc()
+    assert "tbf" in shaped and "rate 1Gbit" in shaped
+    assert _loopback_qdisc() == before
+    with pytest.raises(SystemExit, match="tbf rate fast"), harness.link_rate("fast"):
+        pass
+    assert _loopback_qdisc() == before
