@@ -69,13 +69,7 @@ def main() -> int:
     parser.add_argument(
         "--verify-off", action="store_true", help="also run this package without the check"
     )
-    parser.add_argument(
-        "--link-rate",
-        metavar="RATE",
-        help="shape the loopback device to this rate for the run (tc's units, e.g. 4gbit; "
-        "needs tc and root): a store behind a link of that speed, where the client has a "
-        "core to spare",
-    )
+    harness.add_link_rate_argument(parser)
     args = parser.parse_args()
     size = harness.parse_size(args.size)
     sections: list[str] = []

@@ -66,6 +66,7 @@ from pathlib import Path
 from harness import (
     Loader,
     Result,
+    add_link_rate_argument,
     drop_caches,
     format_round_ratios,
     format_table,
@@ -237,13 +238,7 @@ def main() -> int:
         help="put a proxy between every client and SeaweedFS that holds each answer this long "
         "(a store that far away: what the time to the first tensor is made of there)",
     )
-    parser.add_argument(
-        "--link-rate",
-        metavar="RATE",
-        help="shape the loopback device to this rate for the run (tc's units, e.g. 4gbit; "
-        "needs tc and root): a store behind a link of that speed, where the client has a "
-        "core to spare",
-    )
+    add_link_rate_argument(parser)
     parser.add_argument(
         "--compare-library",
         metavar="PATH",

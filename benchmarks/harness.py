@@ -5,6 +5,7 @@ package's private modules."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ __all__ = [
     "PREAD_CEILING",
     "Loader",
     "Result",
+    "add_link_rate_argument",
     "can_drop_caches",
     "clean_env",
     "drop_caches",
@@ -57,6 +59,17 @@ class Loader(_bench.Loader):
     """A loader of the benchmarks: run by the comparison worker."""
 
     worker: str = COMPARISON_WORKER
+
+
+def add_link_rate_argument(parser: argparse.ArgumentParser) -> None:
+    """--link-rate, which :func:`link_rate` applies around a benchmark's timed rounds."""
+    parser.add_argument(
+        "--link-rate",
+        metavar="RATE",
+        help="shape the loopback device to this rate for the timed rounds (tc's units, e.g. "
+        "8gbit; needs tc and root): a store behind a link of that speed, where the client has "
+        "a core to spare",
+    )
 
 
 @contextlib.contextmanager
