@@ -78,7 +78,8 @@ def link_rate(rate: str | None) -> Iterator[None]:
     the block runs: a store on 127.0.0.1 behind a link of that speed, so that what a loader
     costs in CPU shows where the machine has a core to spare (every byte a store on this
     machine serves may cross lo more than once: SeaweedFS's volume server hands it to its S3
-    gateway). Needs tc (Debian: iproute2) and root; the limit is removed on the way out."""
+    gateway). Needs tc (Debian: iproute2) and root. It replaces the loopback's root qdisc and
+    deletes it on the way out (lo has none of its own on the machines here)."""
     if not rate:
         yield
         return
