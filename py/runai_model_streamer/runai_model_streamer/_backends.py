@@ -164,8 +164,9 @@ class BackendPlugin:
                 )
         return module
 
-    def library_path(self) -> str:
-        path = str(self.load().library_path())
+    def library_path(self, module: ModuleType | None = None) -> str:
+        """The plugin's library, an absolute path (``module``: the plugin, where loaded)."""
+        path = str((module or self.load()).library_path())
         if not os.path.isabs(path):
             raise BackendError(
                 f"the backend plugin for {self.scheme}:// ({self.module_name}) returned a "
@@ -201,9 +202,11 @@ _own: dict[str, BackendPlugin] = {}
 def _plugin_of_distribution(scheme: str) -> BackendPlugin | None:
     """The plugin for ``scheme`` of its own distribution (:data:`PLUGIN_DISTRIBUTIONS`), if
     that is installed and declares it."""
+    if scheme in _own:
+        return _own[scheme]
     known = PLUGIN_DISTRIBUTIONS.get(scheme)
-    if known is None or scheme in _own:
-        return _own.get(scheme)
+    if known is None:
+        return None
     try:
         distribution = importlib.metadata.distribution(known[0])
     except importlib.metadata.PackageNotFoundError:
@@ -250,8 +253,9 @@ def register_backends(
             first_uri.setdefault(scheme, path)
     for scheme, uri in first_uri.items():
         plugin = find_backend(scheme, uri)
+        module = plugin.load()
         engine.register_backend(
-            scheme, plugin.library_path(), _options(plugin.load(), credentials, scheme)
+            scheme, plugin.library_path(module), _options(module, credentials, scheme)
         )
 
 
